@@ -1,0 +1,243 @@
+"""Strict normalisation of direct identifiers, by kind, before they are tokenised.
+
+The same person must give the same normalised string whichever provider typed it, so tokens
+link. Invalid values raise :class:`InvalidValue` carrying a reason code, never the value.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from pseudogate.errors import InvalidInput
+
+__all__ = [
+    "Kind",
+    "InvalidValue",
+    "Reason",
+    "normalise",
+    "normaliser",
+    "normalise_many",
+    "is_valid_nhs_number",
+]
+
+
+class Kind(enum.StrEnum):
+    """The kinds of direct identifier the gateway knows how to normalise."""
+
+    NHS_NUMBER = "nhs_number"
+    POSTCODE = "postcode"
+    DATE = "date"
+    NAME = "name"
+    EMAIL = "email"
+    TEXT = "text"
+
+
+class Reason(enum.StrEnum):
+    """Reason codes for invalid values (stable: they appear in APIs and reports)."""
+
+    EMPTY = "empty"
+    BAD_FORMAT = "bad_format"
+    INVALID_CHECK_DIGIT = "invalid_check_digit"
+    INVALID_DATE = "invalid_date"
+    NOT_TEXT = "not_text"
+
+
+class InvalidValue(InvalidInput):
+    """A value that cannot be normalised. Carries only a reason code."""
+
+    def __init__(self, reason: Reason) -> None:
+        self.reason = reason
+        super().__init__(f"invalid value: {reason}")
+
+
+# Spaces (ASCII and the Unicode spaces that copy-paste brings) and hyphens are dropped.
+_SPACES = " \t\r\n\v\f\u00a0\u2007\u2009\u202f\u3000"
+_NHS_DROP = str.maketrans("", "", _SPACES + "-")
+_POSTCODE_DROP = str.maketrans("", "", _SPACES)
+_NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)  # 10, 9, ..., 2 for the first nine digits
+
+# The UK postcode format (GOV.UK Bulk Data Transfer guidance), after removing spaces.
+_POSTCODE_RE = re.compile(
+    r"(GIR0AA|[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9][0-9ABEHMNPRV-Y]?|[0-9][A-HJKPS-UW])"
+    r"[0-9][ABD-HJLNP-UW-Z]{2})"
+)
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _nhs_check_digit_ok(digits: str) -> bool:
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    if check == 11:
+        check = 0
+    return check != 10 and check == int(digits[9])
+
+
+def is_valid_nhs_number(value: str) -> bool:
+    """True when ``value`` (spaces and hyphens ignored) is a valid NHS number."""
+    try:
+        _nhs_number(value)
+    except InvalidValue:
+        return False
+    return True
+
+
+def _nhs_number(value: str) -> str:
+    digits = value.translate(_NHS_DROP)
+    if not digits:
+        raise InvalidValue(Reason.EMPTY)
+    if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
+        raise InvalidValue(Reason.BAD_FORMAT)
+    if not _nhs_check_digit_ok(digits):
+        raise InvalidValue(Reason.INVALID_CHECK_DIGIT)
+    return digits
+
+
+def _postcode(value: str) -> str:
+    compact = value.translate(_POSTCODE_DROP).upper()
+    if not compact:
+        raise InvalidValue(Reason.EMPTY)
+    if not compact.isascii() or _POSTCODE_RE.fullmatch(compact) is None:
+        raise InvalidValue(Reason.BAD_FORMAT)
+    return f"{compact[:-3]} {compact[-3:]}"
+
+
+def _date(value: str) -> str:
+    text = value.strip()
+    if not text:
+        raise InvalidValue(Reason.EMPTY)
+    if not text.isascii() or _DATE_RE.fullmatch(text) is None:
+        raise InvalidValue(Reason.BAD_FORMAT)
+    try:
+        _dt.date.fromisoformat(text)
+    except ValueError:
+        raise InvalidValue(Reason.INVALID_DATE) from None
+    return text
+
+
+def _is_letter(ch: str) -> bool:
+    return unicodedata.category(ch).startswith("L")
+
+
+def _name(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.category(ch).startswith("M"))
+    folded = stripped.casefold()
+    out: list[str] = []
+    gap = False
+    for ch in folded:
+        if _is_letter(ch):
+            if gap and out:
+                out.append(" ")
+            out.append(ch)
+            gap = False
+        else:
+            gap = True
+    if not out:
+        raise InvalidValue(Reason.EMPTY)
+    return "".join(out)
+
+
+def _email(value: str) -> str:
+    text = value.strip().lower()
+    if not text:
+        raise InvalidValue(Reason.EMPTY)
+    local, at, domain = text.partition("@")
+    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in text):
+        raise InvalidValue(Reason.BAD_FORMAT)
+    return text
+
+
+def _text(value: str) -> str:
+    text = unicodedata.normalize("NFC", value).strip()
+    if not text:
+        raise InvalidValue(Reason.EMPTY)
+    return text
+
+
+_NORMALISERS: dict[Kind, Callable[[str], str]] = {
+    Kind.NHS_NUMBER: _nhs_number,
+    Kind.POSTCODE: _postcode,
+    Kind.DATE: _date,
+    Kind.NAME: _name,
+    Kind.EMAIL: _email,
+    Kind.TEXT: _text,
+}
+
+
+def normaliser(kind: Kind | str) -> Callable[[str], str]:
+    """The normalising function for ``kind`` (raises :class:`InvalidValue`)."""
+    try:
+        return _NORMALISERS[Kind(kind)]
+    except ValueError:
+        raise InvalidInput(f"unknown identifier kind {str(kind)!r}") from None
+
+
+def normalise(kind: Kind | str, value: str) -> str:
+    """Normalise one value of ``kind``; raises :class:`InvalidValue` with a reason code."""
+    if not isinstance(value, str):
+        raise InvalidValue(Reason.NOT_TEXT)
+    return normaliser(kind)(value)
+
+
+def normalise_many(
+    kind: Kind | str, values: Sequence[str]
+) -> tuple[list[str | None], list[tuple[int, Reason]]]:
+    """Normalise a batch: (normalised values with None where invalid, [(index, reason)]).
+
+    NHS numbers take a vectorised path (the bulk case); other kinds go value by value.
+    """
+    kind = Kind(kind)
+    if kind is Kind.NHS_NUMBER:
+        return _nhs_many(values)
+    fn = _NORMALISERS[kind]
+    out: list[str | None] = []
+    errors: list[tuple[int, Reason]] = []
+    for i, v in enumerate(values):
+        try:
+            if not isinstance(v, str):
+                raise InvalidValue(Reason.NOT_TEXT)
+            out.append(fn(v))
+        except InvalidValue as exc:
+            out.append(None)
+            errors.append((i, exc.reason))
+    return out, errors
+
+
+def _nhs_many(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, Reason]]]:
+    drop = _NHS_DROP
+    cleaned: list[str | None] = [
+        v.translate(drop) if isinstance(v, str) else None for v in values
+    ]
+    errors: list[tuple[int, Reason]] = []
+    ok_idx: list[int] = []
+    for i, d in enumerate(cleaned):
+        if d is not None and len(d) == 10 and d.isdigit() and d.isascii():
+            ok_idx.append(i)
+        else:
+            if d is None:
+                errors.append((i, Reason.NOT_TEXT))
+            else:
+                errors.append((i, Reason.EMPTY if not d else Reason.BAD_FORMAT))
+            cleaned[i] = None
+    if ok_idx:
+        if len(ok_idx) == len(cleaned):
+            blob = "".join(cleaned).encode("ascii")  # type: ignore[arg-type]
+        else:
+            blob = "".join(cleaned[i] for i in ok_idx).encode("ascii")  # type: ignore[misc]
+        digits = (np.frombuffer(blob, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
+        check = 11 - (digits[:, :9] @ _NHS_WEIGHTS) % 11
+        check[check == 11] = 0
+        bad = np.flatnonzero(check != digits[:, 9])  # check == 10 never equals a digit
+        for j in bad.tolist():
+            i = ok_idx[j]
+            cleaned[i] = None
+            errors.append((i, Reason.INVALID_CHECK_DIGIT))
+        if len(bad):
+            errors.sort()
+    return cleaned, errors

@@ -1,0 +1,78 @@
+"""The token construction (the auditors' contract, docs/tokens.md).
+
+    K_d   = HKDF-SHA256(IKM=K, salt=empty, info=UTF-8("pseudogate/v1/domain/" + domain), L=32)
+    mac   = HMAC-SHA256(K_d, UTF-8(v))
+    token = key_id + "_" + lowercase(unpadded RFC 4648 base32(mac[0:20]))
+
+Project tokens use info ``"pseudogate/v1/project/" + project_id`` and take the full linkage
+token as ``v``. A :class:`Tokeniser` holds its derived key only inside an HMAC state: it has no
+getter, no repr of the key, and refuses pickling.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Iterable, Sequence
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+__all__ = ["Tokeniser", "derive_key", "DOMAIN_INFO_PREFIX", "PROJECT_INFO_PREFIX", "TOKEN_BYTES"]
+
+DOMAIN_INFO_PREFIX = "pseudogate/v1/domain/"
+PROJECT_INFO_PREFIX = "pseudogate/v1/project/"
+TOKEN_BYTES = 20  # 160 bits: 32 base32 characters, no padding
+_TOKEN_CHARS = 32
+
+
+def derive_key(material: bytes, info: str) -> bytes:
+    """HKDF-SHA256 with an empty salt and 32 bytes of output (RFC 5869)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode("utf-8")).derive(
+        material
+    )
+
+
+class Tokeniser:
+    """Makes tokens for one (key, derivation) pair. Built by the keyring, never by hand."""
+
+    __slots__ = ("key_id", "label", "_state")
+
+    def __init__(self, *, key_id: str, label: str, derived_key: bytes) -> None:
+        self.key_id = key_id
+        self.label = label  # e.g. "domain/person": what the key was derived for
+        self._state = hmac.new(derived_key, digestmod=hashlib.sha256)
+
+    def __repr__(self) -> str:
+        return f"Tokeniser(key_id={self.key_id!r}, label={self.label!r})"
+
+    def __reduce__(self) -> object:
+        raise TypeError("Tokeniser holds key material and cannot be pickled")
+
+    def token(self, value: str) -> str:
+        """Token of one already-normalised value."""
+        mac = self._state.copy()
+        mac.update(value.encode("utf-8"))
+        return (
+            self.key_id
+            + "_"
+            + base64.b32encode(mac.digest()[:TOKEN_BYTES]).decode("ascii").lower()
+        )
+
+    def tokens(self, values: Sequence[str] | Iterable[str]) -> list[str]:
+        """Tokens of many already-normalised values (one base32 call for the whole batch)."""
+        copy = self._state.copy
+        macs = bytearray()
+        n = 0
+        for v in values:
+            m = copy()
+            m.update(v.encode("utf-8"))
+            macs += m.digest()[:TOKEN_BYTES]
+            n += 1
+        if n == 0:
+            return []
+        encoded = base64.b32encode(bytes(macs)).decode("ascii").lower()
+        prefix = self.key_id + "_"
+        step = _TOKEN_CHARS
+        return [prefix + encoded[i : i + step] for i in range(0, n * step, step)]

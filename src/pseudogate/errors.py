@@ -23,6 +23,7 @@ __all__ = [
     "RowError",
     "RowErrors",
     "ConfigurationError",
+    "VerificationFailed",
 ]
 
 
@@ -75,6 +76,12 @@ class ResourceExhausted(PseudogateError):
 
 class Unavailable(PseudogateError):
     code = ErrorCode.UNAVAILABLE
+
+
+class VerificationFailed(PseudogateError):
+    """A signature, hash or chain that does not verify. Raised, never returned as False."""
+
+    code = ErrorCode.INVALID_ARGUMENT
 
 
 @dataclass(frozen=True, slots=True)

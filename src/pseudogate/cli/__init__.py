@@ -1,0 +1,60 @@
+"""The ``pseudogate`` command line: validates arguments and delegates to the core.
+
+Each sub-command lives in its own module exposing ``register(subparsers)``; the module sets
+``handler`` on its parser. Domain errors become a one-line message and exit status 2
+(invalid input) or 1 (anything else); values are never echoed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from pseudogate.errors import ErrorCode, PseudogateError
+
+__all__ = ["main", "COMMAND_MODULES"]
+
+#: Sub-command modules, in the order ``--help`` lists them.
+COMMAND_MODULES: tuple[str, ...] = (
+    "keys",
+    "tokenise",
+    "serve",
+    "demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pseudogate",
+        description="Privacy-preserving pseudonymisation gateway.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"pseudogate.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except PseudogateError as exc:
+        print(f"pseudogate {args.command}: error: {exc}", file=sys.stderr)
+        return 2 if exc.code in (ErrorCode.INVALID_ARGUMENT, ErrorCode.FAILED_PRECONDITION) else 1
+    except KeyboardInterrupt:
+        print(f"pseudogate {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""k-anonymity: generalisation hierarchies, optimal full-domain recoding, metrics, risk report."""

@@ -1,0 +1,86 @@
+"""``pseudogate serve``: run the gateway until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, fail, warn
+from pseudogate.service.app import GatewaySettings, load_keyring, start_gateway
+from pseudogate.service.server import TlsFiles, is_loopback
+
+INSECURE_WARNING = (
+    "WARNING: --insecure: plaintext gRPC with NO client authentication. Every caller is "
+    "organisation 'insecure' with all roles. For development on this machine only."
+)
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("serve", help="run the gateway (gRPC)")
+    p.add_argument("--config", type=Path, help="server config YAML (domains); built-in when absent")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 = any free)")
+    p.add_argument("--keyring", type=Path, help="keyring file (default: the EXAMPLE keyring)")
+    p.add_argument("--data-dir", type=Path, help="data directory (created if missing)")
+    p.add_argument("--policies", type=Path, help="folder of registered ingestion policies (*.yaml)")
+    p.add_argument("--ca", type=Path, help="CA certificate (PEM) that client certificates chain to")
+    p.add_argument("--cert", type=Path, help="server certificate (PEM)")
+    p.add_argument("--key", type=Path, help="server private key (PEM)")
+    p.add_argument("--insecure", action="store_true", help="plaintext on loopback, no client identity")
+    p.add_argument(
+        "--production",
+        action="store_true",
+        help="refuse the example keyring, cleartext key material and --insecure",
+    )
+    p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    p.set_defaults(handler=run)
+
+
+def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
+    tls_parts = (args.ca, args.cert, args.key)
+    if any(tls_parts) and not all(tls_parts):
+        fail("mTLS needs all three of --ca, --cert and --key")
+    if all(tls_parts) and args.insecure:
+        fail("choose either --ca/--cert/--key (mTLS) or --insecure, not both")
+    if not all(tls_parts) and not args.insecure:
+        fail(
+            "no transport security: give --ca, --cert and --key for mutual TLS, "
+            "or --insecure for plaintext on loopback (development only)"
+        )
+    if args.insecure and not is_loopback(args.host):
+        fail(f"--insecure binds to loopback only; {args.host} is not a loopback address")
+    if args.production and args.insecure:
+        fail("--production refuses --insecure")
+    return GatewaySettings(
+        host=args.host,
+        port=args.port,
+        keyring=args.keyring,
+        config=args.config,
+        data_dir=args.data_dir,
+        policies=args.policies,
+        tls=TlsFiles(args.ca, args.cert, args.key) if all(tls_parts) else None,
+        insecure=args.insecure,
+        production=args.production,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    if load_keyring(settings).is_example:
+        warn(EXAMPLE_KEYS_WARNING)
+    if settings.insecure:
+        warn(INSECURE_WARNING)
+    gateway = start_gateway(settings)
+    print(f"pseudogate: serving on {settings.host}:{gateway.port}", flush=True)
+    if args.ready_file:
+        args.ready_file.write_text(f"{gateway.port}\n", encoding="utf-8")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    print("pseudogate: shutting down", flush=True)
+    gateway.stop()
+    return 0

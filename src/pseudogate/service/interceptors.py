@@ -1,0 +1,202 @@
+"""One server interceptor: identify the caller, authorise, audit, and map errors.
+
+Every RPC except health checks and reflection passes through :class:`GatewayInterceptor`:
+
+1. the caller's identity comes from the mTLS client certificate (or is ``insecure``);
+2. the role table decides (refusals are audited too);
+3. the servicer runs; it fills :class:`~pseudogate.service.calls.Call` with counts, dataset,
+   project, key ids, and calls ``commit_point()`` before committing or streaming a result;
+4. the audit event is written *before* a unary result is returned. If it cannot be written
+   the call fails ``UNAVAILABLE``: no access goes unaudited.
+
+Domain errors become statuses in one place (:mod:`pseudogate.service.errors`); unexpected
+exceptions are logged by type only (their text might contain input) and become ``INTERNAL``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
+
+import grpc
+
+from pseudogate.errors import PseudogateError, Unavailable
+from pseudogate.service.calls import Call, reset_current, set_current
+from pseudogate.service.errors import grpc_code, internal_status, status_for
+
+__all__ = ["AccessControl", "AuditSink", "GatewayInterceptor", "Identity"]
+
+log = logging.getLogger("pseudogate.rpc")
+
+
+class Identity(Protocol):
+    organisation: str
+
+    @property
+    def role_name(self) -> str: ...
+
+
+class AccessControl(Protocol):
+    def identify(self, context: grpc.ServicerContext) -> Any: ...
+
+    def authorise(self, identity: Any, method: str) -> None: ...
+
+    def is_unaudited(self, method: str) -> bool: ...
+
+    def describe(self, identity: Any) -> tuple[str, str, frozenset[str]]:
+        """(organisation, role as audited, roles held)."""
+        ...
+
+
+AuditSink = Callable[[Mapping[str, Any]], None]
+
+
+class AuditUnavailable(Unavailable):
+    """The audit event could not be written: the call fails closed."""
+
+
+class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    def __init__(self, *, access: AccessControl, audit: AuditSink | None) -> None:
+        self._access = access
+        self._audit = audit
+
+    # -- grpc hook ------------------------------------------------------------------------
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        handler = continuation(details)
+        if handler is None or self._access.is_unaudited(details.method):
+            return handler
+        method = details.method
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                self._wrap_unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                self._wrap_unary(handler.stream_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                self._wrap_stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            self._wrap_stream(handler.stream_stream, method),
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+    # -- wrappers -------------------------------------------------------------------------
+
+    def _start(self, method: str, context: grpc.ServicerContext) -> Call:
+        call = Call(method=method)
+        call.record = lambda status: self._record(call, status)
+        call.record_exchange = lambda status: self._write(call, status)
+        identity = self._access.identify(context)  # PermissionDenied for a bad identity
+        call.organisation, call.role, call.roles = self._access.describe(identity)
+        context.pseudogate_identity = identity  # type: ignore[attr-defined]
+        self._access.authorise(identity, method)
+        return call
+
+    def _wrap_unary(self, inner: Callable[..., Any], method: str) -> Callable[..., Any]:
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
+            call = Call(method=method)
+            token = set_current(call)
+            try:
+                call = self._start(method, context)
+                reset_current(token)
+                token = set_current(call)
+                result = inner(request, context)
+                if not call.audited:
+                    self._record(call, "OK")
+                return result
+            except BaseException as exc:
+                self._fail(call, exc, context)
+                raise  # unreachable: _fail aborts
+            finally:
+                reset_current(token)
+
+        return behaviour
+
+    def _wrap_stream(self, inner: Callable[..., Any], method: str) -> Callable[..., Any]:
+        def behaviour(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            call = Call(method=method)
+            token = set_current(call)
+            try:
+                call = self._start(method, context)
+                reset_current(token)
+                token = set_current(call)
+                for item in inner(request, context):
+                    if not call.audited:
+                        # A streaming servicer must audit before its first message.
+                        self._record(call, "OK")
+                    yield item
+                if not call.audited:
+                    self._record(call, "OK")
+            except GeneratorExit:
+                raise
+            except BaseException as exc:
+                self._fail(call, exc, context)
+                raise
+            finally:
+                reset_current(token)
+
+        return behaviour
+
+    # -- auditing and errors --------------------------------------------------------------
+
+    def _record(self, call: Call, status: str) -> None:
+        """Write the call's audit event (once). Raises Unavailable if the log cannot."""
+        if call.audited:
+            return
+        self._write(call, status)
+
+    def _write(self, call: Call, status: str) -> None:
+        call.audited = True
+        if self._audit is None:
+            return
+        event = {
+            "organisation": call.organisation,
+            "role": call.role,
+            "method": call.method,
+            "dataset": call.dataset,
+            "project": call.project,
+            "policy_fingerprint": call.policy_fingerprint,
+            "key_ids": dict(call.key_ids),
+            "counts": dict(call.counts),
+            "status": status,
+        }
+        try:
+            self._audit(event)
+        except Exception as exc:  # noqa: BLE001 - any failure to audit fails closed
+            log.error("audit write failed (%s)", type(exc).__name__)
+            raise AuditUnavailable("audit log unavailable; the call was refused") from None
+
+    def _fail(self, call: Call, exc: BaseException, context: grpc.ServicerContext) -> None:
+        if isinstance(exc, PseudogateError):
+            status, code_name = status_for(exc), grpc_code(exc).name
+        elif not context.is_active():
+            status, code_name = None, "CANCELLED"
+        else:
+            log.error("unexpected %s in %s", type(exc).__name__, call.method)
+            status, code_name = internal_status(), "INTERNAL"
+        if not isinstance(exc, AuditUnavailable):
+            # Audit the failure even after a commit point or streamed exchanges.
+            try:
+                self._write(call, code_name)
+            except AuditUnavailable as unavailable:
+                status = status_for(unavailable)
+        log.info("%s refused: %s (org=%s)", call.method, code_name, call.organisation or "-")
+        if status is None:
+            raise exc
+        context.abort_with_status(status)

@@ -1,0 +1,130 @@
+"""Server construction, separate from serving: tests bind port 0 and read the port back."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from pseudogate.errors import ConfigurationError
+from pseudogate.service.interceptors import AccessControl, AuditSink, GatewayInterceptor
+
+__all__ = ["GatewayServer", "ServiceBinding", "TlsFiles", "build_server", "is_loopback"]
+
+log = logging.getLogger("pseudogate.server")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an Arrow IPC message may be 32 MiB; room for framing
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+    def credentials(self) -> grpc.ServerCredentials:
+        try:
+            ca = self.ca.read_bytes()
+            cert = self.cert.read_bytes()
+            key = self.key.read_bytes()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=True
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceBinding:
+    """A servicer, the generated function that adds it, and its full service name."""
+
+    servicer: Any
+    add_to_server: Callable[[Any, grpc.Server], None]
+    full_name: str
+
+
+@dataclass
+class GatewayServer:
+    server: grpc.Server
+    port: int
+    health: health.HealthServicer
+    on_stop: list[Callable[[], None]]
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, grace: float | None = 2.0) -> None:
+        for name in ("",):
+            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        self.server.stop(grace).wait()
+        for fn in self.on_stop:
+            fn()
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def build_server(
+    *,
+    services: Sequence[ServiceBinding],
+    access: AccessControl,
+    audit: AuditSink | None,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    tls: TlsFiles | None = None,
+    max_workers: int = 16,
+    on_stop: Sequence[Callable[[], None]] = (),
+) -> GatewayServer:
+    """Create and start a server; plaintext only on loopback."""
+    if tls is None and not is_loopback(host):
+        raise ConfigurationError(
+            f"refusing plaintext on {host}: without TLS the gateway binds to loopback only"
+        )
+    options = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    ]
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pseudogate-rpc"),
+        interceptors=[GatewayInterceptor(access=access, audit=audit)],
+        options=options,
+        maximum_concurrent_rpcs=max_workers * 4,
+    )
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = []
+    for binding in services:
+        binding.add_to_server(binding.servicer, server)
+        names.append(binding.full_name)
+        health_servicer.set(binding.full_name, health_pb2.HealthCheckResponse.SERVING)
+    health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
+        server,
+    )
+    address = f"{host}:{port}" if ":" not in host else f"[{host.strip('[]')}]:{port}"
+    if tls is None:
+        bound = server.add_insecure_port(address)
+    else:
+        bound = server.add_secure_port(address, tls.credentials())
+    if bound == 0:
+        raise ConfigurationError(f"cannot bind {address}: address in use or not available")
+    server.start()
+    log.info("gateway listening on %s:%d (%s)", host, bound, "mTLS" if tls else "plaintext, loopback")
+    return GatewayServer(server, bound, health_servicer, list(on_stop))

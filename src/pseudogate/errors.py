@@ -11,18 +11,18 @@ import enum
 from dataclasses import dataclass
 
 __all__ = [
+    "AlreadyExists",
+    "ConfigurationError",
     "ErrorCode",
-    "PseudogateError",
+    "FailedPrecondition",
     "InvalidInput",
     "NotFound",
-    "AlreadyExists",
     "PermissionDenied",
-    "FailedPrecondition",
+    "PseudogateError",
     "ResourceExhausted",
-    "Unavailable",
     "RowError",
     "RowErrors",
-    "ConfigurationError",
+    "Unavailable",
     "VerificationFailed",
 ]
 

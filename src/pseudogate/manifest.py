@@ -24,13 +24,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pseudogate.errors import InvalidInput, VerificationFailed
 
 __all__ = [
+    "MANIFEST_FIELDS",
     "ContentHasher",
     "content_sha256",
-    "signing_bytes",
-    "sign_manifest",
-    "verify_manifest_signature",
     "load_public_key_pem",
-    "MANIFEST_FIELDS",
+    "sign_manifest",
+    "signing_bytes",
+    "verify_manifest_signature",
 ]
 
 MANIFEST_FIELDS: tuple[str, ...] = (

@@ -8,7 +8,7 @@ from typing import NoReturn, TextIO
 
 from pseudogate.errors import InvalidInput
 
-__all__ = ["fail", "warn", "Progress", "EXAMPLE_KEYS_WARNING"]
+__all__ = ["EXAMPLE_KEYS_WARNING", "Progress", "fail", "warn"]
 
 EXAMPLE_KEYS_WARNING = (
     "WARNING: running on the EXAMPLE keyring (keys_example/). Its keys are public: tokens made "

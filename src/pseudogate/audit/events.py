@@ -1,0 +1,192 @@
+"""Audit events: the exact field set, and validation that keeps personal data out of the log.
+
+An event records who called which RPC, on what, under which policy and keys, how much, and the
+outcome. It never carries an identifier, a token or key material: every field has a fixed shape
+(names match strict patterns, counts are integers), so free text a client typed cannot slip in.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pseudogate.errors import InvalidInput
+
+__all__ = [
+    "EVENT_FIELDS",
+    "STATUS_NAMES",
+    "build_event",
+    "rfc3339",
+    "safe_name",
+    "utc_now",
+    "validate_event",
+]
+
+#: The fields of an event, exactly (``hash`` is added when the event is exported).
+EVENT_FIELDS: tuple[str, ...] = (
+    "seq",
+    "time",
+    "organisation",
+    "role",
+    "method",
+    "dataset",
+    "project",
+    "policy_fingerprint",
+    "key_ids",
+    "counts",
+    "status",
+)
+
+#: gRPC status code names (kept here so the core does not import grpc).
+STATUS_NAMES: frozenset[str] = frozenset(
+    {
+        "OK",
+        "CANCELLED",
+        "UNKNOWN",
+        "INVALID_ARGUMENT",
+        "DEADLINE_EXCEEDED",
+        "NOT_FOUND",
+        "ALREADY_EXISTS",
+        "PERMISSION_DENIED",
+        "RESOURCE_EXHAUSTED",
+        "FAILED_PRECONDITION",
+        "ABORTED",
+        "OUT_OF_RANGE",
+        "UNIMPLEMENTED",
+        "INTERNAL",
+        "UNAVAILABLE",
+        "DATA_LOSS",
+        "UNAUTHENTICATED",
+    }
+)
+
+_ORG_RE = re.compile(r"[a-z0-9-]{1,63}")
+_ROLE_RE = re.compile(r"[a-z]{1,20}")
+_METHOD_RE = re.compile(r"/[A-Za-z][A-Za-z0-9_.]{0,99}/[A-Za-z][A-Za-z0-9_]{0,99}")
+_DATASET_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_FINGERPRINT_RE = re.compile(r"[A-Za-z0-9:_-]{1,100}")
+_KEY_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
+_COUNT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a ``Z``, e.g. ``2025-06-01T09:30:00.125Z``."""
+    if moment.tzinfo is None:
+        raise ValueError("audit times must be timezone-aware")
+    utc = moment.astimezone(dt.UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def safe_name(value: str | None, *, kind: str) -> str | None:
+    """``value`` if it is a well-formed dataset/project name, else None.
+
+    A refused call may name a dataset or project that does not exist or is malformed; the log
+    records only well-formed names, so whatever a client typed never reaches it verbatim.
+    """
+    if not value:
+        return None
+    pattern = {"dataset": _DATASET_RE, "project": _PROJECT_RE}[kind]
+    return value if pattern.fullmatch(value) else None
+
+
+def build_event(
+    *,
+    organisation: str | None,
+    role: str | None,
+    method: str,
+    status: str,
+    dataset: str | None = None,
+    project: str | None = None,
+    policy_fingerprint: str | None = None,
+    key_ids: Sequence[str] | Mapping[str, str] = (),
+    counts: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """An event without ``seq`` and ``time`` (the log adds them), ready for ``AuditLog.append``.
+
+    Malformed dataset/project names become null (see :func:`safe_name`); anything else that is
+    malformed raises :class:`InvalidInput`, because it is a programming error.
+    """
+    event: dict[str, Any] = {
+        "organisation": organisation,
+        "role": role,
+        "method": method,
+        "dataset": safe_name(dataset, kind="dataset"),
+        "project": safe_name(project, kind="project"),
+        "policy_fingerprint": policy_fingerprint,
+        "key_ids": dict(key_ids) if isinstance(key_ids, Mapping) else sorted(set(key_ids)),
+        "counts": dict(counts or {}),
+        "status": status,
+    }
+    validate_event(event, complete=False)
+    return event
+
+
+def _optional(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda v: v is None or (isinstance(v, str) and pattern.fullmatch(v) is not None)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _key_ids_ok(value: Any) -> bool:
+    if isinstance(value, list):
+        return all(isinstance(k, str) and _KEY_ID_RE.fullmatch(k) for k in value)
+    if isinstance(value, dict):
+        return all(
+            isinstance(name, str)
+            and _COUNT_NAME_RE.fullmatch(name)
+            and isinstance(k, str)
+            and _KEY_ID_RE.fullmatch(k)
+            for name, k in value.items()
+        )
+    return False
+
+
+def _counts_ok(value: Any) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(name, str) and _COUNT_NAME_RE.fullmatch(name) and _is_int(n) and n >= 0
+        for name, n in value.items()
+    )
+
+
+_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "seq": lambda v: _is_int(v) and v >= 1,
+    "time": lambda v: isinstance(v, str) and TIME_RE.fullmatch(v) is not None,
+    "organisation": _optional(_ORG_RE),
+    "role": _optional(_ROLE_RE),
+    "method": lambda v: isinstance(v, str) and _METHOD_RE.fullmatch(v) is not None,
+    "dataset": _optional(_DATASET_RE),
+    "project": _optional(_PROJECT_RE),
+    "policy_fingerprint": _optional(_FINGERPRINT_RE),
+    "key_ids": _key_ids_ok,
+    "counts": _counts_ok,
+    "status": lambda v: v in STATUS_NAMES,
+}
+
+
+def validate_event(event: Mapping[str, Any], *, complete: bool = True) -> None:
+    """Raise :class:`InvalidInput` unless ``event`` has exactly the event fields, well formed.
+
+    ``complete=False`` checks an event before the log adds ``seq`` and ``time``. Unknown keys
+    (``value``, ``token``, ``signature``, ``hash``...) are refused: nothing else is ever logged.
+    """
+    expected = set(EVENT_FIELDS) if complete else set(EVENT_FIELDS) - {"seq", "time"}
+    keys = set(event)
+    extra = sorted(keys - expected)
+    if extra:
+        raise InvalidInput(f"audit event has forbidden field(s): {', '.join(extra)}")
+    missing = [f for f in EVENT_FIELDS if f in expected and f not in keys]
+    if missing:
+        raise InvalidInput(f"audit event lacks field(s): {', '.join(missing)}")
+    for name in EVENT_FIELDS:
+        if name in expected and not _CHECKS[name](event[name]):
+            raise InvalidInput(f"audit event field {name!r} is malformed")

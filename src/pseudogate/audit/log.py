@@ -1,0 +1,324 @@
+"""The audit log: hash-chained events in SQLite (WAL), with signed checkpoints.
+
+Fail closed: :meth:`AuditLog.append` either commits the event or raises :class:`Unavailable`
+(disk full, database locked past ``write_timeout``, log closed), and the caller must then refuse
+the call. To exercise that in a test, hold a write lock on the database from another
+connection (``BEGIN IMMEDIATE``) and append with a short ``write_timeout``.
+
+Storage: ``events(seq, body, hash)`` where ``body`` is the event's canonical JSON (the exact
+bytes the chain covers) and ``hash`` the raw 32-byte link; ``checkpoints(seq, hash, time,
+signature)``. :func:`pseudogate.audit.verify.verify_database` re-checks both offline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Self
+
+from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
+from pseudogate.audit.events import EVENT_FIELDS, rfc3339, utc_now, validate_event
+from pseudogate.errors import Unavailable
+from pseudogate.keyring import Signer
+
+__all__ = ["AUDIT_DB_NAME", "SCHEMA", "AuditLog"]
+
+log = logging.getLogger(__name__)
+
+#: File name of the audit database inside the data directory.
+AUDIT_DB_NAME = "audit.sqlite3"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    seq  INTEGER PRIMARY KEY,
+    body TEXT NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    seq       INTEGER PRIMARY KEY,
+    hash      TEXT NOT NULL,
+    time      TEXT NOT NULL,
+    signature TEXT NOT NULL
+);
+"""
+
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+
+def _ordered(record: Mapping[str, Any]) -> dict[str, Any]:
+    """Event fields in documentation order, then ``hash`` (readable export lines)."""
+    out = {f: record[f] for f in EVENT_FIELDS if f in record}
+    out.update((k, v) for k, v in record.items() if k not in out)
+    return out
+
+
+class AuditLog:
+    """Append-only, hash-chained, checkpointed; safe for concurrent appends from many threads."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        path: Path,
+        signer: Signer,
+        clock: Callable[[], dt.datetime],
+        checkpoint_every: int,
+        checkpoint_seconds: float,
+        write_timeout: float,
+    ) -> None:
+        self.path = path
+        self._conn = conn
+        self._signer = signer
+        self._clock = clock
+        self._every = checkpoint_every
+        self._seconds = checkpoint_seconds
+        self._write_timeout = write_timeout
+        self._lock = threading.Lock()
+        self._closed = False
+        row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        self._head_seq: int = row[0] if row else 0
+        self._head_hash: bytes = bytes(row[1]) if row else GENESIS_HASH
+        row = conn.execute("SELECT max(seq) FROM checkpoints").fetchone()
+        self._checkpoint_seq: int = row[0] or 0
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        if checkpoint_seconds > 0:
+            self._timer = threading.Thread(
+                target=self._run_timer, name="audit-checkpoint", daemon=True
+            )
+            self._timer.start()
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        signer: Signer,
+        clock: Callable[[], dt.datetime] = utc_now,
+        checkpoint_every: int = 1000,
+        checkpoint_seconds: float = 60.0,
+        write_timeout: float = 5.0,
+        synchronous: str = "FULL",
+    ) -> AuditLog:
+        """Open (creating if needed) the log at ``path``; raises Unavailable if it cannot."""
+        if checkpoint_every < 1:
+            raise ValueError("checkpoint_every must be at least 1")
+        if synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        path = Path(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                path, timeout=write_timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(write_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise Unavailable(f"audit log {path}: cannot switch to WAL mode")
+            conn.execute(f"PRAGMA synchronous = {synchronous}")
+            conn.executescript(SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise Unavailable(f"audit log {path} cannot be opened: {_reason(exc)}") from None
+        return cls(
+            conn,
+            path=path,
+            signer=signer,
+            clock=clock,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            write_timeout=write_timeout,
+        )
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """Add ``seq`` and ``time``, chain and commit the event; return it with its ``hash``.
+
+        ``event`` is what :func:`pseudogate.audit.events.build_event` returns. Raises
+        :class:`Unavailable` when the event cannot be committed: the caller must refuse the call.
+        """
+        validate_event(event, complete=False)
+        self._acquire()
+        try:
+            conn = self._conn
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    prev_seq, prev_hash = self._db_head()
+                    record = {"seq": prev_seq + 1, "time": rfc3339(self._clock()), **event}
+                    record = {f: record[f] for f in EVENT_FIELDS}
+                    body = canonical_bytes(record)
+                    link = next_hash(prev_hash, body)
+                    conn.execute(
+                        "INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)",
+                        (record["seq"], body.decode("utf-8"), link),
+                    )
+                    checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
+                    if checkpoint_due:
+                        self._store_checkpoint(self._sign(record["seq"], link))
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                raise Unavailable(f"audit event could not be written: {_reason(exc)}") from None
+            self._head_seq, self._head_hash = record["seq"], link
+            if checkpoint_due:
+                self._checkpoint_seq = record["seq"]
+        finally:
+            self._lock.release()
+        record["hash"] = link.hex()
+        return record
+
+    def checkpoint(self) -> dict[str, Any]:
+        """Sign the current head now, store the checkpoint, and return it."""
+        self._acquire()
+        try:
+            seq, head = self._head_seq, self._head_hash
+            checkpoint = self._sign(seq, head)
+            if seq > 0:
+                try:
+                    self._store_checkpoint(checkpoint)
+                except sqlite3.Error as exc:
+                    raise Unavailable(f"audit checkpoint could not be stored: {_reason(exc)}") from None
+                self._checkpoint_seq = max(self._checkpoint_seq, seq)
+            return checkpoint
+        finally:
+            self._lock.release()
+
+    def head(self) -> tuple[int, bytes]:
+        """The sequence number and chain hash of the last event (0 and 32 zero bytes if none)."""
+        with self._lock:
+            return self._head_seq, self._head_hash
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def records(self, *, from_seq: int = 1) -> Iterator[dict[str, Any]]:
+        """Events from ``from_seq`` in order, each stored checkpoint right after the event it
+        covers, ending with a checkpoint signed now that covers the last event.
+
+        Reads one consistent snapshot (a WAL read transaction) on its own connection, so
+        appends continue while an export streams.
+        """
+        from_seq = max(from_seq, 1)
+        try:
+            reader = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                timeout=self._write_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        try:
+            try:
+                reader.execute("BEGIN")
+                row = reader.execute(
+                    "SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1"
+                ).fetchone()
+                last_seq, last_hash = (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+                stored = {
+                    r[0]: {"seq": r[0], "hash": r[1], "time": r[2], "signature": r[3]}
+                    for r in reader.execute(
+                        "SELECT seq, hash, time, signature FROM checkpoints"
+                        " WHERE seq >= ? AND seq < ?",
+                        (from_seq, last_seq),
+                    )
+                }
+                cursor = reader.execute(
+                    "SELECT seq, body, hash FROM events WHERE seq >= ? AND seq <= ? ORDER BY seq",
+                    (from_seq, last_seq),
+                )
+                for seq, body, link in cursor:
+                    record = _ordered(json.loads(body))
+                    record["hash"] = bytes(link).hex()
+                    yield record
+                    if seq in stored:
+                        yield stored[seq]
+            except sqlite3.Error as exc:
+                raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        finally:
+            reader.close()
+        yield self._final_checkpoint(last_seq, last_hash)
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the timer, checkpoint any events added since the last checkpoint, and close."""
+        if self._closed:
+            return
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+        try:
+            if self._head_seq > self._checkpoint_seq:
+                self.checkpoint()
+        finally:
+            with self._lock:
+                self._closed = True
+                self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _acquire(self) -> None:
+        if not self._lock.acquire(timeout=self._write_timeout):
+            raise Unavailable("audit log is busy: write lock not acquired in time")
+        if self._closed:
+            self._lock.release()
+            raise Unavailable("audit log is closed")
+
+    def _db_head(self) -> tuple[int, bytes]:
+        row = self._conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        return (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
+
+    def _sign(self, seq: int, head: bytes) -> dict[str, Any]:
+        return make_checkpoint(seq, head, rfc3339(self._clock()), self._signer.sign)
+
+    def _store_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
+        self._conn.execute(
+            "INSERT OR IGNORE INTO checkpoints (seq, hash, time, signature) VALUES (?, ?, ?, ?)",
+            (checkpoint["seq"], checkpoint["hash"], checkpoint["time"], checkpoint["signature"]),
+        )
+
+    def _final_checkpoint(self, seq: int, head: bytes) -> dict[str, Any]:
+        """Sign (and, if the log is open, store) a checkpoint for the end of an export."""
+        checkpoint = self._sign(seq, head)
+        if seq == 0:
+            return checkpoint
+        self._acquire()
+        try:
+            self._store_checkpoint(checkpoint)
+            self._checkpoint_seq = max(self._checkpoint_seq, seq)
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit checkpoint could not be stored: {_reason(exc)}") from None
+        finally:
+            self._lock.release()
+        return checkpoint
+
+    def _run_timer(self) -> None:
+        while not self._stop.wait(self._seconds):
+            if self._head_seq > self._checkpoint_seq:
+                try:
+                    self.checkpoint()
+                except Unavailable as exc:
+                    log.warning("periodic audit checkpoint failed: %s", exc)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short, value-free reason: SQLite's error text names conditions, never data."""
+    if isinstance(exc, sqlite3.Error):
+        return str(exc) or type(exc).__name__
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return type(exc).__name__

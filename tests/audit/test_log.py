@@ -237,3 +237,23 @@ def test_when_the_clock_is_injected_then_event_and_checkpoint_times_use_it(
     checkpoint = log.checkpoint()
     assert event["time"] == "2025-06-01T09:00:00.001Z"
     assert checkpoint["time"] == "2025-06-01T09:00:00.002Z"
+
+
+def test_when_a_raw_event_names_a_malformed_dataset_then_it_is_logged_as_null(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log()
+    event = {**sample_event(), "dataset": "Jane Smith 9434765919", "project": "a b"}
+    record = log.append(event)
+    assert (record["dataset"], record["project"]) == (None, None)
+    log.close()
+    raw = (tmp_path / "audit.sqlite3").read_bytes()
+    assert b"9434765919" not in raw and b"Jane" not in raw
+
+
+def test_when_the_caller_is_unidentified_then_organisation_and_role_may_be_empty(
+    open_log: OpenLog,
+) -> None:
+    log = open_log()
+    record = log.append({**sample_event(status="PERMISSION_DENIED"), "organisation": "", "role": ""})
+    assert record["organisation"] == ""

@@ -133,6 +133,11 @@ def _optional(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
     return lambda v: v is None or (isinstance(v, str) and pattern.fullmatch(v) is not None)
 
 
+def _unknown_or(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
+    """Organisation and role are "" (or null) when a refused caller could not be identified."""
+    return lambda v: v is None or v == "" or (isinstance(v, str) and pattern.fullmatch(v) is not None)
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -161,8 +166,8 @@ def _counts_ok(value: Any) -> bool:
 _CHECKS: dict[str, Callable[[Any], bool]] = {
     "seq": lambda v: _is_int(v) and v >= 1,
     "time": lambda v: isinstance(v, str) and TIME_RE.fullmatch(v) is not None,
-    "organisation": _optional(_ORG_RE),
-    "role": _optional(_ROLE_RE),
+    "organisation": _unknown_or(_ORG_RE),
+    "role": _unknown_or(_ROLE_RE),
     "method": lambda v: isinstance(v, str) and _METHOD_RE.fullmatch(v) is not None,
     "dataset": _optional(_DATASET_RE),
     "project": _optional(_PROJECT_RE),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
-from pseudogate.audit.events import EVENT_FIELDS, rfc3339, utc_now, validate_event
+from pseudogate.audit.events import EVENT_FIELDS, rfc3339, safe_name, utc_now, validate_event
 from pseudogate.errors import Unavailable
 from pseudogate.keyring import Signer
 
@@ -142,7 +142,13 @@ class AuditLog:
 
         ``event`` is what :func:`pseudogate.audit.events.build_event` returns. Raises
         :class:`Unavailable` when the event cannot be committed: the caller must refuse the call.
+        Malformed dataset/project names are recorded as null (:func:`safe_name`): a refused
+        call's request text never reaches the log.
         """
+        event = dict(event)
+        for kind in ("dataset", "project"):
+            if kind in event and (event[kind] is None or isinstance(event[kind], str)):
+                event[kind] = safe_name(event[kind], kind=kind)
         validate_event(event, complete=False)
         self._acquire()
         try:

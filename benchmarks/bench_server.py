@@ -43,15 +43,13 @@ def _serve(kind: str, port_queue: mp.Queue, stop: mp.Event) -> None:  # type: ig
         stop.wait()
         server.stop(None)
         return
+    import tempfile
+    from pathlib import Path
+
     from pseudogate.service.app import GatewaySettings, start_gateway
 
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
-        gateway = start_gateway(
-            GatewaySettings(port=0, insecure=True, data_dir=None if kind == "bare" else None)
-        )
-        del tmp
+        gateway = start_gateway(GatewaySettings(port=0, insecure=True, data_dir=Path(tmp)))
         port_queue.put(gateway.port)
         stop.wait()
         gateway.stop(grace=None)

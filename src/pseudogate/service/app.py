@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from pseudogate.audit import AUDIT_DB_NAME, AuditLog, build_event
 from pseudogate.errors import ConfigurationError
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
 from pseudogate.service.access import InsecureAccess
@@ -30,6 +33,7 @@ class GatewaySettings:
     tls: TlsFiles | None = None
     insecure: bool = False
     production: bool = False
+    audit_write_timeout: float = 5.0  # seconds to wait for the audit database before failing closed
 
 
 def _service_name(module: object, name: str) -> str:
@@ -59,7 +63,19 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
         )
     if settings.production and settings.insecure:
         raise ConfigurationError("--production refuses --insecure")
+    if settings.data_dir is None:
+        raise ConfigurationError("a data directory is required (--data-dir): it holds the audit log")
     keyring = load_keyring(settings)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    audit_log = AuditLog.open(
+        settings.data_dir / AUDIT_DB_NAME,
+        signer=keyring.signer(),
+        write_timeout=settings.audit_write_timeout,
+    )
+
+    def audit(event: Mapping[str, Any]) -> None:
+        audit_log.append(build_event(**event))
+
     tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
     services = [
         ServiceBinding(
@@ -69,11 +85,16 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
         )
     ]
     access = InsecureAccess()
-    return build_server(
-        services=services,
-        access=access,
-        audit=None,
-        host=settings.host,
-        port=settings.port,
-        tls=settings.tls,
-    )
+    try:
+        return build_server(
+            services=services,
+            access=access,
+            audit=audit,
+            host=settings.host,
+            port=settings.port,
+            tls=settings.tls,
+            on_stop=[audit_log.close],
+        )
+    except BaseException:
+        audit_log.close()
+        raise

@@ -104,7 +104,6 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         call.record_exchange = lambda status: self._write(call, status)
         identity = self._access.identify(context)  # PermissionDenied for a bad identity
         call.organisation, call.role, call.roles = self._access.describe(identity)
-        context.pseudogate_identity = identity  # type: ignore[attr-defined]
         self._access.authorise(identity, method)
         return call
 

@@ -32,7 +32,6 @@ class TokenisationServicer(tokenisation_pb2_grpc.TokenisationServiceServicer):
     def Tokenise(
         self, request: tokenisation_pb2.TokeniseRequest, context: grpc.ServicerContext
     ) -> tokenisation_pb2.TokeniseResponse:
-        current_call().counts["domain"] = request.domain
         result = self._tokenise(request.domain, request.values)
         return tokenisation_pb2.TokeniseResponse(
             tokens=result.tokens, errors=_errors(result), key_id=result.key_id
@@ -48,9 +47,7 @@ class TokenisationServicer(tokenisation_pb2_grpc.TokenisationServiceServicer):
         # Each exchange is audited before its response is sent.
         call = current_call()
         for request in request_iterator:
-            call.counts["domain"] = request.domain
             result = self._tokenise(request.domain, request.values)
-            call.counts["batch_id"] = request.batch_id
             call.exchange_done()
             yield tokenisation_pb2.TokeniseStreamResponse(
                 tokens=result.tokens,

@@ -1,0 +1,184 @@
+"""The library entry point: one call from a table and a policy to a k-anonymous table + report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
+from pseudogate.anonymity.report import build_report
+from pseudogate.anonymity.search import Problem, search
+from pseudogate.errors import InvalidInput, RowError, RowErrors
+from pseudogate.keyring import Keyring
+from pseudogate.normalise import normalise_many
+from pseudogate.policy import Action, Policy
+
+__all__ = ["AnonymisationResult", "anonymise"]
+
+_INT64_SAFE = 1 << 62
+
+
+@dataclass(frozen=True)
+class AnonymisationResult:
+    """The anonymised table (input column order, dropped columns gone) and the JSON report."""
+
+    table: pd.DataFrame
+    report: dict[str, Any]
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    """All cells are text (CSV read with dtype=str); anything else is refused, not guessed."""
+    if column.dtype == object and all(isinstance(v, str) for v in pd.unique(column)):
+        return column
+    if pd.api.types.is_string_dtype(column) and not column.isna().any():
+        return column.astype(object)
+    raise InvalidInput(f"column {column.name!r} holds non-text cells (read CSVs with dtype=str, "
+                       "keep_default_na=False)")
+
+
+def _combine(code_columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.ndarray, int]:
+    """Dense id per row of the combination of several code columns."""
+    if not code_columns:
+        return np.zeros(rows, dtype=np.int64), (1 if rows else 0)
+    key = code_columns[0][0].astype(np.int64, copy=True)
+    size = max(code_columns[0][1], 1)
+    for codes, card in code_columns[1:]:
+        card = max(card, 1)
+        if size * card >= _INT64_SAFE:
+            dense, uniq = pd.factorize(key, sort=False)
+            key, size = dense.astype(np.int64), max(len(uniq), 1)
+        key *= card
+        key += codes
+        size *= card
+    dense, uniq = pd.factorize(key, sort=False)
+    return dense.astype(np.int64), len(uniq)
+
+
+def _tokenise(values: pd.Series, rule_kind: Any, domain: str, keyring: Keyring, column: str,
+              errors: list[RowError]) -> np.ndarray | None:
+    raw_codes, uniques = pd.factorize(values, sort=False)
+    normalised, bad = normalise_many(rule_kind, [str(u) for u in uniques])
+    if bad:
+        reasons = {i: str(reason) for i, reason in bad}
+        bad_codes = np.fromiter(reasons.keys(), dtype=np.int64)
+        for r in np.flatnonzero(np.isin(raw_codes, bad_codes))[:1000].tolist():
+            errors.append(RowError(row=r + 1, reason=reasons[int(raw_codes[r])], column=column))
+        return None
+    norm_codes, norm_uniques = pd.factorize(np.asarray(normalised, dtype=object), sort=False)
+    tokens = np.asarray(keyring.linkage_tokeniser(domain).tokens(list(norm_uniques)), dtype=object)
+    if len(raw_codes) == 0:
+        return np.zeros(0, dtype=object)
+    return tokens[norm_codes][raw_codes]
+
+
+def anonymise(
+    table: pd.DataFrame,
+    policy: Policy,
+    *,
+    keyring: Keyring | None = None,
+    person_column: str | None = None,
+    progress: Callable[[str, float], None] | None = None,
+) -> AnonymisationResult:
+    """Tokenise, generalise to the optimal k-anonymous transformation, suppress, and report.
+
+    With ``person_column`` (a ``keep`` column), k and l count distinct values of that column
+    per class instead of rows: one person with many rows still counts once.
+    """
+    privacy = policy.privacy
+    if privacy is None:
+        raise InvalidInput(f"policy {policy.name!r} has no privacy section: nothing to anonymise "
+                           "against")
+    columns = [str(c) for c in table.columns]
+    policy.check_input_columns(columns)
+    if person_column is not None:
+        rule = policy.rule(person_column)
+        if rule.action is not Action.KEEP:
+            raise InvalidInput(f"person column {person_column!r} must be a 'keep' column")
+    if policy.tokenised_columns and keyring is None:
+        raise InvalidInput(f"policy {policy.name!r} tokenises columns but no keyring was given")
+    n = len(table)
+    text = {c: _as_text(table[c]) for c in columns}
+    report_progress = progress or (lambda _stage, _fraction: None)
+    report_progress("encode", 0.0)
+
+    errors: list[RowError] = []
+    tokenised: dict[str, np.ndarray] = {}
+    hierarchies: list[ColumnHierarchy] = []
+    for rule in policy.columns:
+        if rule.action is Action.TOKENISE:
+            assert keyring is not None and rule.kind is not None and rule.domain is not None
+            got = _tokenise(text[rule.name], rule.kind, rule.domain, keyring, rule.name, errors)
+            if got is not None:
+                tokenised[rule.name] = got
+        elif rule.action is Action.GENERALISE:
+            assert rule.hierarchy is not None
+            h = build_hierarchy(rule.hierarchy, text[rule.name], column=rule.name,
+                                files=dict(policy.files), errors=errors)
+            if h is not None:
+                hierarchies.append(h)
+    if errors:
+        errors.sort(key=lambda e: (e.row, e.column))
+        raise RowErrors(errors, context="input")
+    report_progress("encode", 0.5)
+
+    # The base table: distinct combinations of QI leaves (+ sensitive / person codes).
+    diversity_codes: list[tuple[np.ndarray, int]] = []
+    for name in policy.sensitive_columns:
+        codes, uniq = pd.factorize(text[name], sort=False)
+        diversity_codes.append((codes.astype(np.int64), len(uniq)))
+    person_codes: tuple[np.ndarray, int] | None = None
+    if person_column is not None:
+        codes, uniq = pd.factorize(text[person_column], sort=False)
+        person_codes = (codes.astype(np.int64), len(uniq))
+    parts = [(h.codes, len(h.up[0])) for h in hierarchies] + diversity_codes
+    if person_codes is not None:
+        parts.append(person_codes)
+    base_of_row, m = _combine(parts, n)
+    first = np.full(m, -1, dtype=np.int64)
+    first[base_of_row[::-1]] = np.arange(n - 1, -1, -1)
+    counts = np.bincount(base_of_row, minlength=m).astype(np.int64)
+    problem = Problem(
+        heights=tuple(h.height for h in hierarchies),
+        leaf_codes=[h.codes[first] for h in hierarchies],
+        counts=counts,
+        up=[h.up for h in hierarchies],
+        cards=[tuple(len(lab) for lab in h.labels) for h in hierarchies],
+        cover=[h.cover for h in hierarchies],
+        leaves=tuple(h.leaves for h in hierarchies),
+        k=privacy.k,
+        l=privacy.l,
+        max_suppressed=privacy.max_suppressed(n),
+        metric=privacy.metric,
+        diversity=[(c[first], card) for c, card in diversity_codes],
+        persons=(person_codes[0][first], person_codes[1]) if person_codes is not None else None,
+    )
+    report_progress("encode", 1.0)
+    outcome = search(problem, progress=progress)
+    best = outcome.best
+
+    report_progress("output", 0.0)
+    kept_rows = best.kept_class[best.class_of_base[base_of_row]]
+    out: dict[str, Any] = {}
+    by_name = {h.column: (i, h) for i, h in enumerate(hierarchies)}
+    for name in columns:
+        rule = policy.rule(name)
+        if rule.action is Action.DROP:
+            continue
+        if rule.action is Action.TOKENISE:
+            out[name] = tokenised[name][kept_rows]
+        elif rule.action is Action.GENERALISE:
+            i, h = by_name[name]
+            level = best.levels[i]
+            labels = np.asarray(h.labels[level], dtype=object)
+            out[name] = labels[h.up[level][h.codes[kept_rows]]] if n else labels[:0]
+        else:
+            out[name] = text[name].to_numpy(dtype=object)[kept_rows]
+    result_table = pd.DataFrame(out, columns=list(out), dtype=object)
+    report = build_report(policy=policy, problem=problem, outcome=outcome,
+                          qi_names=[h.column for h in hierarchies], person_column=person_column)
+    report_progress("output", 1.0)
+    return AnonymisationResult(table=result_table, report=report)

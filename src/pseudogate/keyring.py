@@ -23,7 +23,7 @@ import re
 import secrets
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,15 +37,15 @@ from pseudogate.errors import ConfigurationError, FailedPrecondition, NotFound
 from pseudogate.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
 
 __all__ = [
-    "Purpose",
-    "KeyStatus",
-    "KeyInfo",
-    "Keyring",
-    "Signer",
-    "MASTER_KEY_ENV",
     "EXAMPLE_KEYRING",
-    "load_master_key",
+    "MASTER_KEY_ENV",
+    "KeyInfo",
+    "KeyStatus",
+    "Keyring",
+    "Purpose",
+    "Signer",
     "generate_master_key_file",
+    "load_master_key",
 ]
 
 MASTER_KEY_ENV = "PSEUDOGATE_MASTER_KEY_FILE"
@@ -53,6 +53,7 @@ KEY_BYTES = 32
 _ID_RE = re.compile(r"[a-z0-9-]{1,16}")
 _WRAP_AAD_PREFIX = b"pseudogate/v1/keywrap/"
 _FINGERPRINT_PREFIX = b"pseudogate/v1/key-fingerprint/"
+_ENTRY_FIELDS = frozenset({"id", "purpose", "status", "created", "material", "material_wrapped"})
 
 #: The example keyring shipped inside the package (identical to keys_example/keyring.json).
 EXAMPLE_KEYRING = Path(__file__).parent / "data" / "example_keyring.json"
@@ -100,7 +101,7 @@ class _Material:
 class Signer:
     """Ed25519 signing with the gateway's signing key."""
 
-    __slots__ = ("key_id", "_key")
+    __slots__ = ("_key", "key_id")
 
     def __init__(self, *, key_id: str, seed: bytes) -> None:
         self.key_id = key_id
@@ -119,7 +120,9 @@ class Signer:
         """The public key as PEM SubjectPublicKeyInfo."""
         return (
             self._key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
             .decode("ascii")
         )
 
@@ -207,7 +210,7 @@ def _new_id(purpose: Purpose, taken: set[str]) -> str:
 class Keyring:
     """Validated keys; loaded from a keyring file, or generated."""
 
-    __slots__ = ("_keys", "source", "is_example", "_master")
+    __slots__ = ("_keys", "_master", "is_example", "source")
 
     def __init__(
         self,
@@ -235,18 +238,33 @@ class Keyring:
     def load(
         cls, path: str | os.PathLike[str], *, master_key_file: str | os.PathLike[str] | None = None
     ) -> Keyring:
-        """Load and validate a keyring file; refuses unsafe permissions and malformed content."""
+        """Load and validate a keyring file; refuses unsafe permissions and malformed content.
+
+        A keyring readable or writable by group or others is refused before it is parsed,
+        except the published examples (a folder named ``keys_example``, or the packaged copy).
+        """
         p = Path(path)
         try:
             mode = p.stat().st_mode
-            data = json.loads(p.read_text(encoding="utf-8"))
+            text = p.read_bytes()
         except FileNotFoundError:
             raise ConfigurationError(f"keyring {p} does not exist") from None
         except OSError as exc:
             raise ConfigurationError(f"cannot read keyring {p}: {exc.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigurationError(f"keyring {p} is not valid JSON: {exc.msg if isinstance(exc, json.JSONDecodeError) else 'not UTF-8'}") from None
-        return cls.from_document(data, source=p, mode=mode, master_key_file=master_key_file)
+        if mode & (stat.S_IRWXG | stat.S_IRWXO) and not _is_published_example_path(p):
+            raise ConfigurationError(
+                f"keyring {p} is readable or writable by group or others "
+                f"(mode {stat.S_IMODE(mode):04o}); run: chmod 600 {p}"
+            )
+        try:
+            data = json.loads(text.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigurationError(f"keyring {p} is not valid JSON: not UTF-8") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigurationError(
+                f"keyring {p} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+            ) from None
+        return cls.from_document(data, source=p, master_key_file=master_key_file)
 
     @classmethod
     def from_document(
@@ -254,9 +272,9 @@ class Keyring:
         data: Any,
         *,
         source: Path | None = None,
-        mode: int | None = None,
         master_key_file: str | os.PathLike[str] | None = None,
     ) -> Keyring:
+        """Validate a parsed keyring document; the master key is read only if a key is wrapped."""
         where = f"keyring {source}" if source else "keyring"
         if not isinstance(data, dict):
             raise ConfigurationError(f"{where}: top level must be a JSON object")
@@ -265,36 +283,31 @@ class Keyring:
         entries = data.get("keys")
         if not isinstance(entries, list) or not entries:
             raise ConfigurationError(f"{where}: 'keys' must be a non-empty list")
-        flagged_example = data.get("example") is True
         master: bytes | None = None
-        keys: list[_Key] = []
-        for n, entry in enumerate(entries):
-            keys.append(cls._parse_entry(entry, n, where, lambda: master_key()))
 
-            def master_key() -> bytes:
-                nonlocal master
-                if master is None:
-                    master = load_master_key(master_key_file)
-                return master
+        def master_key() -> bytes:
+            nonlocal master
+            if master is None:
+                master = load_master_key(master_key_file)
+            return master
 
-        is_example = flagged_example or any(k.info.fingerprint in _example_fingerprints() for k in keys)
-        in_example_dir = source is not None and source.resolve().parent.name == "keys_example"
-        if (
-            mode is not None
-            and mode & (stat.S_IRWXG | stat.S_IRWXO)
-            and not (is_example or in_example_dir)
-        ):
-            raise ConfigurationError(
-                f"{where} is readable by group or others (mode {stat.S_IMODE(mode):o}); "
-                f"run: chmod 600 {source}"
-            )
+        keys = [cls._parse_entry(entry, n, where, master_key) for n, entry in enumerate(entries)]
+        is_example = data.get("example") is True or any(
+            k.info.fingerprint in _example_fingerprints() for k in keys
+        )
         return cls(keys, source=source, is_example=is_example, master=master)
 
     @staticmethod
-    def _parse_entry(entry: Any, n: int, where: str, master_key: Any) -> _Key:
+    def _parse_entry(entry: Any, n: int, where: str, master_key: Callable[[], bytes]) -> _Key:
         at = f"{where}: keys[{n}]"
         if not isinstance(entry, dict):
             raise ConfigurationError(f"{at} must be an object")
+        unknown = sorted(set(entry) - _ENTRY_FIELDS)
+        if unknown:
+            raise ConfigurationError(
+                f"{at}: unknown field(s) {', '.join(map(repr, unknown))}; "
+                f"allowed: {', '.join(sorted(_ENTRY_FIELDS))}"
+            )
         key_id = entry.get("id")
         if not isinstance(key_id, str) or not _ID_RE.fullmatch(key_id):
             raise ConfigurationError(f"{at}: 'id' must match [a-z0-9-]{{1,16}}")
@@ -312,11 +325,15 @@ class Keyring:
                 f"{at}: 'status' must be one of {', '.join(s.value for s in KeyStatus)}"
             ) from None
         created = entry.get("created")
-        if not isinstance(created, str) or not created:
-            raise ConfigurationError(f"{at}: 'created' must be a timestamp string")
+        if not isinstance(created, str) or not _is_timestamp(created):
+            raise ConfigurationError(
+                f"{at}: 'created' must be an ISO 8601 timestamp such as 2026-01-31T09:00:00Z"
+            )
         has_plain, has_wrapped = "material" in entry, "material_wrapped" in entry
         if has_plain == has_wrapped:
-            raise ConfigurationError(f"{at}: exactly one of 'material' or 'material_wrapped' is required")
+            raise ConfigurationError(
+                f"{at}: exactly one of 'material' or 'material_wrapped' is required"
+            )
         sealed: str | None = None
         if has_plain:
             try:
@@ -329,7 +346,10 @@ class Keyring:
                 raise ConfigurationError(f"{at}: 'material_wrapped' must be a string")
             raw = _unwrap(master_key(), key_id, purpose.value, sealed)
         if len(raw) != KEY_BYTES:
-            raise ConfigurationError(f"{at}: material must be {KEY_BYTES} bytes, not {len(raw)}")
+            raise ConfigurationError(
+                f"{at}: material must be {KEY_BYTES} bytes, not {len(raw)} "
+                "(32 random bytes in standard base64: 44 characters ending in '=')"
+            )
         info = KeyInfo(key_id, purpose, status, created, _fingerprint(raw), has_wrapped)
         return _Key(info, _Material(raw), sealed)
 
@@ -340,10 +360,15 @@ class Keyring:
                 raise ConfigurationError(f"keyring: key id {k.info.id!r} appears twice")
             seen.add(k.info.id)
         for purpose in Purpose:
-            primaries = [k for k in self._keys if k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY]
+            primaries = [
+                k.info.id
+                for k in self._keys
+                if k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY
+            ]
             if len(primaries) > 1:
                 raise ConfigurationError(
-                    f"keyring: purpose {purpose.value!r} has {len(primaries)} primary keys; exactly one is allowed"
+                    f"keyring: purpose {purpose.value!r} has {len(primaries)} primary keys "
+                    f"({', '.join(primaries)}); exactly one is allowed"
                 )
             if not primaries and any(k.info.purpose is purpose for k in self._keys):
                 raise ConfigurationError(f"keyring: purpose {purpose.value!r} has no primary key")
@@ -351,7 +376,9 @@ class Keyring:
     def require_purposes(self, *purposes: Purpose) -> None:
         """Refuse a keyring lacking a primary key for any of ``purposes``."""
         for purpose in purposes:
-            if not any(k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY for k in self._keys):
+            if not any(
+                k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY for k in self._keys
+            ):
                 raise ConfigurationError(f"keyring has no primary key of purpose {purpose.value!r}")
 
     def to_document(self) -> dict[str, Any]:
@@ -470,7 +497,9 @@ class Keyring:
         )
         status = KeyStatus.PRIMARY if (primary or not has_primary) else KeyStatus.ACTIVE
         if status is KeyStatus.PRIMARY and has_primary:
-            raise ConfigurationError(f"purpose {purpose.value!r} already has a primary key; promote instead")
+            raise ConfigurationError(
+                f"purpose {purpose.value!r} already has a primary key; add then promote instead"
+            )
         raw = secrets.token_bytes(KEY_BYTES)
         sealed = None
         if self._master is not None:
@@ -496,7 +525,8 @@ class Keyring:
         k = self._get(key_id)
         if k.info.status is KeyStatus.PRIMARY:
             raise FailedPrecondition(
-                f"key {key_id!r} is the primary {k.info.purpose.value} key; promote another key first"
+                f"key {key_id!r} is the primary {k.info.purpose.value} key; "
+                "promote another key first"
             )
         k.info = _with_status(k.info, KeyStatus.DISABLED)
         return k.info
@@ -504,6 +534,20 @@ class Keyring:
     def enable_wrapping(self, master: bytes) -> None:
         """Use ``master`` to wrap keys added from now on."""
         self._master = _Material(master)
+
+
+def _is_timestamp(text: str) -> bool:
+    try:
+        dt.datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_published_example_path(path: Path) -> bool:
+    """The published example keyrings: exempt from the permission check (their keys are public)."""
+    resolved = path.resolve()
+    return resolved.parent.name == "keys_example" or resolved == EXAMPLE_KEYRING.resolve()
 
 
 def _with_status(info: KeyInfo, status: KeyStatus) -> KeyInfo:

@@ -17,13 +17,15 @@ import numpy as np
 from pseudogate.errors import InvalidInput
 
 __all__ = [
-    "Kind",
+    "HYPHENS",
+    "SPACES",
     "InvalidValue",
+    "Kind",
     "Reason",
-    "normalise",
-    "normaliser",
-    "normalise_many",
     "is_valid_nhs_number",
+    "normalise",
+    "normalise_many",
+    "normaliser",
 ]
 
 
@@ -56,10 +58,16 @@ class InvalidValue(InvalidInput):
         super().__init__(f"invalid value: {reason}")
 
 
-# Spaces (ASCII and the Unicode spaces that copy-paste brings) and hyphens are dropped.
-_SPACES = " \t\r\n\v\f\u00a0\u2007\u2009\u202f\u3000"
-_NHS_DROP = str.maketrans("", "", _SPACES + "-")
-_POSTCODE_DROP = str.maketrans("", "", _SPACES)
+# "Spaces": every character for which str.isspace() is true (tabs, newlines, no-break and
+# thin spaces that copy-paste brings). "Hyphens": the hyphen-minus and the Unicode hyphens and
+# dashes that word processors substitute for it. Both lists are in docs/tokens.md.
+SPACES = (
+    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
+    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+HYPHENS = "-\u00ad\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
+_NHS_DROP = str.maketrans("", "", SPACES + HYPHENS)
+_POSTCODE_DROP = str.maketrans("", "", SPACES)
 _NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)  # 10, 9, ..., 2 for the first nine digits
 
 # The UK postcode format (GOV.UK Bulk Data Transfer guidance), after removing spaces.
@@ -99,10 +107,14 @@ def _nhs_number(value: str) -> str:
 
 
 def _postcode(value: str) -> str:
-    compact = value.translate(_POSTCODE_DROP).upper()
+    compact = value.translate(_POSTCODE_DROP)
     if not compact:
         raise InvalidValue(Reason.EMPTY)
-    if not compact.isascii() or _POSTCODE_RE.fullmatch(compact) is None:
+    # ASCII is checked before upper-casing: "ſ".upper() == "S" must not pass.
+    if not compact.isascii():
+        raise InvalidValue(Reason.BAD_FORMAT)
+    compact = compact.upper()
+    if _POSTCODE_RE.fullmatch(compact) is None:
         raise InvalidValue(Reason.BAD_FORMAT)
     return f"{compact[:-3]} {compact[-3:]}"
 
@@ -148,7 +160,7 @@ def _email(value: str) -> str:
     if not text:
         raise InvalidValue(Reason.EMPTY)
     local, at, domain = text.partition("@")
-    if not at or not local or not domain or "@" in domain or any(c.isspace() for c in text):
+    if not at or not local or not domain or "@" in domain:
         raise InvalidValue(Reason.BAD_FORMAT)
     return text
 
@@ -211,9 +223,7 @@ def normalise_many(
 
 def _nhs_many(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, Reason]]]:
     drop = _NHS_DROP
-    cleaned: list[str | None] = [
-        v.translate(drop) if isinstance(v, str) else None for v in values
-    ]
+    cleaned: list[str | None] = [v.translate(drop) if isinstance(v, str) else None for v in values]
     errors: list[tuple[int, Reason]] = []
     ok_idx: list[int] = []
     for i, d in enumerate(cleaned):

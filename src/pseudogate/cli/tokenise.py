@@ -1,0 +1,203 @@
+"""``pseudogate tokenise``: replace one CSV column with tokens, in-process.
+
+The file is streamed in chunks into a temporary output. Every row is checked; if any value is
+invalid the command lists row numbers and reason codes (never values), exits with status 2 and
+leaves no output file behind (``atomic_output`` removes the temporary file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
+from pseudogate.errors import RowError, RowErrors
+from pseudogate.fileio import atomic_output
+from pseudogate.keyring import Keyring
+from pseudogate.normalise import Kind, normalise_many
+from pseudogate.tokenisation import DEFAULT_DOMAINS
+from pseudogate.tokens import Tokeniser
+
+__all__ = ["register", "tokenise_csv"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 65_536
+MAX_LISTED_ERRORS = 50
+WRONG_FIELD_COUNT = "wrong_field_count"  # a row whose number of fields differs from the header
+# Same rule as the server's domain names, so a CLI domain can always be served too.
+_DOMAIN_RE = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "tokenise",
+        help="replace a CSV column with tokens (in-process)",
+        description=__doc__,
+    )
+    p.add_argument("--keyring", type=Path, required=True, help="keyring file")
+    p.add_argument(
+        "--domain",
+        required=True,
+        help="token domain: values link across files only within one domain",
+    )
+    p.add_argument(
+        "--kind",
+        choices=[k.value for k in Kind],
+        help="identifier kind (how values are normalised); "
+        "defaults to the domain's kind for the built-in domains",
+    )
+    p.add_argument("--column", required=True, help="header name of the column to tokenise")
+    p.add_argument("--input", type=Path, required=True, help="CSV file with a header row")
+    p.add_argument("--output", type=Path, required=True, help="CSV file to write")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not _DOMAIN_RE.fullmatch(args.domain):
+        fail(f"domain {args.domain!r} must match {_DOMAIN_RE.pattern}")
+    if args.kind is None:
+        if args.domain not in DEFAULT_DOMAINS:
+            fail(f"--kind is required for domain {args.domain!r} (not a built-in domain)")
+        kind = DEFAULT_DOMAINS[args.domain]
+    else:
+        kind = Kind(args.kind)
+    ring = Keyring.load(args.keyring)
+    if ring.is_example:
+        warn(EXAMPLE_KEYS_WARNING)
+    tokeniser = ring.linkage_tokeniser(args.domain)
+    rows = tokenise_csv(
+        args.input,
+        args.output,
+        column=args.column,
+        kind=kind,
+        tokeniser=tokeniser,
+        show_progress=sys.stderr.isatty(),
+    )
+    log.info(
+        "tokenised %d rows of column %r (kind %s, domain %s, key %s) into %s",
+        rows,
+        args.column,
+        kind.value,
+        args.domain,
+        tokeniser.key_id,
+        args.output,
+    )
+    print(f"{rows:,} rows tokenised with key {tokeniser.key_id}; wrote {args.output}")
+    return 0
+
+
+def _count_lines(path: Path) -> int:
+    """Roughly the number of data rows (for the progress bar only)."""
+    n = 0
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            n += block.count(b"\n")
+    return max(n - 1, 0)
+
+
+def _chunks(reader: Iterator[list[str]], size: int) -> Iterator[list[list[str]]]:
+    chunk: list[list[str]] = []
+    for row in reader:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def tokenise_csv(
+    input_path: Path,
+    output_path: Path,
+    *,
+    column: str,
+    kind: Kind,
+    tokeniser: Tokeniser,
+    show_progress: bool = False,
+    chunk_rows: int = CHUNK_ROWS,
+) -> int:
+    """Tokenise ``column`` of a CSV file; returns the number of data rows.
+
+    Raises :class:`RowErrors` (rows numbered from 1 after the header) when any value is
+    invalid; the output file is then not created.
+    """
+    if not input_path.is_file():
+        fail(f"input file {input_path} does not exist")
+    if not output_path.parent.is_dir():
+        fail(f"output folder {output_path.parent} does not exist")
+    errors: list[RowError] = []
+    total = _count_lines(input_path) if show_progress else None
+    done = 0
+    with (
+        open(input_path, newline="", encoding="utf-8-sig") as src,
+        atomic_output(output_path) as tmp,
+        open(tmp, "w", newline="", encoding="utf-8") as dst,
+        Progress("tokenising", total) as progress,
+    ):
+        reader = csv.reader(src)
+        try:
+            header = next(reader)
+        except StopIteration:
+            fail(f"{input_path} is empty: a header row is expected")
+        except (csv.Error, UnicodeDecodeError) as exc:
+            fail(f"{input_path} is not a readable CSV file: {type(exc).__name__}")
+        if column not in header:
+            fail(f"column {column!r} not found in {input_path}; columns: {', '.join(header)}")
+        if header.count(column) > 1:
+            fail(f"column {column!r} appears {header.count(column)} times in {input_path}")
+        col = header.index(column)
+        width = len(header)
+        writer = csv.writer(dst, lineterminator="\n")
+        writer.writerow(header)
+        try:
+            for chunk in _chunks(reader, chunk_rows):
+                bad = _tokenise_chunk(chunk, col=col, width=width, kind=kind, tokeniser=tokeniser)
+                if bad:
+                    errors.extend(RowError(done + i + 1, reason) for i, reason in bad)
+                elif not errors:
+                    writer.writerows(chunk)
+                done += len(chunk)
+                progress.advance(len(chunk))
+        except (csv.Error, UnicodeDecodeError) as exc:
+            # csv.Error messages can quote input text: name the row, not the content.
+            fail(
+                f"{input_path} is not a readable CSV file near data row {done + 1}: "
+                f"{type(exc).__name__}"
+            )
+        if errors:
+            raise RowErrors(
+                errors,
+                context=f"column {column!r} of {input_path} (data rows numbered from 1 after "
+                "the header); no output written",
+                limit=MAX_LISTED_ERRORS,
+            )
+    return done
+
+
+def _tokenise_chunk(
+    chunk: list[list[str]], *, col: int, width: int, kind: Kind, tokeniser: Tokeniser
+) -> list[tuple[int, str]]:
+    """Replace chunk rows' ``col`` with tokens in place; return [(index, reason)] if any bad."""
+    bad: list[tuple[int, str]] = [
+        (i, WRONG_FIELD_COUNT) for i, row in enumerate(chunk) if len(row) != width
+    ]
+    if bad:
+        good_rows = [i for i, row in enumerate(chunk) if len(row) == width]
+        values = [chunk[i][col] for i in good_rows]
+        _, errs = normalise_many(kind, values)
+        bad.extend((good_rows[j], str(reason)) for j, reason in errs)
+        bad.sort()
+        return bad
+    normalised, errs = normalise_many(kind, [row[col] for row in chunk])
+    if errs:
+        return [(i, str(reason)) for i, reason in errs]
+    for row, token in zip(chunk, tokeniser.tokens(normalised), strict=True):  # type: ignore[arg-type]
+        row[col] = token
+    return []

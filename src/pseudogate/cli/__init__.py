@@ -15,14 +15,21 @@ from collections.abc import Sequence
 
 from pseudogate.errors import ErrorCode, PseudogateError
 
-__all__ = ["main", "COMMAND_MODULES"]
+__all__ = ["COMMAND_MODULES", "main"]
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "keys",
     "tokenise",
     "serve",
+    "submit",
+    "extract",
+    "project",
+    "optout",
+    "linkage_report",
     "demo",
+    "anonymise",
+    "policy",
 )
 
 

@@ -1,0 +1,128 @@
+"""``pseudogate anonymise``: tokenise, generalise and suppress a CSV file under a policy.
+
+Everything is computed before anything is written; the output table, JSON report and HTML
+report are then renamed into place together, so bad input (exit status 2) leaves no output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pseudogate.anonymity import anonymise
+from pseudogate.anonymity.html_report import render_html
+from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
+from pseudogate.fileio import atomic_output
+from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.policy import load_policy
+
+__all__ = ["read_table", "register"]
+
+_STAGES = {"encode": (0, 20), "search": (20, 90), "output": (90, 100)}
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "anonymise",
+        help="k-anonymise a CSV file under a policy (optimal generalisation + report)",
+        description=__doc__,
+    )
+    p.add_argument("--policy", type=Path, required=True, help="policy YAML file")
+    p.add_argument("--input", type=Path, required=True, help="CSV file with a header row")
+    p.add_argument("--output", type=Path, required=True, help="anonymised CSV file to write")
+    p.add_argument("--report", type=Path, required=True, help="JSON report to write")
+    p.add_argument("--html", type=Path, help="HTML report to write")
+    p.add_argument("--keyring", type=Path,
+                   help="keyring for tokenised columns (default: the public EXAMPLE keyring)")
+    p.add_argument("--delimiter", default=",",
+                   help="field delimiter of the input (and output); default ','")
+    p.set_defaults(handler=run)
+
+
+def read_table(path: Path, *, delimiter: str) -> pd.DataFrame:
+    """Read a CSV as text cells only; malformed files are refused with a line number."""
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        fail(f"delimiter {delimiter!r} must be a single character other than a quote or newline")
+    if not path.is_file():
+        fail(f"input file {path} does not exist")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            header = next(csv.reader(f, delimiter=delimiter), None)
+    except UnicodeDecodeError:
+        fail(f"input file {path} is not UTF-8 text")
+    except csv.Error:
+        fail(f"input file {path}: malformed header row")
+    if not header:
+        fail(f"input file {path} is empty: a header row is expected")
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            fail(f"input file {path}: column {name!r} appears more than once in the header")
+        seen.add(name)
+    try:
+        return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False,
+                           na_filter=False, encoding="utf-8-sig", engine="c")
+    except pd.errors.ParserError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        where = f" at line {line.group(1)}" if line else ""
+        fail(f"input file {path}: wrong number of fields{where} (is --delimiter right?)")
+    except UnicodeDecodeError:
+        fail(f"input file {path} is not UTF-8 text")
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load_policy(args.policy)
+    table = read_table(args.input, delimiter=args.delimiter)
+    for out in (args.output, args.report, args.html):
+        if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
+            fail(f"output folder {out.parent} does not exist")
+    if len(table.columns) == 1 and any(d in str(table.columns[0]) for d in ",;\t|"):
+        fail(f"input file {args.input} has a single column whose name contains a delimiter: "
+             f"is --delimiter right (it is {args.delimiter!r})?")
+    keyring = None
+    if policy.tokenised_columns:
+        if args.keyring is None:
+            warn(EXAMPLE_KEYS_WARNING)
+            keyring = Keyring.load(EXAMPLE_KEYRING)
+        else:
+            keyring = Keyring.load(args.keyring)
+            if keyring.is_example:
+                warn(EXAMPLE_KEYS_WARNING)
+    with Progress("anonymising", total=100) as bar:
+
+        def progress(stage: str, fraction: float) -> None:
+            lo, hi = _STAGES.get(stage, (0, 100))
+            target = int(lo + (hi - lo) * fraction)
+            if target > bar.done:
+                bar.advance(target - bar.done)
+
+        result = anonymise(table, policy, keyring=keyring, progress=progress)
+    report_text = json.dumps(result.report, indent=2, sort_keys=False) + "\n"
+    html_text = render_html(result.report) if args.html is not None else None
+    # All outputs are renamed into place only after every one was written.
+    with contextlib.ExitStack() as stack:
+        out_tmp = stack.enter_context(atomic_output(args.output))
+        rep_tmp = stack.enter_context(atomic_output(args.report))
+        result.table.to_csv(out_tmp, sep=args.delimiter, index=False, lineterminator="\n",
+                            encoding="utf-8")
+        rep_tmp.write_text(report_text, encoding="utf-8")
+        if html_text is not None:
+            stack.enter_context(atomic_output(args.html)).write_text(html_text, encoding="utf-8")
+    rep = result.report
+    print(
+        f"{rep['rows_out']:,} of {rep['rows_in']:,} rows released ({rep['suppressed']:,} "
+        f"suppressed) in {rep['classes']:,} classes; levels "
+        + ", ".join(f"{k}={v}" for k, v in rep["levels"].items())
+        + f"; k achieved {rep['k_achieved']}; wrote {args.output}, {args.report}"
+        + (f", {args.html}" if args.html else ""),
+        file=sys.stdout,
+    )
+    return 0

@@ -24,8 +24,15 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=50051, help="port (default 50051; 0 = any free)")
     p.add_argument("--keyring", type=Path, help="keyring file (default: the EXAMPLE keyring)")
-    p.add_argument("--data-dir", type=Path, help="data directory (created if missing)")
-    p.add_argument("--policies", type=Path, help="folder of registered ingestion policies (*.yaml)")
+    p.add_argument(
+        "--data-dir", type=Path, required=True, help="data directory (created if missing)"
+    )
+    p.add_argument(
+        "--policies",
+        type=Path,
+        required=True,
+        help="folder of registered ingestion policies (*.yaml, named by file stem)",
+    )
     p.add_argument("--ca", type=Path, help="CA certificate (PEM) that client certificates chain to")
     p.add_argument("--cert", type=Path, help="server certificate (PEM)")
     p.add_argument("--key", type=Path, help="server private key (PEM)")

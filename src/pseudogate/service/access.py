@@ -1,35 +1,42 @@
-"""Who is calling: identities from mTLS client certificates, or the insecure identity."""
+"""Who is calling: identities from mTLS client certificates, or the insecure identity.
+
+The role table itself lives in :mod:`pseudogate.authz` (one place); this module only reads the
+caller's certificate from the gRPC context.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
-__all__ = ["UNAUDITED_PREFIXES", "InsecureAccess"]
+from pseudogate import authz
+from pseudogate.errors import PermissionDenied
 
-#: Health checks and reflection are open to any caller the transport admits, and not audited.
-UNAUDITED_PREFIXES: tuple[str, ...] = (
-    "/grpc.health.v1.Health/",
-    "/grpc.reflection.v1alpha.ServerReflection/",
-    "/grpc.reflection.v1.ServerReflection/",
-)
+__all__ = ["InsecureAccess", "MtlsAccess"]
 
 
-class InsecureAccess:
-    """Plaintext on loopback (``--insecure``): every caller is ``insecure`` with all roles."""
-
-    ORGANISATION = "insecure"
-
-    def identify(self, context: grpc.ServicerContext) -> Any:
-        return self.ORGANISATION
-
-    def authorise(self, identity: Any, method: str) -> None:
-        return None
+class _TableAccess:
+    def authorise(self, identity: authz.Identity, method: str) -> None:
+        authz.authorise(identity, method)
 
     def is_unaudited(self, method: str) -> bool:
-        return method.startswith(UNAUDITED_PREFIXES)
+        return authz.is_unaudited(method)
 
-    def describe(self, identity: Any) -> tuple[str, str, frozenset[str]]:
-        roles = frozenset({"provider", "researcher", "auditor", "admin"})
-        return self.ORGANISATION, "insecure", roles
+    def describe(self, identity: authz.Identity) -> tuple[str, str, frozenset[str]]:
+        return identity.organisation, identity.role_name, frozenset(r.value for r in identity.roles)
+
+
+class InsecureAccess(_TableAccess):
+    """Plaintext on loopback (``--insecure``): every caller is ``insecure`` with all roles."""
+
+    def identify(self, context: grpc.ServicerContext) -> authz.Identity:
+        return authz.INSECURE
+
+
+class MtlsAccess(_TableAccess):
+    """Mutual TLS: the transport admitted only certificates from our CA; read the identity."""
+
+    def identify(self, context: grpc.ServicerContext) -> authz.Identity:
+        pems = context.auth_context().get("x509_pem_cert") or []
+        if not pems:
+            raise PermissionDenied("no client certificate")
+        return authz.identity_from_certificate(pems[0])

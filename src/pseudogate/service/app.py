@@ -11,13 +11,30 @@ from typing import Any
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog, build_event
 from pseudogate.errors import ConfigurationError
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
-from pseudogate.service.access import InsecureAccess
+from pseudogate.policy import Policy
+from pseudogate.service.access import InsecureAccess, MtlsAccess
+from pseudogate.service.admin import AdminServicer
+from pseudogate.service.audit import AuditServicer
+from pseudogate.service.datasets import DatasetServicer
+from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
+from pseudogate.store import Store, load_policy_registry
 from pseudogate.tokenisation import Tokenisation, load_domain_config
-from pseudogate.v1 import tokenisation_pb2, tokenisation_pb2_grpc
+from pseudogate.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    dataset_pb2,
+    dataset_pb2_grpc,
+    extract_pb2,
+    extract_pb2_grpc,
+    tokenisation_pb2,
+    tokenisation_pb2_grpc,
+)
 
-__all__ = ["GatewaySettings", "start_gateway"]
+__all__ = ["GatewaySettings", "load_keyring", "start_gateway"]
 
 log = logging.getLogger("pseudogate.server")
 
@@ -29,15 +46,15 @@ class GatewaySettings:
     keyring: Path | None = None  # None: the example keyring (warned about loudly)
     config: Path | None = None
     data_dir: Path | None = None
-    policies: Path | None = None
+    policies: Path | None = None  # None: no registered ingestion policies
     tls: TlsFiles | None = None
     insecure: bool = False
     production: bool = False
     audit_write_timeout: float = 5.0  # seconds to wait for the audit database before failing closed
 
 
-def _service_name(module: object, name: str) -> str:
-    return module.DESCRIPTOR.services_by_name[name].full_name  # type: ignore[attr-defined]
+def _service_name(module: Any, name: str) -> str:
+    return str(module.DESCRIPTOR.services_by_name[name].full_name)
 
 
 def load_keyring(settings: GatewaySettings) -> Keyring:
@@ -66,25 +83,57 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
     if settings.data_dir is None:
         raise ConfigurationError("a data directory is required (--data-dir): it holds the audit log")
     keyring = load_keyring(settings)
+    policies: Mapping[str, Policy] = (
+        load_policy_registry(settings.policies) if settings.policies is not None else {}
+    )
+    tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store.open(settings.data_dir, keyring=keyring, policies=policies)
+    signer = keyring.signer()
     audit_log = AuditLog.open(
         settings.data_dir / AUDIT_DB_NAME,
-        signer=keyring.signer(),
+        signer=signer,
         write_timeout=settings.audit_write_timeout,
     )
 
     def audit(event: Mapping[str, Any]) -> None:
         audit_log.append(build_event(**event))
 
-    tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
+    def find_policy(name: str) -> Policy | None:
+        if name in policies:
+            return policies[name]
+        if name.startswith("project/"):
+            return store.project_policy(name.removeprefix("project/"))
+        return None
+
     services = [
         ServiceBinding(
             TokenisationServicer(tokenisation),
             tokenisation_pb2_grpc.add_TokenisationServiceServicer_to_server,
             _service_name(tokenisation_pb2, "TokenisationService"),
-        )
+        ),
+        ServiceBinding(
+            DatasetServicer(store),
+            dataset_pb2_grpc.add_DatasetServiceServicer_to_server,
+            _service_name(dataset_pb2, "DatasetService"),
+        ),
+        ServiceBinding(
+            ExtractServicer(store),
+            extract_pb2_grpc.add_ExtractServiceServicer_to_server,
+            _service_name(extract_pb2, "ExtractService"),
+        ),
+        ServiceBinding(
+            AdminServicer(store=store, keyring=keyring),
+            admin_pb2_grpc.add_AdminServiceServicer_to_server,
+            _service_name(admin_pb2, "AdminService"),
+        ),
+        ServiceBinding(
+            AuditServicer(log=audit_log, signer=signer, policies=find_policy),
+            audit_pb2_grpc.add_AuditServiceServicer_to_server,
+            _service_name(audit_pb2, "AuditService"),
+        ),
     ]
-    access = InsecureAccess()
+    access = InsecureAccess() if settings.tls is None else MtlsAccess()
     try:
         return build_server(
             services=services,

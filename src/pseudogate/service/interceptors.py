@@ -165,8 +165,8 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if self._audit is None:
             return
         event = {
-            "organisation": call.organisation,
-            "role": call.role,
+            "organisation": call.organisation or None,
+            "role": call.role or None,
             "method": call.method,
             "dataset": call.dataset,
             "project": call.project,
@@ -187,7 +187,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         elif not context.is_active():
             status, code_name = None, "CANCELLED"
         else:
-            log.error("unexpected %s in %s", type(exc).__name__, call.method)
+            log.error("unexpected %s in %s at %s", type(exc).__name__, call.method, _where(exc))
             status, code_name = internal_status(), "INTERNAL"
         if not isinstance(exc, AuditUnavailable):
             # Audit the failure even after a commit point or streamed exchanges.
@@ -199,3 +199,13 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if status is None:
             raise exc
         context.abort_with_status(status)
+
+
+def _where(exc: BaseException) -> str:
+    """file:line of the innermost frame: enough to debug, without the message (it may hold input)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"

@@ -1,0 +1,57 @@
+"""``pseudogate project create``: register an approved research project with its policy."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
+from pseudogate.cli._common import fail
+from pseudogate.policy import load_policy
+from pseudogate.v1 import admin_pb2, admin_pb2_grpc
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("project", help="manage research projects")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="register an approved project")
+    add_client_arguments(create)
+    create.add_argument("--id", required=True, dest="project_id", help="project id")
+    create.add_argument("--researcher", required=True, help="the researcher's organisation")
+    create.add_argument(
+        "--datasets", required=True, help="comma-separated dataset names; the first drives the join"
+    )
+    create.add_argument("--policy", required=True, type=Path, help="extract policy YAML")
+    create.add_argument("--expires", required=True, help="last day extracts are allowed (YYYY-MM-DD, UTC)")
+    create.add_argument("--domain", default="person", help="linkage domain (default person)")
+    create.set_defaults(handler=run_create)
+
+
+def run_create(args: argparse.Namespace) -> int:
+    datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if not datasets:
+        fail("--datasets needs at least one dataset name")
+    try:
+        dt.date.fromisoformat(args.expires)
+    except ValueError:
+        fail("--expires must be a date YYYY-MM-DD")
+    policy = load_policy(args.policy)  # validates locally and collects its tree files
+    with open_channel(args) as channel, rpc_errors("project creation"):
+        reply = admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
+            admin_pb2.CreateProjectRequest(
+                project=args.project_id,
+                researcher=args.researcher,
+                datasets=datasets,
+                policy_yaml=policy.text,
+                policy_files=dict(policy.files),
+                expires=args.expires,
+                domain=args.domain,
+            )
+        )
+    print(
+        f"project {reply.project} created: policy fingerprint {reply.policy_fingerprint}, "
+        f"project key {reply.project_key_id}"
+    )
+    return 0

@@ -1,0 +1,333 @@
+"""The SQLite catalog: datasets, versions, projects and opt-out snapshots.
+
+One file, ``catalog.sqlite3``, in the data directory. Every write is one transaction
+(``BEGIN IMMEDIATE``), so a crash leaves the catalog as it was before or after, never between.
+It holds names, counts, fingerprints, key ids and tokens; never a raw identifier.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Catalog", "ColumnInfo", "OptOutSnapshot", "ProjectRow", "VersionRecord"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS datasets (
+    name TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS versions (
+    dataset TEXT NOT NULL REFERENCES datasets(name),
+    version INTEGER NOT NULL,
+    file TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    columns_json TEXT NOT NULL,
+    policy_name TEXT NOT NULL,
+    policy_fingerprint TEXT NOT NULL,
+    linkage_key_id TEXT NOT NULL,
+    organisation TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (dataset, version)
+);
+CREATE TABLE IF NOT EXISTS projects (
+    id TEXT PRIMARY KEY,
+    researcher TEXT NOT NULL,
+    datasets_json TEXT NOT NULL,
+    domain TEXT NOT NULL,
+    policy_text TEXT NOT NULL,
+    policy_files_json TEXT NOT NULL,
+    policy_fingerprint TEXT NOT NULL,
+    project_key_id TEXT NOT NULL,
+    expires TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS optout_snapshots (
+    id INTEGER PRIMARY KEY,
+    domain TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    linkage_key_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS optout_tokens (
+    snapshot INTEGER NOT NULL REFERENCES optout_snapshots(id),
+    token TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS optout_tokens_snapshot ON optout_tokens(snapshot);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnInfo:
+    """A stored column: its name, what ingestion did to it and, for tokens, the domain."""
+
+    name: str
+    action: str  # "tokenise" | "keep"
+    domain: str | None = None
+    kind: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "action": self.action, "domain": self.domain, "kind": self.kind}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ColumnInfo:
+        return cls(data["name"], data["action"], data.get("domain"), data.get("kind"))
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One committed dataset version (one Parquet file)."""
+
+    dataset: str
+    version: int
+    file: str  # relative to the data directory
+    rows: int
+    columns: tuple[ColumnInfo, ...]
+    policy_name: str
+    policy_fingerprint: str
+    linkage_key_id: str
+    organisation: str
+    created_at: str
+
+    def token_columns(self, domain: str) -> list[str]:
+        """Names of the columns tokenised under ``domain``."""
+        return [c.name for c in self.columns if c.action == "tokenise" and c.domain == domain]
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectRow:
+    id: str
+    researcher: str
+    datasets: tuple[str, ...]
+    domain: str
+    policy_text: str
+    policy_files: dict[str, bytes]
+    policy_fingerprint: str
+    project_key_id: str
+    expires: str  # YYYY-MM-DD
+    created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class OptOutSnapshot:
+    """An opt-out snapshot: its id, how many distinct people, and how they were tokenised."""
+
+    id: int
+    count: int
+    domain: str
+    linkage_key_id: str
+    created_at: str
+
+
+class Catalog:
+    """Access to ``catalog.sqlite3``; one short-lived connection per operation (thread-safe)."""
+
+    FILE_NAME = "catalog.sqlite3"
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / self.FILE_NAME
+        self._write_lock = threading.Lock()
+        with self._connect() as db:
+            db.executescript(_SCHEMA)
+
+    def _connect(self) -> contextlib.closing[sqlite3.Connection]:
+        db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA synchronous = FULL")
+        return contextlib.closing(db)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as db:
+            yield db
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back on any error."""
+        with self._write_lock, self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    # -- datasets and versions ----------------------------------------------------------------
+
+    def dataset_owner(self, name: str, db: sqlite3.Connection | None = None) -> str | None:
+        if db is None:
+            with self.read() as conn:
+                return self.dataset_owner(name, conn)
+        row = db.execute("SELECT owner FROM datasets WHERE name = ?", (name,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def dataset_names(self) -> list[str]:
+        with self.read() as db:
+            return [r[0] for r in db.execute("SELECT name FROM datasets ORDER BY name")]
+
+    def latest_version(self, name: str) -> VersionRecord | None:
+        with self.read() as db:
+            row = db.execute(
+                "SELECT * FROM versions WHERE dataset = ? ORDER BY version DESC LIMIT 1", (name,)
+            ).fetchone()
+        return None if row is None else _version(row)
+
+    def versions(self, name: str) -> list[VersionRecord]:
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT * FROM versions WHERE dataset = ? ORDER BY version", (name,)
+            ).fetchall()
+        return [_version(r) for r in rows]
+
+    def version_files(self) -> set[str]:
+        with self.read() as db:
+            return {r[0] for r in db.execute("SELECT file FROM versions")}
+
+    @staticmethod
+    def next_version(db: sqlite3.Connection, dataset: str) -> int:
+        row = db.execute(
+            "SELECT COALESCE(MAX(version), 0) FROM versions WHERE dataset = ?", (dataset,)
+        ).fetchone()
+        return int(row[0]) + 1
+
+    @staticmethod
+    def insert_dataset(db: sqlite3.Connection, name: str, owner: str, created_at: str) -> None:
+        db.execute(
+            "INSERT INTO datasets (name, owner, created_at) VALUES (?, ?, ?)",
+            (name, owner, created_at),
+        )
+
+    @staticmethod
+    def insert_version(db: sqlite3.Connection, record: VersionRecord) -> None:
+        db.execute(
+            "INSERT INTO versions (dataset, version, file, rows, columns_json, policy_name,"
+            " policy_fingerprint, linkage_key_id, organisation, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.dataset,
+                record.version,
+                record.file,
+                record.rows,
+                json.dumps([c.to_json() for c in record.columns]),
+                record.policy_name,
+                record.policy_fingerprint,
+                record.linkage_key_id,
+                record.organisation,
+                record.created_at,
+            ),
+        )
+
+    # -- projects -------------------------------------------------------------------------------
+
+    def project(self, project_id: str) -> ProjectRow | None:
+        with self.read() as db:
+            row = db.execute("SELECT * FROM projects WHERE id = ?", (project_id,)).fetchone()
+        return None if row is None else _project(row)
+
+    @staticmethod
+    def insert_project(db: sqlite3.Connection, p: ProjectRow) -> None:
+        db.execute(
+            "INSERT INTO projects (id, researcher, datasets_json, domain, policy_text,"
+            " policy_files_json, policy_fingerprint, project_key_id, expires, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                p.id,
+                p.researcher,
+                json.dumps(list(p.datasets)),
+                p.domain,
+                p.policy_text,
+                json.dumps({k: v.hex() for k, v in p.policy_files.items()}, sort_keys=True),
+                p.policy_fingerprint,
+                p.project_key_id,
+                p.expires,
+                p.created_at,
+            ),
+        )
+
+    @staticmethod
+    def project_exists(db: sqlite3.Connection, project_id: str) -> bool:
+        return db.execute("SELECT 1 FROM projects WHERE id = ?", (project_id,)).fetchone() is not None
+
+    # -- opt-outs -------------------------------------------------------------------------------
+
+    @staticmethod
+    def insert_optout_snapshot(
+        db: sqlite3.Connection,
+        *,
+        domain: str,
+        tokens: Sequence[str],
+        linkage_key_id: str,
+        created_at: str,
+    ) -> OptOutSnapshot:
+        """Store a new snapshot with the next consecutive id."""
+        row = db.execute("SELECT COALESCE(MAX(id), 0) FROM optout_snapshots").fetchone()
+        snapshot_id = int(row[0]) + 1
+        db.execute(
+            "INSERT INTO optout_snapshots (id, domain, count, linkage_key_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (snapshot_id, domain, len(tokens), linkage_key_id, created_at),
+        )
+        db.executemany(
+            "INSERT INTO optout_tokens (snapshot, token) VALUES (?, ?)",
+            ((snapshot_id, t) for t in tokens),
+        )
+        return OptOutSnapshot(snapshot_id, len(tokens), domain, linkage_key_id, created_at)
+
+    def latest_optout_snapshot(self, domain: str) -> OptOutSnapshot | None:
+        """The newest snapshot imported for ``domain`` (only the latest one applies)."""
+        with self.read() as db:
+            row = db.execute(
+                "SELECT id, count, domain, linkage_key_id, created_at FROM optout_snapshots"
+                " WHERE domain = ? ORDER BY id DESC LIMIT 1",
+                (domain,),
+            ).fetchone()
+        return None if row is None else OptOutSnapshot(int(row[0]), int(row[1]), *row[2:])
+
+    def optout_tokens(self, snapshot_id: int) -> list[str]:
+        with self.read() as db:
+            return [
+                r[0]
+                for r in db.execute(
+                    "SELECT token FROM optout_tokens WHERE snapshot = ?", (snapshot_id,)
+                )
+            ]
+
+
+def _version(row: Sequence[Any]) -> VersionRecord:
+    columns = tuple(ColumnInfo.from_json(c) for c in json.loads(row[4]))
+    return VersionRecord(
+        dataset=row[0],
+        version=int(row[1]),
+        file=row[2],
+        rows=int(row[3]),
+        columns=columns,
+        policy_name=row[5],
+        policy_fingerprint=row[6],
+        linkage_key_id=row[7],
+        organisation=row[8],
+        created_at=row[9],
+    )
+
+
+def _project(row: Sequence[Any]) -> ProjectRow:
+    files = {k: bytes.fromhex(v) for k, v in json.loads(row[5]).items()}
+    return ProjectRow(
+        id=row[0],
+        researcher=row[1],
+        datasets=tuple(json.loads(row[2])),
+        domain=row[3],
+        policy_text=row[4],
+        policy_files=files,
+        policy_fingerprint=row[6],
+        project_key_id=row[7],
+        expires=row[8],
+        created_at=row[9],
+    )

@@ -1,0 +1,214 @@
+"""Project extracts: join, opt-outs, project tokens, anonymisation, signed manifest.
+
+Everything is computed before anything is sent: :func:`build_extract` returns an
+:class:`Extract` holding the final table and its signed manifest, and only then does an
+adapter stream it. Linkage tokens never leave the gateway: every stored token column in an
+extract (``person`` and any other tokenised column) is re-keyed to project tokens, so two
+projects' extracts cannot be joined.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pseudogate.errors import FailedPrecondition, InvalidInput
+from pseudogate.keyring import Keyring
+from pseudogate.manifest import MANIFEST_FIELDS, sign_manifest
+from pseudogate.policy import Policy
+from pseudogate.store.catalog import OptOutSnapshot, VersionRecord
+from pseudogate.store.columns import as_text, token_array
+from pseudogate.store.content_hash import table_content_sha256
+from pseudogate.store.datasets import DatasetFiles
+from pseudogate.store.join import PERSON, JoinLayout, join_layout, left_join
+from pseudogate.tokens import Tokeniser
+
+__all__ = ["Anonymiser", "Extract", "ExtractInputs", "build_extract", "optouts_shown"]
+
+#: ``anonymise(table, policy, *, keyring=None, person_column=None) -> result`` with
+#: ``result.table`` (DataFrame) and ``result.report`` (k_achieved, l_achieved, suppressed, ...).
+Anonymiser = Callable[..., Any]
+
+DEFAULT_ROWS_PER_MESSAGE = 65_536
+
+
+@dataclass(frozen=True)
+class ExtractInputs:
+    """What an extract is built from (gathered and checked by the store)."""
+
+    project_id: str
+    domain: str
+    versions: tuple[VersionRecord, ...]
+    policy: Policy
+    project_tokeniser: Tokeniser
+    linkage_key_id: str
+    optout_snapshot: OptOutSnapshot | None
+    optout_tokens: pa.Array | None
+    created_at: str
+
+
+@dataclass
+class Extract:
+    """A finished extract: its table (utf8 cells, never null) and its signed manifest."""
+
+    project: str
+    arrow: pa.Table
+    manifest: dict[str, Any]
+    report: Any = None
+    _frame: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def header(self) -> list[str]:
+        return list(self.arrow.column_names)
+
+    @property
+    def rows(self) -> int:
+        return self.arrow.num_rows
+
+    @property
+    def table(self) -> pd.DataFrame:
+        """The extract as a DataFrame of strings, columns in order."""
+        if self._frame is None:
+            self._frame = self.arrow.to_pandas()
+        return self._frame
+
+    def manifest_json(self) -> str:
+        """The manifest as the JSON object sent after the data (and written by ``--manifest``)."""
+        return json.dumps(self.manifest, ensure_ascii=False, separators=(",", ":"))
+
+    def iter_arrow_ipc(self, *, rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE) -> Iterator[bytes]:
+        """Complete Arrow IPC streams of consecutive row slices (at least one, even if empty)."""
+        if rows_per_message < 1:
+            raise InvalidInput("rows_per_message must be at least 1")
+        schema = self.arrow.schema
+        total = self.arrow.num_rows
+        starts = range(0, total, rows_per_message) if total else range(1)
+        for start in starts:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, schema) as writer:
+                writer.write_table(self.arrow.slice(start, rows_per_message))
+            yield sink.getvalue().to_pybytes()
+
+
+def optouts_shown(count: int) -> int | str:
+    """Opt-out counts below 10 are shown as ``"<10"`` (small numbers can identify people)."""
+    return count if count >= 10 else "<10"
+
+
+def _rekey(column: pa.Array, tokeniser: Tokeniser) -> pa.Array:
+    """Replace each linkage token by its project token; empty cells stay empty."""
+    encoded = pc.dictionary_encode(column)
+    distinct = encoded.dictionary.to_pylist()
+    present = [v for v in distinct if v != ""]
+    made = dict(zip(present, tokeniser.tokens(present), strict=True))
+    return token_array([made.get(v, "") for v in distinct]).take(encoded.indices)
+
+
+def _joined(
+    inputs: ExtractInputs, layout: JoinLayout, files: DatasetFiles
+) -> tuple[pa.Table, int]:
+    """The joined table with linkage tokens, opt-outs removed; and people removed."""
+    first = inputs.versions[0]
+    left = files.read(first.file)
+    link = as_text(left.column(layout.link_columns[0]))
+    removed_people = 0
+    if inputs.optout_tokens is not None and len(inputs.optout_tokens):
+        opted = pc.is_in(link, value_set=inputs.optout_tokens)
+        removed_people = int(pc.count_distinct(pc.filter(link, opted)).as_py())
+        keep = pc.invert(opted)
+        left = left.filter(keep)
+        link = pc.filter(link, keep)
+    columns: dict[str, pa.Array] = {PERSON: link}
+    for _, name in ((d, c) for d, c in layout.columns if d == first.dataset):
+        columns[f"{first.dataset}.{name}"] = as_text(left.column(name))
+    for version, link_column in zip(inputs.versions[1:], layout.link_columns[1:], strict=True):
+        right = files.read(version.file)
+        left_idx, right_idx = left_join(columns[PERSON], as_text(right.column(link_column)))
+        left_take = pa.array(left_idx, type=pa.int64())
+        columns = {name: arr.take(left_take) for name, arr in columns.items()}
+        for dataset, name in layout.columns:
+            if dataset == version.dataset:
+                values = as_text(right.column(name)).take(right_idx)
+                columns[f"{dataset}.{name}"] = pc.fill_null(values, "")
+    ordered = [columns[name] for name in layout.header]
+    return pa.Table.from_arrays(ordered, names=layout.header), removed_people
+
+
+def _report_value(report: Any, name: str) -> Any:
+    """A report field as a plain JSON value (numpy scalars become int/float)."""
+    value = report.get(name) if isinstance(report, Mapping) else getattr(report, name, None)
+    return value.item() if hasattr(value, "item") else value
+
+
+def _to_arrow_text(frame: pd.DataFrame) -> pa.Table:
+    """The anonymiser's output as utf8 columns, missing as ""."""
+    arrays = []
+    for name in frame.columns:
+        column = frame[name]
+        arr = pa.array(column.astype(object).where(column.notna(), ""), from_pandas=True)
+        if arr.type != pa.string():
+            arr = pc.cast(arr, pa.string())
+        arrays.append(pc.fill_null(arr, ""))
+    return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
+
+
+def build_extract(
+    inputs: ExtractInputs,
+    *,
+    files: DatasetFiles,
+    keyring: Keyring,
+    anonymiser: Anonymiser,
+) -> Extract:
+    """Join, remove opt-outs, re-key to project tokens, anonymise, hash and sign."""
+    layout = join_layout(inputs.versions, domain=inputs.domain)
+    try:
+        inputs.policy.check_input_columns(layout.header)
+    except InvalidInput as exc:
+        raise FailedPrecondition(
+            f"the project's policy no longer fits its datasets' latest versions: {exc}"
+        ) from None
+    joined, removed_people = _joined(inputs, layout, files)
+    rekeyed = {
+        name: _rekey(joined.column(name).combine_chunks(), inputs.project_tokeniser)
+        if name == PERSON or name in layout.token_columns
+        else joined.column(name)
+        for name in joined.column_names
+    }
+    table = pa.Table.from_pydict(rekeyed)
+    frame = table.to_pandas()
+    result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+    report = result.report
+    final = _to_arrow_text(result.table)
+    signer = keyring.signer()
+    l_achieved = _report_value(report, "l_achieved")
+    privacy = inputs.policy.privacy
+    if privacy is None or privacy.l is None:
+        l_achieved = None
+    manifest: dict[str, Any] = {
+        "project": inputs.project_id,
+        "datasets": [{"name": v.dataset, "version": v.version} for v in inputs.versions],
+        "policy_fingerprint": inputs.policy.fingerprint,
+        "key_ids": {
+            "linkage": inputs.linkage_key_id,
+            "project": inputs.project_tokeniser.key_id,
+            "signing": signer.key_id,
+        },
+        "optout_snapshot": inputs.optout_snapshot.id if inputs.optout_snapshot else None,
+        "optouts_removed": optouts_shown(removed_people),
+        "rows": final.num_rows,
+        "k_achieved": _report_value(report, "k_achieved"),
+        "l_achieved": l_achieved,
+        "suppressed": _report_value(report, "suppressed"),
+        "loss": _report_value(report, "loss"),
+        "created_at": inputs.created_at,
+        "content_sha256": table_content_sha256(final),
+    }
+    signed = sign_manifest(manifest, signer.sign)
+    ordered = {k: signed[k] for k in MANIFEST_FIELDS}
+    return Extract(project=inputs.project_id, arrow=final, manifest=ordered, report=report)

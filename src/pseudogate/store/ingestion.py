@@ -1,0 +1,368 @@
+"""Provider submissions: Arrow IPC in, tokens out, all or nothing.
+
+A :class:`Submission` applies its ingestion policy to each Arrow IPC stream as it arrives:
+tokenised columns are normalised and tokenised under the linkage key, dropped columns are
+never written, kept columns are stored as they are. Only the result (tokens and kept values)
+goes to a temporary Parquet file; raw identifiers stay in memory for one message at most.
+
+The life cycle is ``add_arrow_ipc``* → ``prepare`` → ``commit`` (or ``abort`` at any point).
+``prepare`` finishes every check, so that the caller can write its audit record before
+``commit``, which assigns the version and publishes the file in one catalog transaction.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pseudogate.errors import (
+    FailedPrecondition,
+    InvalidInput,
+    PermissionDenied,
+    ResourceExhausted,
+    RowError,
+    RowErrors,
+)
+from pseudogate.keyring import Keyring, Purpose
+from pseudogate.policy import Action, Policy
+from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
+from pseudogate.store.columns import as_text, tokenise_array
+from pseudogate.store.datasets import DatasetFiles
+from pseudogate.tokens import Tokeniser
+
+__all__ = [
+    "DATASET_NAME_RE",
+    "MAX_MESSAGE_BYTES",
+    "MAX_ROW_ERRORS",
+    "Submission",
+    "SubmissionResult",
+    "SubmissionSummary",
+    "check_dataset_name",
+    "rfc3339",
+]
+
+DATASET_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Validation goes on after the first invalid row so that providers can fix a file in one go,
+#: but stops here: the submission is refused anyway.
+MAX_ROW_ERRORS = 1000
+_IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+
+
+def check_dataset_name(name: str) -> None:
+    if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name):
+        raise InvalidInput("dataset name must match [a-z][a-z0-9_]{0,62}")
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC time as RFC 3339 with a ``Z`` suffix, whole seconds."""
+    from datetime import UTC
+
+    if moment.tzinfo is None:
+        raise ValueError("the clock must return timezone-aware datetimes")
+    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionSummary:
+    """A validated submission waiting for ``commit`` (no version yet)."""
+
+    dataset: str
+    organisation: str
+    rows: int
+    columns: tuple[str, ...]
+    policy_name: str
+    policy_fingerprint: str
+    key_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionResult:
+    """A committed submission."""
+
+    dataset: str
+    version: int
+    rows: int
+    policy_fingerprint: str
+    key_id: str
+
+
+class _State(enum.Enum):
+    OPEN = "open"
+    PREPARED = "prepared"
+    COMMITTED = "committed"
+    ABORTED = "aborted"
+
+
+class Submission:
+    """One provider submission to one dataset. Built by ``Store.begin_submission``."""
+
+    def __init__(
+        self,
+        *,
+        dataset: str,
+        organisation: str,
+        policy_name: str,
+        policy: Policy,
+        keyring: Keyring,
+        catalog: Catalog,
+        files: DatasetFiles,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.dataset = dataset
+        self.organisation = organisation
+        self.policy_name = policy_name
+        self.policy = policy
+        self.key_id = keyring.primary(Purpose.LINKAGE).id
+        self._keyring = keyring
+        self._catalog = catalog
+        self._files = files
+        self._clock = clock
+        self._state = _State.OPEN
+        self._messages = 0
+        self._rows = 0
+        self._schema: pa.Schema | None = None
+        self._stored: list[ColumnInfo] = []
+        self._out_schema: pa.Schema | None = None
+        self._tokenisers: dict[str, Tokeniser] = {}
+        self._errors: list[RowError] = []
+        self._temp: Path | None = None
+        self._writer: pq.ParquetWriter | None = None
+
+    # -- context manager: anything but a commit leaves no trace ---------------------------------
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._state is not _State.COMMITTED:
+            self.abort()
+
+    @property
+    def rows(self) -> int:
+        """Rows received so far."""
+        return self._rows
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def add_arrow_ipc(self, payload: bytes) -> int:
+        """Apply the policy to one complete Arrow IPC stream; returns its row count.
+
+        Invalid rows are collected and reported by ``prepare``; any other problem (a broken
+        stream, a different schema, too many invalid rows) aborts the submission at once.
+        """
+        self._require(_State.OPEN)
+        try:
+            return self._add(payload)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _add(self, payload: bytes) -> int:
+        self._messages += 1
+        where = f"message {self._messages}"
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise ResourceExhausted(
+                f"{where} holds {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES} bytes "
+                "(32 MiB): send smaller record batches"
+            )
+        table = _read_ipc(bytes(payload), where)
+        if self._schema is None:
+            self._start(table.schema)
+        elif not table.schema.equals(self._schema):
+            raise InvalidInput(f"{where}: its schema differs from the first message's")
+        offset = self._rows
+        self._rows += table.num_rows
+        arrays: list[pa.Array] = []
+        errors: list[RowError] = []
+        for info in self._stored:
+            values = as_text(table.column(info.name))
+            if info.action == Action.TOKENISE.value:
+                assert info.domain is not None and info.kind is not None
+                rule = self.policy.rule(info.name)
+                assert rule.kind is not None
+                tokens, bad = tokenise_array(
+                    values, kind=rule.kind, tokeniser=self._tokenisers[info.domain]
+                )
+                errors.extend(RowError(offset + i + 1, reason, info.name) for i, reason in bad)
+                arrays.append(tokens)
+            else:
+                arrays.append(values)
+        if errors:
+            order = {c.name: n for n, c in enumerate(self._stored)}
+            errors.sort(key=lambda e: (e.row, order[e.column]))
+            self._errors.extend(errors)
+            self._discard_output()  # an invalid submission is refused: write nothing more
+            if len(self._errors) >= MAX_ROW_ERRORS:
+                raise RowErrors(
+                    self._errors[:MAX_ROW_ERRORS],
+                    context=f"submission to dataset {self.dataset!r} "
+                    f"(stopped after {MAX_ROW_ERRORS} invalid values)",
+                )
+        if not self._errors and table.num_rows:
+            self._write(pa.Table.from_arrays(arrays, schema=self._out_schema))
+        return table.num_rows
+
+    def _start(self, schema: pa.Schema) -> None:
+        for field in schema:
+            if field.type != pa.string():
+                raise InvalidInput(
+                    f"column {field.name!r} has Arrow type {field.type}; every column must be utf8"
+                )
+        self.policy.check_input_columns(schema.names)
+        stored: list[ColumnInfo] = []
+        for name in schema.names:
+            rule = self.policy.rule(name)
+            if rule.action is Action.DROP:
+                continue
+            if rule.action is Action.TOKENISE:
+                if rule.kind is None or rule.domain is None:
+                    raise FailedPrecondition(f"policy column {name!r} has no kind or domain")
+                if rule.domain not in self._tokenisers:
+                    self._tokenisers[rule.domain] = self._keyring.linkage_tokeniser(
+                        rule.domain, key_id=self.key_id
+                    )
+                stored.append(ColumnInfo(name, Action.TOKENISE.value, rule.domain, rule.kind.value))
+            elif rule.action is Action.KEEP:
+                stored.append(ColumnInfo(name, Action.KEEP.value))
+            else:
+                raise FailedPrecondition(
+                    f"policy {self.policy_name!r} column {name!r} is {rule.action.value}; "
+                    "an ingestion policy may only tokenise, drop or keep"
+                )
+        if not stored:
+            raise InvalidInput(f"policy {self.policy_name!r} drops every column: nothing to store")
+        self._schema = schema
+        self._stored = stored
+        self._out_schema = pa.schema([pa.field(c.name, pa.string(), nullable=False) for c in stored])
+
+    def _write(self, table: pa.Table) -> None:
+        if self._writer is None:
+            assert self._out_schema is not None
+            self._temp = self._files.new_temp_path()
+            self._writer = self._files.writer(self._temp, self._out_schema)
+        self._writer.write_table(table)
+
+    def _discard_output(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
+        if self._temp is not None:
+            self._temp.unlink(missing_ok=True)
+            self._temp = None
+
+    # -- finishing --------------------------------------------------------------------------
+
+    def prepare(self) -> SubmissionSummary:
+        """Finish every check and the temporary file; nothing is published yet."""
+        self._require(_State.OPEN)
+        try:
+            if self._schema is None:
+                raise InvalidInput("the submission holds no Arrow IPC data")
+            if self._errors:
+                raise RowErrors(self._errors, context=f"submission to dataset {self.dataset!r}")
+            if self._rows == 0:
+                raise InvalidInput("the submission holds no records")
+            assert self._writer is not None
+            self._writer.close()
+            self._writer = None
+        except BaseException:
+            self.abort()
+            raise
+        self._state = _State.PREPARED
+        return SubmissionSummary(
+            dataset=self.dataset,
+            organisation=self.organisation,
+            rows=self._rows,
+            columns=tuple(c.name for c in self._stored),
+            policy_name=self.policy_name,
+            policy_fingerprint=self.policy.fingerprint,
+            key_id=self.key_id,
+        )
+
+    def commit(self) -> SubmissionResult:
+        """Assign the next version and publish: file rename and catalog row in one transaction."""
+        self._require(_State.PREPARED)
+        assert self._temp is not None
+        published: Path | None = None
+        try:
+            with self._catalog.transaction() as db:
+                owner = self._catalog.dataset_owner(self.dataset, db)
+                now = rfc3339(self._clock())
+                if owner is None:
+                    self._catalog.insert_dataset(db, self.dataset, self.organisation, now)
+                elif owner != self.organisation:
+                    raise PermissionDenied(
+                        f"dataset {self.dataset!r} belongs to another organisation"
+                    )
+                version = self._catalog.next_version(db, self.dataset)
+                relative = self._files.relative_version_path(self.dataset, version)
+                record = VersionRecord(
+                    dataset=self.dataset,
+                    version=version,
+                    file=relative,
+                    rows=self._rows,
+                    columns=tuple(self._stored),
+                    policy_name=self.policy_name,
+                    policy_fingerprint=self.policy.fingerprint,
+                    linkage_key_id=self.key_id,
+                    organisation=self.organisation,
+                    created_at=now,
+                )
+                self._catalog.insert_version(db, record)
+                published = self._files.publish(self._temp, relative)
+                self._temp = None
+        except BaseException:
+            if published is not None:
+                published.unlink(missing_ok=True)
+            self.abort()
+            raise
+        self._state = _State.COMMITTED
+        return SubmissionResult(
+            dataset=self.dataset,
+            version=version,
+            rows=self._rows,
+            policy_fingerprint=self.policy.fingerprint,
+            key_id=self.key_id,
+        )
+
+    def abort(self) -> None:
+        """Drop everything received; safe to call more than once."""
+        if self._state is _State.COMMITTED:
+            return
+        self._discard_output()
+        self._state = _State.ABORTED
+
+    def _require(self, state: _State) -> None:
+        if self._state is not state:
+            raise FailedPrecondition(
+                f"submission is {self._state.value}; this step needs it {state.value}"
+            )
+
+
+def _read_ipc(payload: bytes, where: str) -> pa.Table:
+    """One complete Arrow IPC stream (schema, batches, end marker) as a table."""
+    if not payload.endswith(_IPC_END_MARKER):
+        raise InvalidInput(f"{where} is not a complete Arrow IPC stream (no end-of-stream marker)")
+    try:
+        with pa.ipc.open_stream(pa.py_buffer(payload)) as reader:
+            return reader.read_all()
+    except (pa.ArrowException, OSError, ValueError):
+        # Arrow's own message is not shown: it is not ours to vouch for (it could quote data).
+        raise InvalidInput(f"{where} is not a valid Arrow IPC stream") from None

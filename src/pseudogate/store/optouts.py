@@ -1,0 +1,35 @@
+"""National data opt-out: NHS numbers in, tokens stored, raw numbers never kept.
+
+Each import is a complete snapshot with the next consecutive id; only the latest snapshot of a
+linkage domain applies to extracts. Any invalid number refuses the whole import (row numbers
+and reasons, never values); duplicates count once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pseudogate.errors import InvalidInput, RowError, RowErrors
+from pseudogate.normalise import Kind
+from pseudogate.store.columns import tokenise_array
+from pseudogate.tokens import Tokeniser
+
+__all__ = ["optout_tokens"]
+
+
+def optout_tokens(nhs_numbers: Sequence[str], *, tokeniser: Tokeniser) -> list[str]:
+    """The distinct linkage tokens of the numbers; RowErrors (1-based rows) if any is invalid."""
+    if any(not isinstance(v, str) for v in nhs_numbers):
+        bad = [RowError(i + 1, "not_text") for i, v in enumerate(nhs_numbers) if not isinstance(v, str)]
+        raise RowErrors(bad, context="opt-out import")
+    try:
+        values = pa.array(list(nhs_numbers), type=pa.string())
+    except (pa.ArrowException, ValueError):
+        raise InvalidInput("opt-out numbers must be text") from None
+    tokens, errors = tokenise_array(values, kind=Kind.NHS_NUMBER, tokeniser=tokeniser)
+    if errors:
+        raise RowErrors([RowError(i + 1, reason) for i, reason in errors], context="opt-out import")
+    return pc.unique(tokens).to_pylist() if len(tokens) else []

@@ -1,0 +1,307 @@
+"""The store: the one object adapters talk to for submissions, projects, opt-outs, extracts.
+
+It owns a data directory (created if missing, mode 0700) holding the SQLite catalog and the
+Parquet dataset versions, and knows the registered ingestion policies and the keyring. It has
+no transport in it: the gRPC servicers and the CLI convert requests and call these methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from pseudogate.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+)
+from pseudogate.keyring import Keyring, Purpose
+from pseudogate.policy import Policy, parse_policy
+from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
+from pseudogate.store.datasets import DatasetFiles
+from pseudogate.store.extract import Anonymiser, Extract, ExtractInputs, build_extract
+from pseudogate.store.ingestion import Submission, check_dataset_name, rfc3339
+from pseudogate.store.join import join_layout
+from pseudogate.store.linkage import linkage_report
+from pseudogate.store.optouts import optout_tokens
+from pseudogate.store.projects import (
+    DOMAIN_RE,
+    PROJECT_ID_RE,
+    ProjectRecord,
+    check_extract_policy,
+    parse_expiry,
+)
+
+__all__ = ["DEFAULT_DOMAIN", "Store"]
+
+DEFAULT_DOMAIN = "person"
+#: One message for both cases, so that a caller cannot learn which projects exist.
+_PROJECT_DENIED = "project {!r} does not exist or is not yours"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_anonymiser(*args: Any, **kwargs: Any) -> Any:
+    from pseudogate.anonymity import anonymise
+
+    return anonymise(*args, **kwargs)
+
+
+class Store:
+    """The embedded linked store. Build it with :meth:`open`."""
+
+    def __init__(
+        self,
+        *,
+        data_dir: Path,
+        keyring: Keyring,
+        policies: Mapping[str, Policy],
+        clock: Callable[[], datetime],
+        anonymiser: Anonymiser,
+    ) -> None:
+        self.data_dir = data_dir
+        self.keyring = keyring
+        self.policies = dict(policies)
+        self._clock = clock
+        self._anonymiser = anonymiser
+        self.files = DatasetFiles(data_dir)
+        self.catalog = Catalog(data_dir)
+        self.files.remove_debris(self.catalog.version_files())
+
+    @classmethod
+    def open(
+        cls,
+        data_dir: str | Path,
+        *,
+        keyring: Keyring,
+        policies: Mapping[str, Policy],
+        clock: Callable[[], datetime] = _utc_now,
+        anonymiser: Anonymiser | None = None,
+    ) -> Store:
+        """Open (creating if missing) a data directory; removes debris of crashed writes."""
+        keyring.require_purposes(Purpose.LINKAGE, Purpose.PROJECT, Purpose.SIGNING)
+        root = Path(data_dir)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return cls(
+            data_dir=root,
+            keyring=keyring,
+            policies=policies,
+            clock=clock,
+            anonymiser=anonymiser or _default_anonymiser,
+        )
+
+    # -- policies -------------------------------------------------------------------------------
+
+    def policy(self, name: str) -> Policy:
+        """A registered ingestion policy by name."""
+        try:
+            return self.policies[name]
+        except KeyError:
+            known = ", ".join(sorted(self.policies)) or "none"
+            raise NotFound(f"no ingestion policy named {name!r} (registered: {known})") from None
+
+    def project_policy(self, project_id: str, *, organisation: str | None = None) -> Policy:
+        """The extract policy a project is bound to (same refusal as extracts for others)."""
+        row = self._project_row(project_id, organisation=organisation)
+        return _parse_project_policy(row)
+
+    # -- submissions ----------------------------------------------------------------------------
+
+    def begin_submission(self, *, dataset: str, policy_name: str, organisation: str) -> Submission:
+        """Start a submission; checks the name, the policy and who owns the dataset."""
+        check_dataset_name(dataset)
+        if not organisation or not organisation.strip():
+            raise InvalidInput("the submitting organisation is required")
+        if policy_name not in self.policies:
+            known = ", ".join(sorted(self.policies)) or "none"
+            raise InvalidInput(f"no ingestion policy named {policy_name!r} (registered: {known})")
+        owner = self.catalog.dataset_owner(dataset)
+        if owner is not None and owner != organisation:
+            raise PermissionDenied(f"dataset {dataset!r} belongs to another organisation")
+        return Submission(
+            dataset=dataset,
+            organisation=organisation,
+            policy_name=policy_name,
+            policy=self.policies[policy_name],
+            keyring=self.keyring,
+            catalog=self.catalog,
+            files=self.files,
+            clock=self._clock,
+        )
+
+    def versions(self, dataset: str) -> list[VersionRecord]:
+        return self.catalog.versions(dataset)
+
+    def read_version(self, dataset: str, version: int | None = None) -> pa.Table:
+        """A stored version as an Arrow table (the latest by default)."""
+        records = self.catalog.versions(dataset)
+        chosen = [r for r in records if version is None or r.version == version]
+        if not chosen:
+            raise NotFound(f"dataset {dataset!r} has no version {version or ''}".rstrip())
+        return self.files.read(chosen[-1].file)
+
+    # -- projects -------------------------------------------------------------------------------
+
+    def create_project(
+        self,
+        *,
+        project_id: str,
+        researcher: str,
+        datasets: Sequence[str],
+        policy_text: str,
+        policy_files: Mapping[str, bytes] | None = None,
+        expires: date | str,
+        domain: str = DEFAULT_DOMAIN,
+    ) -> ProjectRecord:
+        """Register a project; its policy must fit the datasets' latest schemas."""
+        if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
+            raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+        if not researcher or not researcher.strip():
+            raise InvalidInput("the researcher organisation is required")
+        domain = domain or DEFAULT_DOMAIN
+        if not DOMAIN_RE.fullmatch(domain):
+            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        names = list(datasets)
+        if not names:
+            raise InvalidInput("a project needs at least one dataset")
+        if len(set(names)) != len(names):
+            raise InvalidInput("a project names each dataset once")
+        for name in names:
+            check_dataset_name(name)
+        expiry = parse_expiry(expires)
+        if expiry < self._today():
+            raise InvalidInput(f"expiry date {expiry.isoformat()} is already past")
+        if self.catalog.project(project_id) is not None:
+            raise AlreadyExists(f"project {project_id!r} already exists")
+        versions = self._latest_versions(names)
+        layout = join_layout(versions, domain=domain)
+        files = dict(policy_files or {})
+        policy = parse_policy(policy_text, files=files, origin=f"for project {project_id!r}")
+        check_extract_policy(policy, layout)
+        row = ProjectRow(
+            id=project_id,
+            researcher=researcher,
+            datasets=tuple(names),
+            domain=domain,
+            policy_text=policy_text,
+            policy_files={k: bytes(v) for k, v in files.items()},
+            policy_fingerprint=policy.fingerprint,
+            project_key_id=self.keyring.primary(Purpose.PROJECT).id,
+            expires=expiry.isoformat(),
+            created_at=rfc3339(self._clock()),
+        )
+        with self.catalog.transaction() as db:
+            if self.catalog.project_exists(db, project_id):
+                raise AlreadyExists(f"project {project_id!r} already exists")
+            self.catalog.insert_project(db, row)
+        return ProjectRecord.from_row(row)
+
+    def project(self, project_id: str, *, organisation: str | None = None) -> ProjectRecord:
+        return ProjectRecord.from_row(self._project_row(project_id, organisation=organisation))
+
+    def _project_row(self, project_id: str, *, organisation: str | None) -> ProjectRow:
+        row = self.catalog.project(project_id) if isinstance(project_id, str) else None
+        if row is None or (organisation is not None and row.researcher != organisation):
+            raise PermissionDenied(_PROJECT_DENIED.format(project_id))
+        return row
+
+    # -- opt-outs -------------------------------------------------------------------------------
+
+    def import_optouts(
+        self, nhs_numbers: Sequence[str], *, domain: str = DEFAULT_DOMAIN
+    ) -> OptOutSnapshot:
+        """Store a new complete opt-out snapshot (tokens only); returns its id and count."""
+        domain = domain or DEFAULT_DOMAIN
+        if not DOMAIN_RE.fullmatch(domain):
+            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        tokeniser = self.keyring.linkage_tokeniser(domain)
+        tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)
+        with self.catalog.transaction() as db:
+            return self.catalog.insert_optout_snapshot(
+                db,
+                domain=domain,
+                tokens=tokens,
+                linkage_key_id=tokeniser.key_id,
+                created_at=rfc3339(self._clock()),
+            )
+
+    def latest_optout_snapshot(self, domain: str = DEFAULT_DOMAIN) -> OptOutSnapshot | None:
+        return self.catalog.latest_optout_snapshot(domain)
+
+    # -- reports and extracts -------------------------------------------------------------------
+
+    def linkage_report(self, *, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
+        """Counts only: records and people per dataset, people shared by each pair."""
+        return linkage_report(self.catalog, self.files, domain=domain)
+
+    def build_extract(
+        self, project_id: str, *, organisation: str | None, today: date | None = None
+    ) -> Extract:
+        """The project's extract, complete and signed, before any of it is sent.
+
+        ``organisation`` None means any caller (insecure mode); otherwise it must be the
+        project's researcher. ``today`` (UTC) defaults to the store's clock.
+        """
+        row = self._project_row(project_id, organisation=organisation)
+        today = today or self._today()
+        if today > date.fromisoformat(row.expires):
+            raise FailedPrecondition(
+                f"project {project_id!r} expired on {row.expires}; extracts are no longer allowed"
+            )
+        versions = self._latest_versions(list(row.datasets))
+        linkage_keys = sorted({v.linkage_key_id for v in versions})
+        if len(linkage_keys) != 1:
+            raise FailedPrecondition(
+                "the project's datasets were tokenised under different linkage keys "
+                f"({', '.join(linkage_keys)}); resubmit them under the primary key"
+            )
+        snapshot = self.catalog.latest_optout_snapshot(row.domain)
+        tokens = None
+        if snapshot is not None:
+            if snapshot.linkage_key_id != linkage_keys[0]:
+                raise FailedPrecondition(
+                    f"opt-out snapshot {snapshot.id} was tokenised under linkage key "
+                    f"{snapshot.linkage_key_id} but the datasets under {linkage_keys[0]}; "
+                    "import the opt-outs again"
+                )
+            tokens = pa.array(self.catalog.optout_tokens(snapshot.id), type=pa.string())
+        inputs = ExtractInputs(
+            project_id=row.id,
+            domain=row.domain,
+            versions=tuple(versions),
+            policy=_parse_project_policy(row),
+            project_tokeniser=self.keyring.project_tokeniser(row.id, key_id=row.project_key_id),
+            linkage_key_id=linkage_keys[0],
+            optout_snapshot=snapshot,
+            optout_tokens=tokens,
+            created_at=rfc3339(self._clock()),
+        )
+        return build_extract(
+            inputs, files=self.files, keyring=self.keyring, anonymiser=self._anonymiser
+        )
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _today(self) -> date:
+        return self._clock().astimezone(UTC).date()
+
+    def _latest_versions(self, names: Sequence[str]) -> list[VersionRecord]:
+        versions: list[VersionRecord] = []
+        for name in names:
+            version = self.catalog.latest_version(name)
+            if version is None:
+                raise FailedPrecondition(f"dataset {name!r} has no submitted version")
+            versions.append(version)
+        return versions
+
+
+def _parse_project_policy(row: ProjectRow) -> Policy:
+    return parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")

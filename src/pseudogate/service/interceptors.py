@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from pseudogate.errors import PseudogateError, Unavailable
+from pseudogate.errors import InvalidInput, PseudogateError, Unavailable
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
 
@@ -72,50 +72,50 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if handler is None or self._access.is_unaudited(details.method):
             return handler
         method = details.method
+        deserialise = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
-                self._wrap_unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(handler.unary_unary, method, stream_in=False),
+                request_deserializer=deserialise,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                self._wrap_unary(handler.stream_unary, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_unary(handler.stream_unary, method, stream_in=True),
+                request_deserializer=deserialise,
                 response_serializer=handler.response_serializer,
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
-                self._wrap_stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
+                self._wrap_stream(handler.unary_stream, method, stream_in=False),
+                request_deserializer=deserialise,
                 response_serializer=handler.response_serializer,
             )
         return grpc.stream_stream_rpc_method_handler(
-            self._wrap_stream(handler.stream_stream, method),
-            request_deserializer=handler.request_deserializer,
+            self._wrap_stream(handler.stream_stream, method, stream_in=True),
+            request_deserializer=deserialise,
             response_serializer=handler.response_serializer,
         )
 
     # -- wrappers -------------------------------------------------------------------------
 
-    def _start(self, method: str, context: grpc.ServicerContext) -> Call:
-        call = Call(method=method)
+    def _start(self, call: Call, context: grpc.ServicerContext) -> None:
+        """Identify and authorise the caller, filling ``call`` as far as it got."""
         call.record = lambda status: self._record(call, status)
         call.record_exchange = lambda status: self._write(call, status)
         identity = self._access.identify(context)  # PermissionDenied for a bad identity
         call.organisation, call.role, call.roles = self._access.describe(identity)
-        self._access.authorise(identity, method)
-        return call
+        self._access.authorise(identity, call.method)
 
-    def _wrap_unary(self, inner: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def _wrap_unary(
+        self, inner: Callable[..., Any], method: str, *, stream_in: bool
+    ) -> Callable[..., Any]:
         def behaviour(request: Any, context: grpc.ServicerContext) -> Any:
             call = Call(method=method)
             token = set_current(call)
             try:
-                call = self._start(method, context)
-                reset_current(token)
-                token = set_current(call)
-                result = inner(request, context)
+                self._start(call, context)
+                result = inner(_checked(request, stream_in), context)
                 if not call.audited:
                     self._record(call, "OK")
                 return result
@@ -127,15 +127,15 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
         return behaviour
 
-    def _wrap_stream(self, inner: Callable[..., Any], method: str) -> Callable[..., Any]:
+    def _wrap_stream(
+        self, inner: Callable[..., Any], method: str, *, stream_in: bool
+    ) -> Callable[..., Any]:
         def behaviour(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
             call = Call(method=method)
             token = set_current(call)
             try:
-                call = self._start(method, context)
-                reset_current(token)
-                token = set_current(call)
-                for item in inner(request, context):
+                self._start(call, context)
+                for item in inner(_checked(request, stream_in), context):
                     if not call.audited:
                         # A streaming servicer must audit before its first message.
                         self._record(call, "OK")
@@ -209,3 +209,36 @@ def _where(exc: BaseException) -> str:
     if tb is None:
         return "?"
     return f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}"
+
+
+class _Malformed:
+    """Stands in for a request message that did not parse (so it becomes INVALID_ARGUMENT)."""
+
+
+_MALFORMED = _Malformed()
+
+
+def _lenient(deserialise: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """grpc answers INTERNAL when a deserializer raises; malformed input is the client's error."""
+    if deserialise is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserialise(data)
+        except Exception:  # noqa: BLE001 - any parse failure is a malformed message
+            return _MALFORMED
+
+    return parse
+
+
+def _refuse_malformed(message: Any) -> Any:
+    if message is _MALFORMED:
+        raise InvalidInput("malformed request message: it does not parse as the RPC's request type")
+    return message
+
+
+def _checked(request: Any, stream_in: bool) -> Any:
+    if not stream_in:
+        return _refuse_malformed(request)
+    return (_refuse_malformed(m) for m in request)

@@ -30,6 +30,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "demo",
     "anonymise",
     "policy",
+    "dev_certs",
+    "audit",
+    "verify_extract",
 )
 
 

@@ -274,10 +274,11 @@ def search(
     problem: Problem,
     *,
     progress: Callable[[str, float], None] | None = None,
-    exact_limit: int = EXACT_LIMIT,
+    exact_limit: int | None = None,
 ) -> SearchOutcome:
     """The acceptable transformation with the lowest metric (exact up to ``exact_limit``)."""
     start = time.perf_counter()
+    exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
     total = math.prod(problem.heights) if problem.heights else 1
     if total > exact_limit:
         best, evaluated = _greedy(problem)

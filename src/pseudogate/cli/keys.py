@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, fail, warn
+from pseudogate.cli.keys_public import register_public
 from pseudogate.keyring import (
     MASTER_KEY_ENV,
     KeyInfo,
@@ -78,8 +79,9 @@ def register(sub: Any) -> None:
     disable.add_argument("key_id", metavar="ID", help="id of the key to disable")
     disable.add_argument("--keyring", type=Path, required=True, help="keyring file to change")
     disable.set_defaults(handler=run_disable)
-    # `keys public --server ADDR` (the gateway's public signing key) is registered by the
-    # service side; it needs no keyring and so lives apart from these commands.
+    # `keys public --server ADDR` (the gateway's public signing key) needs no keyring: it is a
+    # gRPC client and lives apart from these commands.
+    register_public(keys_sub)
 
 
 def format_key_table(infos: list[KeyInfo]) -> str:

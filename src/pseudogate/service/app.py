@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,6 +52,7 @@ class GatewaySettings:
     insecure: bool = False
     production: bool = False
     audit_write_timeout: float = 5.0  # seconds to wait for the audit database before failing closed
+    today: Callable[[], dt.date] | None = None  # the UTC date for expiry checks (tests inject it)
 
 
 def _service_name(module: Any, name: str) -> str:
@@ -118,7 +120,7 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             _service_name(dataset_pb2, "DatasetService"),
         ),
         ServiceBinding(
-            ExtractServicer(store),
+            ExtractServicer(store, today=settings.today) if settings.today else ExtractServicer(store),
             extract_pb2_grpc.add_ExtractServiceServicer_to_server,
             _service_name(extract_pb2, "ExtractService"),
         ),

@@ -11,7 +11,7 @@ import grpc
 
 from pseudogate.errors import InvalidInput, PseudogateError
 
-__all__ = ["add_client_arguments", "open_channel", "rpc_errors", "RemoteError"]
+__all__ = ["RemoteError", "add_client_arguments", "open_channel", "rpc_errors"]
 
 
 class RemoteError(PseudogateError):

@@ -16,7 +16,7 @@ __all__ = ["build_report", "class_sizes"]
 def class_sizes(problem: Problem, outcome: SearchOutcome) -> np.ndarray:
     """Sizes of the released classes: rows, or distinct persons with person counting."""
     best = outcome.best
-    cls = best.class_of_base
+    cls = best.class_of_row
     n_classes = len(best.kept_class)
     if problem.persons is not None:
         codes, card = problem.persons

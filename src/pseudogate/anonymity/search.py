@@ -55,34 +55,71 @@ class Problem:
     metric: str
     diversity: list[tuple[np.ndarray, int]] = field(default_factory=list)  # sensitive codes
     persons: tuple[np.ndarray, int] | None = None  # person codes (k counts persons)
-    _gen: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
-    _cov: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _maps: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)
+    _code_cover: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    _total_cover: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @property
     def rows(self) -> int:
         return int(self.counts.sum())
 
-    def generalised(self, qi: int, level: int) -> np.ndarray:
-        """Level codes of every base row for one QI (cached)."""
-        key = (qi, level)
-        got = self._gen.get(key)
+    def level_map(self, qi: int, source: int, target: int) -> np.ndarray:
+        """Level-``source`` code -> level-``target`` code of one QI (each code has one parent)."""
+        key = (qi, source, target)
+        got = self._maps.get(key)
         if got is None:
-            got = self.up[qi][level][self.leaf_codes[qi]]
-            self._gen[key] = got
+            got = np.empty(self.cards[qi][source], dtype=np.int64)
+            got[self.up[qi][source]] = self.up[qi][target]
+            self._maps[key] = got
         return got
 
-    def row_cover(self, qi: int, level: int) -> np.ndarray:
+    def code_cover(self, qi: int, level: int) -> np.ndarray:
+        """Leaves covered by each level-``level`` code of one QI."""
         key = (qi, level)
-        got = self._cov.get(key)
+        got = self._code_cover.get(key)
         if got is None:
-            got = self.cover[qi][level][self.leaf_codes[qi]]
-            self._cov[key] = got
+            got = np.zeros(self.cards[qi][level], dtype=np.int64)
+            got[self.up[qi][level]] = self.cover[qi][level]
+            self._code_cover[key] = got
         return got
+
+    def total_cover(self, qi: int, level: int) -> int:
+        """Sum over all rows of the leaves their level-``level`` value covers."""
+        key = (qi, level)
+        got = self._total_cover.get(key)
+        if got is None:
+            got = int(self.counts @ self.cover[qi][level][self.leaf_codes[qi]])
+            self._total_cover[key] = got
+        return got
+
+    def base_table(self) -> ClassTable:
+        extra = [codes for codes, _ in self.diversity]
+        if self.persons is not None:
+            extra.append(self.persons[0])
+        return ClassTable(tuple(0 for _ in self.heights), list(self.leaf_codes), extra,
+                          self.counts)
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """Distinct rows (QI codes at ``levels`` + sensitive/person codes) with their row counts.
+
+    A coarser transformation's classes are unions of a finer one's, so it is evaluated from
+    the smallest cached table below it instead of from the base table (roll-up).
+    """
+
+    levels: tuple[int, ...]
+    codes: list[np.ndarray]
+    extra: list[np.ndarray]
+    counts: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.counts)
 
 
 @dataclass(frozen=True)
 class NodeResult:
-    """One evaluated transformation."""
+    """One evaluated transformation (class ids refer to the rows of the table it came from)."""
 
     levels: tuple[int, ...]
     suppressed: int
@@ -90,13 +127,27 @@ class NodeResult:
     classes: int  # classes among kept rows
     smallest: int  # smallest kept class size (rows, or persons with person counting)
     metric_key: int  # exact comparison key (lower is better)
-    loss: float
-    loss_per_column: tuple[float, ...]
+    loss_terms: tuple[tuple[int, int], ...]  # per QI (numerator, denominator) of loss_i
     discernibility: int
     dm_unsuppressed: int  # sum of squared class sizes without suppression
-    class_of_base: np.ndarray  # dense class id per base row
+    class_of_row: np.ndarray  # dense class id per source-table row
     kept_class: np.ndarray  # per class: kept?
     l_achieved: int | None
+
+    @property
+    def loss_per_column(self) -> tuple[float, ...]:
+        return tuple(num / den if den else 0.0 for num, den in self.loss_terms)
+
+    @property
+    def loss(self) -> float:
+        """prod(1 + loss_i) ** (1/n) - 1, from the exact rational product."""
+        if not self.loss_terms:
+            return 0.0
+        product = Fraction(1)
+        for num, den in self.loss_terms:
+            if den:
+                product *= Fraction(den + num, den)
+        return max(float(product) ** (1.0 / len(self.loss_terms)) - 1.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -108,98 +159,126 @@ class SearchOutcome:
     exact: bool
 
 
-def _class_ids(problem: Problem, levels: tuple[int, ...]) -> tuple[np.ndarray, int]:
-    """Dense class id per base row for a transformation, and the number of classes."""
-    m = len(problem.counts)
-    if not levels:
-        return np.zeros(m, dtype=np.int64), (1 if m else 0)
-    key = problem.generalised(0, levels[0]).astype(np.int64, copy=True)
-    size = problem.cards[0][levels[0]]
-    for qi in range(1, len(levels)):
-        card = problem.cards[qi][levels[qi]]
+def _dense_ids(columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.ndarray, int]:
+    """Dense id per row of the combination of code columns (codes < card), and their number."""
+    if not columns:
+        return np.zeros(rows, dtype=np.int64), (1 if rows else 0)
+    key = columns[0][0].astype(np.int64, copy=True)
+    size = max(columns[0][1], 1)
+    for codes, card in columns[1:]:
+        card = max(card, 1)
         if size * card >= _INT64_SAFE:
-            codes, uniques = pd.factorize(key, sort=False)
-            key, size = codes.astype(np.int64), len(uniques)
+            dense, uniques = pd.factorize(key, sort=False)
+            key, size = dense.astype(np.int64), max(len(uniques), 1)
         key *= card
-        key += problem.generalised(qi, levels[qi])
+        key += codes
         size *= card
-    if size <= max(4 * m, 1 << 16):
+    if size <= max(4 * rows, 1 << 16):
         present = np.zeros(size, dtype=np.int64)
         present[key] = 1
-        dense = np.cumsum(present) - 1
-        return dense[key], int(present.sum())
-    codes, uniques = pd.factorize(key, sort=False)
-    return codes.astype(np.int64), len(uniques)
+        dense_of = np.cumsum(present)
+        dense_of -= 1
+        return dense_of[key], int(dense_of[-1]) + 1
+    dense, uniques = pd.factorize(key, sort=False)
+    return dense.astype(np.int64), len(uniques)
 
 
-def _distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card: int) -> np.ndarray:
+def _distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card: int,
+                        counts: np.ndarray | None = None) -> np.ndarray:
     pair = cls * max(card, 1) + codes
     uniq = pd.unique(pair)
     return np.bincount(uniq // max(card, 1), minlength=n_classes)
 
 
-def evaluate(problem: Problem, levels: tuple[int, ...]) -> NodeResult:
-    """Classes, suppression, acceptability and exact metrics of one transformation."""
-    cls, n_classes = _class_ids(problem, levels)
-    counts = problem.counts
+def evaluate(problem: Problem, levels: tuple[int, ...],
+             source: ClassTable | None = None) -> tuple[NodeResult, ClassTable]:
+    """Classes, suppression, acceptability and exact metrics of one transformation.
+
+    ``source`` is any evaluated table at or below ``levels`` (default: the base table).
+    Returns the result and this transformation's own (smaller) table for later roll-ups.
+    """
+    if source is None:
+        source = problem.base_table()
+    rows = len(source)
+    codes = [
+        c if source.levels[qi] == levels[qi]
+        else problem.level_map(qi, source.levels[qi], levels[qi])[c]
+        for qi, c in enumerate(source.codes)
+    ]
+    cards = [problem.cards[qi][lv] for qi, lv in enumerate(levels)]
+    cls, n_classes = _dense_ids(list(zip(codes, cards, strict=True)), rows)
+    counts = source.counts
     sizes = np.bincount(cls, weights=counts, minlength=n_classes).astype(np.int64)
+    n_div = len(problem.diversity)
     strength = sizes
     if problem.persons is not None:
-        strength = _distinct_per_class(cls, n_classes, *problem.persons)
+        strength = _distinct_per_class(cls, n_classes, source.extra[n_div], problem.persons[1])
     fail = strength < problem.k
     l_min: np.ndarray | None = None
-    if problem.l is not None and problem.diversity:
-        per = [_distinct_per_class(cls, n_classes, codes, card) for codes, card in problem.diversity]
+    if problem.diversity:
+        per = [_distinct_per_class(cls, n_classes, source.extra[j], card)
+               for j, (_, card) in enumerate(problem.diversity)]
         l_min = np.minimum.reduce(per)
-        fail |= l_min < problem.l
-    elif problem.diversity:
-        per = [_distinct_per_class(cls, n_classes, codes, card) for codes, card in problem.diversity]
-        l_min = np.minimum.reduce(per)
+        if problem.l is not None:
+            fail |= l_min < problem.l
     suppressed = int(sizes[fail].sum())
     kept = ~fail
     n = problem.rows
+    dm_all = int(sizes @ sizes)
     kept_sizes = sizes[kept]
-    dm_all = int((sizes * sizes).sum())
-    dm = int((kept_sizes * kept_sizes).sum()) + n * suppressed
+    dm = int(kept_sizes @ kept_sizes) + n * suppressed
+    first = np.empty(n_classes, dtype=np.int64)
+    first[cls] = np.arange(rows, dtype=np.int64)
+    class_codes = [c[first] for c in codes]
     # Loss: exact rational per column, numerator A_i + S*D_i - N over N*(D_i - 1).
-    factors: list[Fraction] = []
+    terms: list[tuple[int, int]] = []
     key = 1
-    if suppressed:
-        supp_weights = np.where(fail[cls], counts, 0)
+    failed_sizes = sizes[fail] if suppressed else None
     for qi, level in enumerate(levels):
         d = problem.leaves[qi]
         if d <= 1 or n == 0:
-            factors.append(Fraction(0))
+            terms.append((0, 0))
             continue
-        row_cover = problem.row_cover(qi, level)
-        covered = int(counts @ row_cover)
-        if suppressed:
-            covered -= int(supp_weights @ row_cover)
+        covered = problem.total_cover(qi, level)
+        if failed_sizes is not None:
+            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
         num = max(0, covered + suppressed * d - n)
         den = n * (d - 1)
-        factors.append(Fraction(num, den))
+        terms.append((num, den))
         key *= den + num
-    if factors and n:
-        product = math.prod((1 + f for f in factors), start=Fraction(1))
-        loss = float(product) ** (1.0 / len(factors)) - 1.0
-    else:
-        loss = 0.0
-    metric_key = key if problem.metric == "loss" else dm
-    return NodeResult(
+    result = NodeResult(
         levels=levels,
         suppressed=suppressed,
         acceptable=suppressed <= problem.max_suppressed,
         classes=int(kept.sum()),
         smallest=int(strength[kept].min()) if kept.any() else 0,
-        metric_key=metric_key,
-        loss=max(loss, 0.0),
-        loss_per_column=tuple(float(f) for f in factors),
+        metric_key=key if problem.metric == "loss" else dm,
+        loss_terms=tuple(terms),
         discernibility=dm,
         dm_unsuppressed=dm_all,
-        class_of_base=cls,
+        class_of_row=cls,
         kept_class=kept,
         l_achieved=int(l_min[kept].min()) if l_min is not None and kept.any() else None,
     )
+    if not source.extra:
+        table = ClassTable(levels, class_codes, [], sizes)
+    else:
+        parts = [(cls, n_classes)] + [
+            (e, card) for e, (_, card) in zip(source.extra, _extra_cards(problem), strict=True)
+        ]
+        group, n_groups = _dense_ids(parts, rows)
+        g_first = np.empty(n_groups, dtype=np.int64)
+        g_first[group] = np.arange(rows, dtype=np.int64)
+        table = ClassTable(levels, [c[g_first] for c in codes], [e[g_first] for e in source.extra],
+                           np.bincount(group, weights=counts, minlength=n_groups).astype(np.int64))
+    return result, table
+
+
+def _extra_cards(problem: Problem) -> list[tuple[None, int]]:
+    cards: list[tuple[None, int]] = [(None, card) for _, card in problem.diversity]
+    if problem.persons is not None:
+        cards.append((None, problem.persons[1]))
+    return cards
 
 
 # -- the lattice ---------------------------------------------------------------------------------
@@ -242,20 +321,52 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
     return bound
 
 
-def _loss_lower_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
-    """log of the exact Loss key without suppression (exact at 0% suppression)."""
-    n = problem.rows
-    lb = np.zeros(len(nodes), dtype=np.float64)
-    for qi in range(len(problem.heights)):
-        d = problem.leaves[qi]
-        if d <= 1 or n == 0:
-            continue
-        per_level = np.array(
-            [math.log(n * (d - 1) + max(0, int(problem.counts @ problem.row_cover(qi, lv)) - n))
-             for lv in range(problem.heights[qi])]
-        )
-        lb += per_level[nodes[:, qi]]
-    return lb
+class _LowerBound:
+    """Lower bounds on the metric key of every node, tightened as suppression bounds grow.
+
+    Loss: numerator_i = A0_i - N + sum over suppressed rows of (D_i - cover) >=
+    A0_i - N + S * (D_i - largest cover at the level), so a bound S_lb on suppressed rows
+    gives a bound on the exact key (as a log). Discernibility: DM >= (N - S)^2 / C + N * S
+    (increasing in S for C >= 2 classes at most) and DM >= DM without suppression of any
+    evaluated finer node.
+    """
+
+    def __init__(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> None:
+        self.problem = problem
+        self.nodes = nodes
+        self.loss = problem.metric == "loss"
+        n = problem.rows
+        self.n = float(n)
+        self.terms: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+        for qi in range(len(problem.heights)):
+            d = problem.leaves[qi]
+            if d <= 1 or n == 0:
+                continue
+            base = np.array([problem.total_cover(qi, lv) - n
+                             for lv in range(problem.heights[qi])], dtype=np.float64)
+            slope = np.array([d - int(problem.cover[qi][lv].max(initial=0))
+                              for lv in range(problem.heights[qi])], dtype=np.float64)
+            self.terms.append((qi, base, slope, float(n * (d - 1))))
+        self.classes_ub = np.minimum(_product_cards(problem, nodes), max(len(problem.counts), 1))
+        self.floor = np.zeros(len(nodes), dtype=np.float64)  # evaluated-node bounds (DM)
+        self.values = self.compute(np.arange(len(nodes)), supp_lb)
+
+    def compute(self, idx: np.ndarray, supp_lb: np.ndarray) -> np.ndarray:
+        s = supp_lb[idx].astype(np.float64)
+        if self.loss:
+            out = np.zeros(len(idx), dtype=np.float64)
+            for qi, base, slope, den in self.terms:
+                levels = self.nodes[idx, qi]
+                out += np.log(den + np.maximum(0.0, base[levels] + s * slope[levels]))
+            return out
+        c = self.classes_ub[idx]
+        kept = self.n - s
+        bound = np.where(c >= 2, kept * kept / np.maximum(c, 1.0) + self.n * s,
+                         np.maximum(self.n * self.n / np.maximum(c, 1.0), self.n * s))
+        return np.maximum(bound, self.floor[idx])
+
+    def update(self, idx: np.ndarray, supp_lb: np.ndarray) -> None:
+        self.values[idx] = np.maximum(self.values[idx], self.compute(idx, supp_lb))
 
 
 def _key_float(problem: Problem, result: NodeResult) -> float:
@@ -294,18 +405,13 @@ def search(
     # Secondary order: level sum, then lexicographic (nodes are already lexicographic).
     rank = np.empty(count, dtype=np.int64)
     rank[np.lexsort((np.arange(count), level_sum))] = np.arange(count)
-    if problem.metric == "loss":
-        lb = _loss_lower_bound(problem, nodes)
-        tol = 1e-9
-    else:
-        # DM >= DM without suppression >= N^2 / classes, and DM >= N * suppressed.
-        n = float(problem.rows)
-        classes_ub = np.minimum(_product_cards(problem, nodes), max(len(problem.counts), 1))
-        lb = np.maximum(n * n / classes_ub, n * supp_lb.astype(np.float64))
-        tol = 0.5
+    bounds = _LowerBound(problem, nodes, supp_lb)
+    lb = bounds.values
+    tol = 1e-9 if problem.metric == "loss" else 0.5
     best: NodeResult | None = None
     best_float = math.inf
     evaluated = 0
+    cache = _TableCache(problem, count)
     while True:
         if not alive.any():
             break
@@ -318,21 +424,31 @@ def search(
         pick = int(near[np.argmin(rank[near])])
         alive[pick] = False
         levels = tuple(int(v) for v in nodes[pick])
-        result = evaluate(problem, levels)
+        result, table = evaluate(problem, levels, cache.source_for(nodes[pick]))
+        cache.add(nodes[pick], table)
         evaluated += 1
         if progress is not None and evaluated % 16 == 0:
             progress("search", 1.0 - alive.sum() / count)
+        below = np.all(nodes <= nodes[pick], axis=1)
         if not result.acceptable:
-            alive &= ~np.all(nodes <= nodes[pick], axis=1)
-        elif _better(result, best):
-            best = result
-            best_float = _key_float(problem, result)
+            alive &= ~below
+        else:
+            if _better(result, best):
+                best = result
+                best_float = _key_float(problem, result)
+            # Finer transformations suppress at least as many rows as this one.
+            if result.suppressed:
+                grow = np.flatnonzero(below & alive & (supp_lb < result.suppressed))
+                if len(grow):
+                    supp_lb[grow] = result.suppressed
+                    bounds.update(grow, supp_lb)
         if problem.metric == "discernibility":
-            above = np.all(nodes >= nodes[pick], axis=1)
-            np.maximum(lb, np.where(above, float(result.dm_unsuppressed), lb), out=lb)
+            above = np.flatnonzero(np.all(nodes >= nodes[pick], axis=1) & alive)
+            bounds.floor[above] = np.maximum(bounds.floor[above], float(result.dm_unsuppressed))
+            lb[above] = np.maximum(lb[above], bounds.floor[above])
     if best is None:
         top = tuple(h - 1 for h in problem.heights)
-        top_result = evaluate(problem, top)
+        top_result, _ = evaluate(problem, top)
         raise FailedPrecondition(
             f"no transformation satisfies the privacy model (k={problem.k}"
             + (f", l={problem.l}" if problem.l else "")
@@ -341,7 +457,38 @@ def search(
         )
     if progress is not None:
         progress("search", 1.0)
-    return SearchOutcome(best, count, evaluated, time.perf_counter() - start, exact=True)
+    # Re-evaluate the winner from the base table so its class ids refer to base rows.
+    final, _ = evaluate(problem, best.levels)
+    return SearchOutcome(final, count, evaluated, time.perf_counter() - start, exact=True)
+
+
+class _TableCache:
+    """Evaluated class tables, for rolling up coarser transformations from the smallest one."""
+
+    BUDGET = 32_000_000  # cached cells (codes and counts) in all
+
+    def __init__(self, problem: Problem, capacity: int) -> None:
+        q = len(problem.heights)
+        self.levels = np.zeros((capacity + 1, q), dtype=np.int16)
+        self.rows = np.zeros(capacity + 1, dtype=np.int64)
+        self.tables: list[ClassTable] = [problem.base_table()]
+        self.rows[0] = len(self.tables[0])
+        self.width = q + len(self.tables[0].extra) + 1
+        self.used = self.width * len(self.tables[0])
+
+    def source_for(self, levels: np.ndarray) -> ClassTable:
+        n = len(self.tables)
+        below = np.all(self.levels[:n] <= levels, axis=1)
+        return self.tables[int(np.argmin(np.where(below, self.rows[:n], np.iinfo(np.int64).max)))]
+
+    def add(self, levels: np.ndarray, table: ClassTable) -> None:
+        cells = self.width * len(table)
+        if self.used + cells > self.BUDGET or len(self.tables) >= len(self.rows):
+            return
+        self.levels[len(self.tables)] = levels
+        self.rows[len(self.tables)] = len(table)
+        self.tables.append(table)
+        self.used += cells
 
 
 def _product_cards(problem: Problem, nodes: np.ndarray) -> np.ndarray:
@@ -361,7 +508,7 @@ def _greedy(problem: Problem) -> tuple[NodeResult, int]:
     quasi-identifier that keeps it acceptable and lowers the metric, until none does.
     """
     levels = tuple(0 for _ in problem.heights)
-    current = evaluate(problem, levels)
+    current, _ = evaluate(problem, levels)
     evaluated = 1
     while not current.acceptable:
         options: list[NodeResult] = []
@@ -369,7 +516,7 @@ def _greedy(problem: Problem) -> tuple[NodeResult, int]:
             if current.levels[qi] + 1 < h:
                 nxt = list(current.levels)
                 nxt[qi] += 1
-                options.append(evaluate(problem, tuple(nxt)))
+                options.append(evaluate(problem, tuple(nxt))[0])
                 evaluated += 1
         if not options:
             raise FailedPrecondition(
@@ -386,7 +533,7 @@ def _greedy(problem: Problem) -> tuple[NodeResult, int]:
                 continue
             lower = list(current.levels)
             lower[qi] -= 1
-            trial = evaluate(problem, tuple(lower))
+            trial, _ = evaluate(problem, tuple(lower))
             evaluated += 1
             if trial.acceptable and _better(trial, current):
                 current = trial

@@ -92,8 +92,12 @@ class _Chain:
             )
         link = next_hash(self.head, canonical)
         if claimed_hash != link.hex():
+            hint = (
+                f" (event {seq} was edited, or event {seq - 1} was edited and its hash rebuilt)"
+                if seq > 1 else " (event 1 was edited)"
+            )
             raise AuditVerificationFailed(
-                seq, "hash does not match the event's content and the previous hash"
+                seq, "hash does not match the event's content and the previous hash" + hint
             )
         self.seq, self.head = seq, link
         self.events += 1

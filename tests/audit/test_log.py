@@ -257,3 +257,30 @@ def test_when_the_caller_is_unidentified_then_organisation_and_role_may_be_empty
     log = open_log()
     record = log.append({**sample_event(status="PERMISSION_DENIED"), "organisation": "", "role": ""})
     assert record["organisation"] == ""
+
+
+def test_when_events_are_appended_during_an_export_then_the_export_is_a_consistent_snapshot(
+    open_log: OpenLog, public_key: Ed25519PublicKey
+) -> None:
+    log = open_log(checkpoint_every=10)
+    for n in range(50):
+        log.append(sample_event(n))
+    records = log.records()
+    first = [next(records) for _ in range(5)]
+    stop = threading.Event()
+
+    def writer() -> None:
+        while not stop.is_set():
+            log.append(sample_event())
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        rest = list(records)
+    finally:
+        stop.set()
+        thread.join()
+    lines = [json.dumps(r) for r in first + rest]
+    report = verify_export(lines, public_key)
+    assert report.last_seq == 50
+    assert log.head()[0] > 50

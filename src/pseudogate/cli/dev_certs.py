@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     result = write_dev_certs(args.out, orgs, force=args.force)
     if result.reused_ca:
         print(f"using the existing CA in {args.out}")
-    for path in result.written:
+    for path in sorted(result.written):
         print(f"wrote {path}")
     out = args.out
     print(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from pseudogate._accel import fastmac
 from pseudogate.errors import InvalidInput
 
 __all__ = [
@@ -155,10 +156,19 @@ def _name(value: str) -> str:
     return "".join(out)
 
 
+def _require_utf8(text: str) -> None:
+    """Lone surrogates cannot be UTF-8 encoded (nor tokenised): refuse them as bad_format."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidValue(Reason.BAD_FORMAT) from None
+
+
 def _email(value: str) -> str:
     text = value.strip().lower()
     if not text:
         raise InvalidValue(Reason.EMPTY)
+    _require_utf8(text)
     local, at, domain = text.partition("@")
     if not at or not local or not domain or "@" in domain:
         raise InvalidValue(Reason.BAD_FORMAT)
@@ -169,6 +179,7 @@ def _text(value: str) -> str:
     text = unicodedata.normalize("NFC", value).strip()
     if not text:
         raise InvalidValue(Reason.EMPTY)
+    _require_utf8(text)
     return text
 
 
@@ -221,7 +232,35 @@ def normalise_many(
     return out, errors
 
 
+# Codes returned by the C accelerator's nhs_normalise (5: not ASCII, decided here in Python).
+_FAST_NHS_REASONS = {
+    1: Reason.EMPTY,
+    2: Reason.BAD_FORMAT,
+    3: Reason.INVALID_CHECK_DIGIT,
+    4: Reason.NOT_TEXT,
+}
+_FAST_NHS_NOT_ASCII = 5
+
+
 def _nhs_many(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, Reason]]]:
+    if fastmac is None:
+        return _nhs_many_python(values)
+    if not isinstance(values, list | tuple):
+        values = list(values)
+    out, problems = fastmac.nhs_normalise(values)
+    errors: list[tuple[int, Reason]] = []
+    for i, code in problems:
+        if code == _FAST_NHS_NOT_ASCII:
+            try:
+                out[i] = _nhs_number(values[i])
+            except InvalidValue as exc:
+                errors.append((i, exc.reason))
+        else:
+            errors.append((i, _FAST_NHS_REASONS[code]))
+    return out, errors
+
+
+def _nhs_many_python(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, Reason]]]:
     drop = _NHS_DROP
     cleaned: list[str | None] = [v.translate(drop) if isinstance(v, str) else None for v in values]
     errors: list[tuple[int, Reason]] = []

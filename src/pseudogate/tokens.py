@@ -20,6 +20,8 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from pseudogate._accel import fastmac
+
 __all__ = ["DOMAIN_INFO_PREFIX", "PROJECT_INFO_PREFIX", "TOKEN_BYTES", "Tokeniser", "derive_key"]
 
 DOMAIN_INFO_PREFIX = "pseudogate/v1/domain/"
@@ -36,14 +38,20 @@ def derive_key(material: bytes, info: str) -> bytes:
 
 
 class Tokeniser:
-    """Makes tokens for one (key, derivation) pair. Built by the keyring, never by hand."""
+    """Makes tokens for one (key, derivation) pair. Built by the keyring, never by hand.
 
-    __slots__ = ("_state", "key_id", "label")
+    Batches go through the C accelerator when it is built (same construction, see _fastmac.c);
+    otherwise through ``hmac`` with the key state computed once and one base32 call per batch.
+    """
+
+    __slots__ = ("_fast", "_prefix", "_state", "key_id", "label")
 
     def __init__(self, *, key_id: str, label: str, derived_key: bytes) -> None:
         self.key_id = key_id
         self.label = label  # e.g. "domain/person": what the key was derived for
+        self._prefix = key_id + "_"
         self._state = hmac.new(derived_key, digestmod=hashlib.sha256)
+        self._fast = fastmac.HmacSha256(derived_key) if fastmac is not None else None
 
     def __repr__(self) -> str:
         return f"Tokeniser(key_id={self.key_id!r}, label={self.label!r})"
@@ -53,14 +61,20 @@ class Tokeniser:
 
     def token(self, value: str) -> str:
         """Token of one already-normalised value."""
+        if self._fast is not None:
+            return self._fast.tokens(self._prefix, (value,))[0]  # type: ignore[no-any-return]
         mac = self._state.copy()
         mac.update(value.encode("utf-8"))
-        return (
-            self.key_id + "_" + base64.b32encode(mac.digest()[:TOKEN_BYTES]).decode("ascii").lower()
-        )
+        return self._prefix + base64.b32encode(mac.digest()[:TOKEN_BYTES]).decode("ascii").lower()
 
     def tokens(self, values: Sequence[str] | Iterable[str]) -> list[str]:
-        """Tokens of many already-normalised values (one base32 call for the whole batch)."""
+        """Tokens of many already-normalised values."""
+        if self._fast is not None:
+            return self._fast.tokens(self._prefix, values)  # type: ignore[no-any-return]
+        return self._tokens_python(values)
+
+    def _tokens_python(self, values: Sequence[str] | Iterable[str]) -> list[str]:
+        """The pure-Python path (one base32 call for the whole batch)."""
         copy = self._state.copy
         macs = bytearray()
         n = 0
@@ -72,29 +86,27 @@ class Tokeniser:
         if n == 0:
             return []
         encoded = _b32_lower(bytes(macs))
-        prefix = self.key_id + "_"
+        prefix = self._prefix
         step = _TOKEN_CHARS
         return [prefix + encoded[i : i + step] for i in range(0, n * step, step)]
 
 
 _B32_ALPHABET = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)
+_B32_SHIFTS = np.arange(35, -1, -5, dtype=np.uint64)
 
 
 def _b32_lower(data: bytes) -> str:
     """Lowercase RFC 4648 base32 of ``data`` (a multiple of 5 bytes), vectorised.
 
-    Equal to ``base64.b32encode(data).decode().lower()`` (tested), ten times faster on the
-    megabytes a bulk batch produces: 5 bytes become 8 five-bit indices into the alphabet.
+    Equal to ``base64.b32encode(data).decode().lower()`` (tested) and much faster on batches.
     """
-    a = np.frombuffer(data, dtype=np.uint8).reshape(-1, 5)
-    out = np.empty((a.shape[0], 8), dtype=np.uint8)
-    a0, a1, a2, a3, a4 = (a[:, i] for i in range(5))
-    out[:, 0] = a0 >> 3
-    out[:, 1] = ((a0 & 7) << 2) | (a1 >> 6)
-    out[:, 2] = (a1 >> 1) & 31
-    out[:, 3] = ((a1 & 1) << 4) | (a2 >> 4)
-    out[:, 4] = ((a2 & 15) << 1) | (a3 >> 7)
-    out[:, 5] = (a3 >> 2) & 31
-    out[:, 6] = ((a3 & 3) << 3) | (a4 >> 5)
-    out[:, 7] = a4 & 31
-    return _B32_ALPHABET.take(out).tobytes().decode("ascii")
+    groups = np.frombuffer(data, dtype=np.uint8).reshape(-1, 5).astype(np.uint64)
+    v = (
+        (groups[:, 0] << np.uint64(32))
+        | (groups[:, 1] << np.uint64(24))
+        | (groups[:, 2] << np.uint64(16))
+        | (groups[:, 3] << np.uint64(8))
+        | groups[:, 4]
+    )
+    idx = (v[:, None] >> _B32_SHIFTS) & np.uint64(31)
+    return _B32_ALPHABET[idx].tobytes().decode("ascii")

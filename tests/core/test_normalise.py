@@ -78,6 +78,8 @@ INVALID = [
     (Kind.EMAIL, "alice@", Reason.BAD_FORMAT),
     (Kind.EMAIL, "a@b@c", Reason.BAD_FORMAT),
     (Kind.TEXT, " \t\u00a0", Reason.EMPTY),
+    (Kind.TEXT, "a\ud800", Reason.BAD_FORMAT),  # a lone surrogate cannot be UTF-8
+    (Kind.EMAIL, "a\udfff@b", Reason.BAD_FORMAT),
 ]
 
 

@@ -1,0 +1,18 @@
+"""Builds the optional C accelerator (pseudogate._fastmac); all other metadata is pyproject.toml.
+
+``optional=True``: on a machine without a C compiler or the Python headers the install still
+succeeds and pseudogate runs in pure Python with identical results (docs/performance.md).
+"""
+
+from setuptools import Extension, setup
+
+setup(
+    ext_modules=[
+        Extension(
+            "pseudogate._fastmac",
+            sources=["src/pseudogate/_fastmac.c"],
+            optional=True,
+            extra_compile_args=["-O3"],
+        )
+    ]
+)

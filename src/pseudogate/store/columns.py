@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from pseudogate.normalise import Kind, Reason, normalise_many
 from pseudogate.tokens import Tokeniser
 
-__all__ = ["as_text", "token_array", "tokenise_array"]
+__all__ = ["as_text", "normalise_array", "token_array", "tokenise_array"]
 
 _NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
 
@@ -44,49 +44,45 @@ def token_array(tokens: list[str]) -> pa.Array:
     )
 
 
-def _nhs_fast(values: pa.Array) -> tuple[list[str | None], list[tuple[int, Reason]]]:
+def _nhs_fast(values: pa.Array) -> tuple[pa.Array, list[tuple[int, Reason]]]:
     """``normalise_many(NHS_NUMBER, values)`` for an Arrow array, vectorised where possible."""
-    n = len(values)
-    lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
-    plain = (lengths == 10) & pc.match_substring_regex(values, r"^[0-9]{10}$").to_numpy(
-        zero_copy_only=False
-    )
-    out: list[str | None] = [None] * n
+    plain = pc.and_(
+        pc.equal(pc.binary_length(values), 10), pc.match_substring_regex(values, r"^[0-9]{10}$")
+    ).to_numpy(zero_copy_only=False)
     errors: list[tuple[int, Reason]] = []
+    ok = np.zeros(len(values), dtype=bool)
     plain_idx = np.flatnonzero(plain)
     if len(plain_idx):
-        chosen = values.take(pa.array(plain_idx)) if len(plain_idx) != n else values
+        chosen = values.take(pa.array(plain_idx)) if len(plain_idx) != len(values) else values
         offsets = np.frombuffer(chosen.buffers()[1], dtype=np.int32)[
             chosen.offset : chosen.offset + len(chosen) + 1
         ]
         data = np.frombuffer(chosen.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
-        digits = (data.reshape(-1, 10).astype(np.int64)) - 48
+        digits = data.reshape(-1, 10).astype(np.int64) - 48
         check = 11 - (digits[:, :9] @ _NHS_WEIGHTS) % 11
         check[check == 11] = 0
-        ok = check == digits[:, 9]
-        texts = chosen.to_pylist()
-        for j, i in enumerate(plain_idx.tolist()):
-            if ok[j]:
-                out[i] = texts[j]
-            else:
-                errors.append((i, Reason.INVALID_CHECK_DIGIT))
+        good = check == digits[:, 9]  # a check of 10 never equals a digit
+        ok[plain_idx[good]] = True
+        errors.extend((int(i), Reason.INVALID_CHECK_DIGIT) for i in plain_idx[~good])
+    result = pc.if_else(pa.array(ok), values, pa.scalar(None, pa.string()))
     other_idx = np.flatnonzero(~plain)
     if len(other_idx):
         others = values.take(pa.array(other_idx)).to_pylist()
         normalised, errs = normalise_many(Kind.NHS_NUMBER, others)
-        idx = other_idx.tolist()
-        for j, v in enumerate(normalised):
-            out[idx[j]] = v
-        errors.extend((idx[j], reason) for j, reason in errs)
-        errors.sort()
-    return out, errors
+        mask = np.zeros(len(values), dtype=bool)
+        mask[other_idx] = True
+        result = pc.replace_with_mask(result, pa.array(mask), pa.array(normalised, pa.string()))
+        errors.extend((int(other_idx[j]), reason) for j, reason in errs)
+    errors.sort()
+    return result, errors
 
 
-def normalise_array(kind: Kind, values: pa.Array) -> tuple[list[str | None], list[tuple[int, Reason]]]:
-    """Normalise an Arrow utf8 array (no nulls): (normalised or None, [(index, reason)])."""
+def normalise_array(kind: Kind, values: pa.Array) -> tuple[pa.Array, list[tuple[int, Reason]]]:
+    """Normalise a utf8 array without nulls: (normalised, null where invalid; [(index, reason)])."""
     if kind is Kind.NHS_NUMBER:
         return _nhs_fast(values)
-    return normalise_many(kind, values.to_pylist())
+    normalised, errors = normalise_many(kind, values.to_pylist())
+    return pa.array(normalised, type=pa.string()), errors
 
 
 def tokenise_array(
@@ -98,22 +94,17 @@ def tokenise_array(
     """
     encoded = pc.dictionary_encode(values)
     distinct: pa.Array = encoded.dictionary
-    indices = encoded.indices
     normalised, errs = normalise_array(kind, distinct)
-    empty = {i for i, v in enumerate(distinct.to_pylist()) if v == ""} if errs else set()
-    reasons = {i: (Reason.EMPTY if i in empty else r) for i, r in errs}
     # Different raw spellings of one value normalise alike: tokenise each normalised value once.
-    unique_norm = list(dict.fromkeys(v for v in normalised if v is not None))
-    made_tokens = tokeniser.tokens(unique_norm)
-    if len(unique_norm) == len(normalised):  # no invalid value, no two spellings of one value
-        per_distinct = made_tokens
-    else:
-        made = dict(zip(unique_norm, made_tokens, strict=True))
-        per_distinct = [made[v] if v is not None else "" for v in normalised]
-    tokens = token_array(per_distinct).take(indices)
+    by_value = pc.dictionary_encode(normalised)
+    tokens_of_values = token_array(tokeniser.tokens(by_value.dictionary.to_pylist()))
+    per_distinct = tokens_of_values.take(by_value.indices)
+    tokens = pc.fill_null(per_distinct.take(encoded.indices), "")
     row_errors: list[tuple[int, str]] = []
-    if reasons:
-        codes = indices.to_numpy(zero_copy_only=False)
+    if errs:
+        raw = distinct.to_pylist()
+        reasons = {i: (Reason.EMPTY if raw[i] == "" else r) for i, r in errs}
+        codes = encoded.indices.to_numpy(zero_copy_only=False)
         bad = np.fromiter(reasons.keys(), dtype=codes.dtype, count=len(reasons))
         rows = np.flatnonzero(np.isin(codes, bad))
         row_errors = [(int(r), str(reasons[int(codes[r])])) for r in rows]

@@ -42,9 +42,21 @@ class DatasetFiles:
     def new_temp_path(self) -> Path:
         return self.tmp_dir / f"submission-{secrets.token_hex(8)}.parquet.tmp"
 
-    def writer(self, path: Path, schema: pa.Schema) -> pq.ParquetWriter:
-        """A Parquet writer for a submission's temporary file."""
-        return pq.ParquetWriter(path, schema, compression="snappy", use_dictionary=False)
+    def writer(
+        self, path: Path, schema: pa.Schema, *, token_columns: Sequence[str] = ()
+    ) -> pq.ParquetWriter:
+        """A Parquet writer for a submission's temporary file.
+
+        Tokens are random-looking: neither a dictionary nor compression gains anything on them,
+        so they are stored plain; other columns get a dictionary and snappy.
+        """
+        tokens = set(token_columns)
+        return pq.ParquetWriter(
+            path,
+            schema,
+            compression={n: ("none" if n in tokens else "snappy") for n in schema.names},
+            use_dictionary=[n for n in schema.names if n not in tokens],
+        )
 
     def publish(self, temp: Path, relative: str) -> Path:
         """Move a finished temporary file to its version path (atomic rename, then fsync)."""

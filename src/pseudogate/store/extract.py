@@ -182,7 +182,11 @@ def build_extract(
     }
     table = pa.Table.from_pydict(rekeyed)
     frame = table.to_pandas()
-    result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+    try:
+        result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+    except InvalidInput as exc:
+        # The caller sent only a project id: a data or policy problem is a precondition.
+        raise FailedPrecondition(f"the project's extract cannot be produced: {exc}") from None
     report = result.report
     final = _to_arrow_text(result.table)
     signer = keyring.signer()

@@ -254,7 +254,11 @@ class Submission:
         if self._writer is None:
             assert self._out_schema is not None
             self._temp = self._files.new_temp_path()
-            self._writer = self._files.writer(self._temp, self._out_schema)
+            self._writer = self._files.writer(
+                self._temp,
+                self._out_schema,
+                token_columns=[c.name for c in self._stored if c.action == Action.TOKENISE.value],
+            )
         self._writer.write_table(table)
 
     def _discard_output(self) -> None:

@@ -292,3 +292,27 @@ def test_key_objects_refuse_pickling_and_hide_material_in_repr(tmp_path: Path) -
     infos = repr(ring.infos())
     assert all(s not in infos for s in _secrets(ring, doc))
     assert not [name for name in dir(ring) if "material" in name or name in ("key", "raw")]
+
+
+def test_wrapped_material_is_nonce_ciphertext_tag_with_the_documented_aad(
+    tmp_path: Path, master: Path
+) -> None:
+    """docs/keys.md: base64(nonce || ciphertext+tag), AES-256-GCM, AAD keywrap/id/purpose."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from pseudogate.keyring import load_master_key
+
+    ring = Keyring.generate(wrap_under=load_master_key(master))
+    ring.save(tmp_path / "ring.json")
+    master_key = base64.b64decode(master.read_bytes().strip())
+    for e, info in zip(
+        json.loads((tmp_path / "ring.json").read_text())["keys"], ring.infos(), strict=True
+    ):
+        blob = base64.b64decode(e["material_wrapped"], validate=True)
+        assert len(blob) == 12 + 32 + 16
+        aad = f"pseudogate/v1/keywrap/{e['id']}/{e['purpose']}".encode()
+        material = AESGCM(master_key).decrypt(blob[:12], blob[12:], aad)
+        fingerprint = hashlib.sha256(b"pseudogate/v1/key-fingerprint/" + material).hexdigest()
+        assert info.fingerprint == fingerprint[:16]

@@ -243,6 +243,10 @@ def test_when_streamed_then_arrow_messages_reassemble_the_extract(raw_store: Sto
     parts = [pa.ipc.open_stream(m).read_all() for m in messages]
     assert pa.concat_tables(parts).equals(extract.arrow)
     assert all(f.type == pa.string() for f in extract.arrow.schema)
+    small = list(extract.iter_arrow_ipc(max_message_bytes=1500))  # split until each fits
+    assert len(small) > 4 and all(len(m) <= 1500 for m in small)
+    assert pa.concat_tables([pa.ipc.open_stream(m).read_all() for m in small]).equals(
+        extract.arrow)
 
 
 def test_when_a_dataset_has_no_column_under_the_project_domain_then_project_is_refused(

@@ -35,7 +35,7 @@ __all__ = ["Anonymiser", "Extract", "ExtractInputs", "build_extract", "optouts_s
 #: ``result.table`` (DataFrame) and ``result.report`` (k_achieved, l_achieved, suppressed, ...).
 Anonymiser = Callable[..., Any]
 
-DEFAULT_ROWS_PER_MESSAGE = 65_536
+DEFAULT_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -82,18 +82,45 @@ class Extract:
         """The manifest as the JSON object sent after the data (and written by ``--manifest``)."""
         return json.dumps(self.manifest, ensure_ascii=False, separators=(",", ":"))
 
-    def iter_arrow_ipc(self, *, rows_per_message: int = DEFAULT_ROWS_PER_MESSAGE) -> Iterator[bytes]:
-        """Complete Arrow IPC streams of consecutive row slices (at least one, even if empty)."""
-        if rows_per_message < 1:
+    def iter_arrow_ipc(
+        self,
+        *,
+        rows_per_message: int | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    ) -> Iterator[bytes]:
+        """Complete Arrow IPC streams of consecutive row slices (at least one, even if empty).
+
+        Each message stays under ``max_message_bytes`` (gRPC's default limit is 4 MiB): a
+        slice that would be larger is split in halves until it fits (one row always goes).
+        """
+        if rows_per_message is not None and rows_per_message < 1:
             raise InvalidInput("rows_per_message must be at least 1")
-        schema = self.arrow.schema
         total = self.arrow.num_rows
-        starts = range(0, total, rows_per_message) if total else range(1)
-        for start in starts:
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, schema) as writer:
-                writer.write_table(self.arrow.slice(start, rows_per_message))
-            yield sink.getvalue().to_pybytes()
+        if rows_per_message is None:
+            per_row = max(1, self.arrow.nbytes // max(total, 1))
+            rows_per_message = max(1, int(max_message_bytes * 0.8) // per_row)
+        if total == 0:
+            yield _ipc_bytes(self.arrow)
+            return
+        for start in range(0, total, rows_per_message):
+            yield from _fitting(self.arrow.slice(start, rows_per_message), max_message_bytes)
+
+
+def _ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _fitting(table: pa.Table, limit: int) -> Iterator[bytes]:
+    message = _ipc_bytes(table)
+    if len(message) <= limit or table.num_rows <= 1:
+        yield message
+        return
+    half = table.num_rows // 2
+    yield from _fitting(table.slice(0, half), limit)
+    yield from _fitting(table.slice(half), limit)
 
 
 def optouts_shown(count: int) -> int | str:
@@ -104,10 +131,11 @@ def optouts_shown(count: int) -> int | str:
 def _rekey(column: pa.Array, tokeniser: Tokeniser) -> pa.Array:
     """Replace each linkage token by its project token; empty cells stay empty."""
     encoded = pc.dictionary_encode(column)
-    distinct = encoded.dictionary.to_pylist()
-    present = [v for v in distinct if v != ""]
-    made = dict(zip(present, tokeniser.tokens(present), strict=True))
-    return token_array([made.get(v, "") for v in distinct]).take(encoded.indices)
+    distinct = encoded.dictionary
+    rekeyed = token_array(tokeniser.tokens(distinct.to_pylist()))
+    if pc.any(pc.equal(distinct, "")).as_py():
+        rekeyed = pc.if_else(pc.equal(distinct, ""), "", rekeyed)
+    return rekeyed.take(encoded.indices)
 
 
 def _joined(
@@ -130,8 +158,9 @@ def _joined(
     for version, link_column in zip(inputs.versions[1:], layout.link_columns[1:], strict=True):
         right = files.read(version.file)
         left_idx, right_idx = left_join(columns[PERSON], as_text(right.column(link_column)))
-        left_take = pa.array(left_idx, type=pa.int64())
-        columns = {name: arr.take(left_take) for name, arr in columns.items()}
+        if len(left_idx) != len(columns[PERSON]):  # else each left row appears once, in order
+            left_take = pa.array(left_idx, type=pa.int64())
+            columns = {name: arr.take(left_take) for name, arr in columns.items()}
         for dataset, name in layout.columns:
             if dataset == version.dataset:
                 values = as_text(right.column(name)).take(right_idx)
@@ -150,10 +179,11 @@ def _to_arrow_text(frame: pd.DataFrame) -> pa.Table:
     """The anonymiser's output as utf8 columns, missing as ""."""
     arrays = []
     for name in frame.columns:
-        column = frame[name]
-        arr = pa.array(column.astype(object).where(column.notna(), ""), from_pandas=True)
-        if arr.type != pa.string():
-            arr = pc.cast(arr, pa.string())
+        values = frame[name].to_numpy(dtype=object)
+        try:
+            arr = pa.array(values, type=pa.string(), from_pandas=True)
+        except (pa.ArrowException, TypeError):  # not all text: write each cell as text
+            arr = pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
         arrays.append(pc.fill_null(arr, ""))
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 

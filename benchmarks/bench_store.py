@@ -145,14 +145,17 @@ def _store(folder: Path) -> Store:
                       clock=lambda: datetime(2025, 6, 1, tzinfo=UTC))
 
 
-def _submit(store: Store, dataset: str, policy: str, messages: list[bytes]) -> tuple[float, int]:
-    start = time.perf_counter()
+def _submit(
+    store: Store, dataset: str, policy: str, messages: list[bytes]
+) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds of this process, rows) of one submission."""
+    start, cpu = time.perf_counter(), time.process_time()
     sub = store.begin_submission(dataset=dataset, policy_name=policy, organisation="bench")
     for message in messages:
         sub.add_arrow_ipc(message)
     sub.prepare()
     result = sub.commit()
-    return time.perf_counter() - start, result.rows
+    return time.perf_counter() - start, time.process_time() - cpu, result.rows
 
 
 def main() -> None:
@@ -164,10 +167,10 @@ def main() -> None:
             table, numbers = gp_table(rng, records=RECORDS, people=people)
             messages = _ipc_messages(table)
             store = _store(Path(tmp) / f"submit-{people}")
-            seconds, rows = _submit(store, "gp_diagnoses", "gp", messages)
+            seconds, cpu, rows = _submit(store, "gp_diagnoses", "gp", messages)
             print(f"  submission: {rows:,} records of {people:,} people (10% NHS numbers with "
                   f"spaces), {len(messages)} messages: {seconds:.2f} s = {rows / seconds:,.0f} "
-                  "records/s")
+                  f"records/s (CPU {cpu:.2f} s)")
 
         # Extract: 1,000,000 GP records of 250,000 people, joined with one council row for
         # each of 200,000 of them; 5,000 opted out.
@@ -179,16 +182,16 @@ def main() -> None:
         store.create_project(project_id="bench", researcher="uni",
                              datasets=["gp_diagnoses", "social_care"],
                              policy_text=EXTRACT_POLICY, policy_files={}, expires="2025-12-31")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         extract = store.build_extract("bench", organisation="uni")
         built = time.perf_counter() - start
         sent = sum(len(m) for m in extract.iter_arrow_ipc())
-        total = time.perf_counter() - start
+        total, cpu = time.perf_counter() - start, time.process_time() - cpu
         m = extract.manifest
         print(f"  extract: {RECORDS:,} linked records in, {m['rows']:,} rows out "
               f"(k={m['k_achieved']}, l={m['l_achieved']}, suppressed {m['suppressed']:,}, "
               f"opt-outs removed {m['optouts_removed']}): built and signed in {built:.2f} s, "
-              f"with Arrow IPC serialisation ({sent / 2**20:.0f} MiB) {total:.2f} s")
+              f"with Arrow IPC serialisation ({sent / 2**20:.0f} MiB) {total:.2f} s (CPU {cpu:.2f} s)")
     sys.stdout.flush()
 
 

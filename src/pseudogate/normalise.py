@@ -232,14 +232,14 @@ def normalise_many(
     return out, errors
 
 
-# Codes returned by the C accelerator's nhs_normalise (5: not ASCII, decided here in Python).
+# Codes returned by the C accelerator's nhs_normalise (5: beyond Latin-1, decided here).
 _FAST_NHS_REASONS = {
     1: Reason.EMPTY,
     2: Reason.BAD_FORMAT,
     3: Reason.INVALID_CHECK_DIGIT,
     4: Reason.NOT_TEXT,
 }
-_FAST_NHS_NOT_ASCII = 5
+_FAST_NHS_DEFER = 5
 
 
 def _nhs_many(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, Reason]]]:
@@ -250,7 +250,7 @@ def _nhs_many(values: Sequence[str]) -> tuple[list[str | None], list[tuple[int, 
     out, problems = fastmac.nhs_normalise(values)
     errors: list[tuple[int, Reason]] = []
     for i, code in problems:
-        if code == _FAST_NHS_NOT_ASCII:
+        if code == _FAST_NHS_DEFER:
             try:
                 out[i] = _nhs_number(values[i])
             except InvalidValue as exc:

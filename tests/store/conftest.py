@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -38,5 +39,8 @@ def data_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock) -> Store:
-    return Store.open(data_dir, keyring=keyring, policies=policies, clock=clock)
+def store(
+    data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock
+) -> Iterator[Store]:
+    with Store.open(data_dir, keyring=keyring, policies=policies, clock=clock) as opened:
+        yield opened

@@ -7,6 +7,7 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -81,8 +82,12 @@ def identity(table: pd.DataFrame, policy: Policy, **options: Any) -> _Result:
 
 
 @pytest.fixture
-def raw_store(data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock) -> Store:
-    return Store.open(data_dir, keyring=keyring, policies=policies, clock=clock, anonymiser=identity)
+def raw_store(
+    data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock
+) -> Iterator[Store]:
+    with Store.open(data_dir, keyring=keyring, policies=policies, clock=clock,
+                    anonymiser=identity) as opened:
+        yield opened
 
 
 def _populate(store: Store, *, gp: list[dict[str, str]], council: list[dict[str, str]]) -> None:

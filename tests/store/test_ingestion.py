@@ -14,6 +14,7 @@ from pseudogate.errors import (
     PermissionDenied,
     ResourceExhausted,
     RowErrors,
+    Unavailable,
 )
 from pseudogate.keyring import Keyring
 from pseudogate.policy import Policy
@@ -29,7 +30,7 @@ from .helpers import (
     submit,
 )
 
-COMMITTED_NOTHING = ["catalog.sqlite3"]
+COMMITTED_NOTHING = ["catalog.sqlite3", "store.lock"]
 
 
 def _assert_nothing_stored(store: Store, data_dir: Path) -> None:
@@ -191,7 +192,7 @@ def test_when_aborted_after_prepare_then_nothing_is_stored(store: Store, data_di
         sub.add_arrow_ipc(ipc(gp_columns(people(5))))
         summary = sub.prepare()
         assert summary.rows == 5 and summary.columns[0] == "nhs_number"
-        assert len(files_under(data_dir)) == 2  # the catalog and the temporary file
+        assert len(files_under(data_dir)) == 3  # the catalog, the lock and the temporary file
         # the audit write fails here: leaving the block without commit aborts
     _assert_nothing_stored(store, data_dir)
     with pytest.raises(FailedPrecondition):
@@ -240,7 +241,7 @@ def test_when_another_organisation_submits_then_permission_is_denied(
         early.commit()
     with pytest.raises(PermissionDenied):
         store.begin_submission(dataset="gp_diagnoses", policy_name="gp", organisation="other")
-    assert files_under(data_dir) == ["catalog.sqlite3", "datasets/gp_diagnoses/1.parquet"]
+    assert files_under(data_dir) == sorted([*COMMITTED_NOTHING, "datasets/gp_diagnoses/1.parquet"])
     assert [v.organisation for v in store.versions("gp_diagnoses")] == ["gp-org"]
 
 
@@ -252,5 +253,8 @@ def test_when_store_reopens_after_a_crash_then_debris_is_removed(
     sub.add_arrow_ipc(ipc(gp_columns(people(3))))  # a crash here leaves a temporary file
     orphan = data_dir / "datasets" / "gp_diagnoses" / "2.parquet"  # renamed, never catalogued
     pq.write_table(pa.table({"x": ["y"]}), orphan)
-    Store.open(data_dir, keyring=keyring, policies=policies, clock=clock)
-    assert files_under(data_dir) == ["catalog.sqlite3", "datasets/gp_diagnoses/1.parquet"]
+    with pytest.raises(Unavailable, match="in use by another gateway"):
+        Store.open(data_dir, keyring=keyring, policies=policies, clock=clock)
+    store.close()  # the crashed gateway's lock is gone
+    Store.open(data_dir, keyring=keyring, policies=policies, clock=clock).close()
+    assert files_under(data_dir) == sorted([*COMMITTED_NOTHING, "datasets/gp_diagnoses/1.parquet"])

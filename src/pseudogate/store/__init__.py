@@ -16,11 +16,12 @@ from pseudogate.store.ingestion import (
 )
 from pseudogate.store.projects import ProjectRecord
 from pseudogate.store.registry import load_policy_registry
-from pseudogate.store.store import DEFAULT_DOMAIN, Store
+from pseudogate.store.store import DEFAULT_DOMAIN, LOCK_FILE, Store
 
 __all__ = [
     "DATASET_NAME_RE",
     "DEFAULT_DOMAIN",
+    "LOCK_FILE",
     "MAX_MESSAGE_BYTES",
     "ColumnInfo",
     "Extract",

@@ -7,10 +7,14 @@ no transport in it: the gRPC servicers and the CLI convert requests and call the
 
 from __future__ import annotations
 
+import fcntl
+import os
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 import pyarrow as pa
 
@@ -20,6 +24,7 @@ from pseudogate.errors import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    Unavailable,
 )
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Policy, parse_policy
@@ -38,9 +43,12 @@ from pseudogate.store.projects import (
     parse_expiry,
 )
 
-__all__ = ["DEFAULT_DOMAIN", "Store"]
+__all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
 DEFAULT_DOMAIN = "person"
+#: Held (flock) while a store is open: one gateway per data directory, since opening removes
+#: the debris of crashed writes, which would be another process's work in progress.
+LOCK_FILE = "store.lock"
 #: One message for both cases, so that a caller cannot learn which projects exist.
 _PROJECT_DENIED = "project {!r} does not exist or is not yours"
 
@@ -72,9 +80,32 @@ class Store:
         self.policies = dict(policies)
         self._clock = clock
         self._anonymiser = anonymiser
-        self.files = DatasetFiles(data_dir)
-        self.catalog = Catalog(data_dir)
-        self.files.remove_debris(self.catalog.version_files())
+        self._lock_fd: int | None = _lock(data_dir / LOCK_FILE)
+        self._release = weakref.finalize(self, os.close, self._lock_fd)  # also when collected
+        try:
+            self.files = DatasetFiles(data_dir)
+            self.catalog = Catalog(data_dir)
+            self.files.remove_debris(self.catalog.version_files())
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Release the data directory (another store may open it afterwards)."""
+        if self._lock_fd is not None:
+            self._release()
+            self._lock_fd = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
 
     @classmethod
     def open(
@@ -301,6 +332,18 @@ class Store:
                 raise FailedPrecondition(f"dataset {name!r} has no submitted version")
             versions.append(version)
         return versions
+
+
+def _lock(path: Path) -> int:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise Unavailable(
+            f"data directory {path.parent} is in use by another gateway (lock {path.name})"
+        ) from None
+    return fd
 
 
 def _parse_project_policy(row: ProjectRow) -> Policy:

@@ -313,10 +313,12 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
             for b in range(problem.heights[j]):
                 if i == j and b:
                     break
-                card = problem.cards[j][b] if i != j else 1
-                key = gi * card + (problem.up[j][b][leaf_j] if i != j else 0)
-                sizes = np.bincount(key, weights=weights)
-                table[a, b] = int(sizes[(sizes > 0) & (sizes < k)].sum())
+                columns = [(gi, problem.cards[i][a])]
+                if i != j:
+                    columns.append((problem.up[j][b][leaf_j], problem.cards[j][b]))
+                group, n_groups = _dense_ids(columns, len(gi))
+                sizes = np.bincount(group, weights=weights, minlength=n_groups)
+                table[a, b] = int(sizes[sizes < k].sum())
         bound = np.maximum(bound, table[nodes[:, i], nodes[:, j] if i != j else 0])
     return bound
 
@@ -408,44 +410,43 @@ def search(
     bounds = _LowerBound(problem, nodes, supp_lb)
     lb = bounds.values
     tol = 1e-9 if problem.metric == "loss" else 0.5
-    best: NodeResult | None = None
-    best_float = math.inf
-    evaluated = 0
-    cache = _TableCache(problem, count)
+    strides = np.ones(len(problem.heights), dtype=np.int64)
+    for qi in range(len(problem.heights) - 2, -1, -1):
+        strides[qi] = strides[qi + 1] * problem.heights[qi + 1]
+    state = _State(problem, nodes, alive, supp_lb, bounds, _TableCache(problem, count))
+
+    def index_of(levels: np.ndarray) -> int:
+        return int(levels.astype(np.int64) @ strides) if len(strides) else 0
+
     while True:
-        if not alive.any():
+        candidates = np.flatnonzero(state.alive)
+        if not len(candidates):
             break
-        candidates = np.flatnonzero(alive)
         cand_lb = lb[candidates]
         low = cand_lb.min()
-        if low > best_float + tol:
+        if low > state.best_float + tol:
             break
         near = candidates[cand_lb <= low + tol]
         pick = int(near[np.argmin(rank[near])])
-        alive[pick] = False
-        levels = tuple(int(v) for v in nodes[pick])
-        result, table = evaluate(problem, levels, cache.source_for(nodes[pick]))
-        cache.add(nodes[pick], table)
-        evaluated += 1
-        if progress is not None and evaluated % 16 == 0:
-            progress("search", 1.0 - alive.sum() / count)
-        below = np.all(nodes <= nodes[pick], axis=1)
-        if not result.acceptable:
-            alive &= ~below
-        else:
-            if _better(result, best):
-                best = result
-                best_float = _key_float(problem, result)
-            # Finer transformations suppress at least as many rows as this one.
-            if result.suppressed:
-                grow = np.flatnonzero(below & alive & (supp_lb < result.suppressed))
-                if len(grow):
-                    supp_lb[grow] = result.suppressed
-                    bounds.update(grow, supp_lb)
-        if problem.metric == "discernibility":
-            above = np.flatnonzero(np.all(nodes >= nodes[pick], axis=1) & alive)
-            bounds.floor[above] = np.maximum(bounds.floor[above], float(result.dm_unsuppressed))
-            lb[above] = np.maximum(lb[above], bounds.floor[above])
+        result = state.visit(pick)
+        if progress is not None and state.evaluated % 16 == 0:
+            progress("search", 1.0 - state.alive.sum() / count)
+        if not result.acceptable and state.alive.any():
+            # Climb to a maximal unacceptable node: its whole down-set is pruned at once.
+            current = nodes[pick].copy()
+            for qi in range(len(problem.heights)):
+                lo, hi = int(current[qi]), problem.heights[qi] - 1
+                while lo < hi:
+                    mid = (lo + hi + 1) // 2
+                    trial = current.copy()
+                    trial[qi] = mid
+                    if state.unacceptable(index_of(trial)):
+                        lo = mid
+                    else:
+                        hi = mid - 1
+                current[qi] = lo
+            state.prune_below(index_of(current))
+    best, evaluated = state.best, state.evaluated
     if best is None:
         top = tuple(h - 1 for h in problem.heights)
         top_result, _ = evaluate(problem, top)
@@ -460,6 +461,64 @@ def search(
     # Re-evaluate the winner from the base table so its class ids refer to base rows.
     final, _ = evaluate(problem, best.levels)
     return SearchOutcome(final, count, evaluated, time.perf_counter() - start, exact=True)
+
+
+class _State:
+    """What the search knows about every node: unknown, acceptable or unacceptable."""
+
+    UNKNOWN, ACCEPTABLE, UNACCEPTABLE = 0, 1, 2
+
+    def __init__(self, problem: Problem, nodes: np.ndarray, alive: np.ndarray,
+                 supp_lb: np.ndarray, bounds: _LowerBound, cache: _TableCache) -> None:
+        self.problem = problem
+        self.nodes = nodes
+        self.alive = alive  # unknown and not yet evaluated
+        self.status = np.where(alive, self.UNKNOWN, self.UNACCEPTABLE).astype(np.int8)
+        self.supp_lb = supp_lb
+        self.bounds = bounds
+        self.cache = cache
+        self.best: NodeResult | None = None
+        self.best_float = math.inf
+        self.evaluated = 0
+
+    def prune_below(self, index: int) -> None:
+        below = np.all(self.nodes <= self.nodes[index], axis=1)
+        self.status[below & (self.status == self.UNKNOWN)] = self.UNACCEPTABLE
+        self.alive &= ~below
+
+    def unacceptable(self, index: int) -> bool:
+        if self.status[index] == self.UNKNOWN:
+            self.visit(index)
+        return bool(self.status[index] == self.UNACCEPTABLE)
+
+    def visit(self, index: int) -> NodeResult:
+        """Evaluate one node and propagate what it teaches about the others."""
+        problem, nodes = self.problem, self.nodes
+        levels = tuple(int(v) for v in nodes[index])
+        result, table = evaluate(problem, levels, self.cache.source_for(nodes[index]))
+        self.cache.add(nodes[index], table)
+        self.evaluated += 1
+        self.alive[index] = False
+        if not result.acceptable:
+            self.prune_below(index)
+        else:
+            self.status[index] = self.ACCEPTABLE
+            if _better(result, self.best):
+                self.best = result
+                self.best_float = _key_float(problem, result)
+            # Finer transformations suppress at least as many rows as this one.
+            if result.suppressed:
+                below = np.all(nodes <= nodes[index], axis=1)
+                grow = np.flatnonzero(below & self.alive & (self.supp_lb < result.suppressed))
+                if len(grow):
+                    self.supp_lb[grow] = result.suppressed
+                    self.bounds.update(grow, self.supp_lb)
+        if problem.metric == "discernibility":
+            above = np.flatnonzero(np.all(nodes >= nodes[index], axis=1) & self.alive)
+            floor = self.bounds.floor
+            floor[above] = np.maximum(floor[above], float(result.dm_unsuppressed))
+            self.bounds.values[above] = np.maximum(self.bounds.values[above], floor[above])
+        return result
 
 
 class _TableCache:

@@ -19,6 +19,7 @@ from pseudogate.errors import (
 from pseudogate.keyring import Keyring
 from pseudogate.policy import Policy
 from pseudogate.store import MAX_MESSAGE_BYTES, Store
+from pseudogate.store.ingestion import MAX_ROW_ERRORS
 
 from .helpers import (
     Clock,
@@ -258,3 +259,16 @@ def test_when_store_reopens_after_a_crash_then_debris_is_removed(
     store.close()  # the crashed gateway's lock is gone
     Store.open(data_dir, keyring=keyring, policies=policies, clock=clock).close()
     assert files_under(data_dir) == sorted([*COMMITTED_NOTHING, "datasets/gp_diagnoses/1.parquet"])
+
+
+def test_when_too_many_values_are_invalid_then_submission_stops_at_once(
+    store: Store, data_dir: Path
+) -> None:
+    columns = gp_columns(people(1, seed=3) * (MAX_ROW_ERRORS + 200))
+    columns["nhs_number"] = ["12"] * len(columns["nhs_number"])
+    sub = store.begin_submission(dataset="gp_diagnoses", policy_name="gp", organisation="gp-org")
+    with pytest.raises(RowErrors, match="stopped after 1000") as caught:
+        sub.add_arrow_ipc(ipc(columns))
+    assert len(caught.value.errors) == MAX_ROW_ERRORS
+    assert caught.value.errors[-1].row == MAX_ROW_ERRORS
+    _assert_nothing_stored(store, data_dir)

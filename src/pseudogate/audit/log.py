@@ -158,26 +158,34 @@ class AuditLog:
         self._acquire()
         try:
             conn = self._conn
+            # The head is cached under the writer lock: this log is the database's only writer.
+            # Should anything else have appended, the seq primary key refuses the insert and the
+            # call fails closed rather than forking the chain.
+            record = {"seq": self._head_seq + 1, "time": rfc3339(self._clock()), **event}
+            record = {f: record[f] for f in EVENT_FIELDS}
+            body = canonical_bytes(record)
+            link = next_hash(self._head_hash, body)
+            row = (record["seq"], body.decode("utf-8"), link)
+            checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
             try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    prev_seq, prev_hash = self._db_head()
-                    record = {"seq": prev_seq + 1, "time": rfc3339(self._clock()), **event}
-                    record = {f: record[f] for f in EVENT_FIELDS}
-                    body = canonical_bytes(record)
-                    link = next_hash(prev_hash, body)
-                    conn.execute(
-                        "INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)",
-                        (record["seq"], body.decode("utf-8"), link),
-                    )
-                    checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
-                    if checkpoint_due:
+                if not checkpoint_due:
+                    # One statement in autocommit mode is one transaction: cheap and atomic.
+                    conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
+                else:
+                    conn.execute("BEGIN IMMEDIATE")
+                    try:
+                        conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
                         self._store_checkpoint(self._sign(record["seq"], link))
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if conn.in_transaction:
+                            conn.execute("ROLLBACK")
+                        raise
+            except sqlite3.IntegrityError:
+                raise Unavailable(
+                    "audit event could not be written: the log was appended to by another "
+                    "writer; restart the gateway"
+                ) from None
             except sqlite3.Error as exc:
                 raise Unavailable(f"audit event could not be written: {_reason(exc)}") from None
             self._head_seq, self._head_hash = record["seq"], link

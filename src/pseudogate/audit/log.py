@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 """
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+_MAX_SEQ = 2**63 - 1
 
 
 def _ordered(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -226,7 +227,7 @@ class AuditLog:
         Reads one consistent snapshot (a WAL read transaction) on its own connection, so
         appends continue while an export streams.
         """
-        from_seq = max(from_seq, 1)
+        from_seq = min(max(from_seq, 1), _MAX_SEQ)  # SQLite integers are 64-bit signed
         try:
             reader = sqlite3.connect(
                 f"file:{self.path}?mode=ro", uri=True, isolation_level=None,

@@ -297,7 +297,6 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
     q = len(problem.heights)
     bound = np.zeros(len(nodes), dtype=np.int64)
     counts = problem.counts
-    k = problem.k
     pairs = list(itertools.combinations(range(q), 2)) if q >= 2 else [(0, 0)] if q else []
     for i, j in pairs:
         # Group base rows by the two leaf codes first: every level pair works on that.
@@ -307,20 +306,41 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
         codes, uniq = pd.factorize(joint, sort=False)
         weights = np.bincount(codes, weights=counts, minlength=len(uniq))
         leaf_i, leaf_j = uniq // dj, uniq % dj
-        table = np.zeros((problem.heights[i], problem.heights[j]), dtype=np.int64)
-        for a in range(problem.heights[i]):
-            gi = problem.up[i][a][leaf_i]
-            for b in range(problem.heights[j]):
-                if i == j and b:
-                    break
-                columns = [(gi, problem.cards[i][a])]
-                if i != j:
-                    columns.append((problem.up[j][b][leaf_j], problem.cards[j][b]))
-                group, n_groups = _dense_ids(columns, len(gi))
-                sizes = np.bincount(group, weights=weights, minlength=n_groups)
-                table[a, b] = int(sizes[sizes < k].sum())
+        table = _pair_table(problem, i, j, leaf_i, leaf_j, weights)
         bound = np.maximum(bound, table[nodes[:, i], nodes[:, j] if i != j else 0])
     return bound
+
+
+def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np.ndarray,
+                weights: np.ndarray) -> np.ndarray:
+    """Rows in groups smaller than k, for every (level of i, level of j), in one grouping."""
+    hi = problem.heights[i]
+    hj = problem.heights[j] if i != j else 1
+    rows = len(leaf_i)
+    keys: list[np.ndarray] = []
+    offset = 0
+    for a in range(hi):
+        gi = problem.up[i][a][leaf_i]
+        for b in range(hj):
+            if i != j:
+                cj = problem.cards[j][b]
+                keys.append(gi * cj + problem.up[j][b][leaf_j] + offset)
+                offset += problem.cards[i][a] * cj
+            else:
+                keys.append(gi + offset)
+                offset += problem.cards[i][a]
+    key = np.concatenate(keys)
+    if offset <= max(8 * len(key), 1 << 20):
+        cell, cells = key, offset
+    else:
+        dense, uniq = pd.factorize(key, sort=False)
+        cell, cells = dense, len(uniq)
+    tiled = np.tile(weights, hi * hj)
+    sizes = np.bincount(cell, weights=tiled, minlength=cells)
+    small = sizes[cell] < problem.k
+    combo = np.repeat(np.arange(hi * hj), rows)
+    per_combo = np.bincount(combo, weights=np.where(small, tiled, 0.0), minlength=hi * hj)
+    return np.rint(per_combo).astype(np.int64).reshape(hi, hj)
 
 
 class _LowerBound:
@@ -418,6 +438,8 @@ def search(
     def index_of(levels: np.ndarray) -> int:
         return int(levels.astype(np.int64) @ strides) if len(strides) else 0
 
+    unacceptable_picks = 0
+    climb_after = 2 * len(problem.heights)
     while True:
         candidates = np.flatnonzero(state.alive)
         if not len(candidates):
@@ -431,8 +453,12 @@ def search(
         result = state.visit(pick)
         if progress is not None and state.evaluated % 16 == 0:
             progress("search", 1.0 - state.alive.sum() / count)
-        if not result.acceptable and state.alive.any():
+        if not result.acceptable:
+            unacceptable_picks += 1
+        if not result.acceptable and unacceptable_picks > climb_after and state.alive.any():
             # Climb to a maximal unacceptable node: its whole down-set is pruned at once.
+            # Only after a few unacceptable picks: near-optimal lattices (0% suppression) end
+            # before climbing pays for itself.
             current = nodes[pick].copy()
             for qi in range(len(problem.heights)):
                 lo, hi = int(current[qi]), problem.heights[qi] - 1

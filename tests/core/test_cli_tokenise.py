@@ -72,8 +72,9 @@ def expected_token(normalised: str, domain: str = "nhs_number") -> str:
 
 
 def test_valid_file_gets_independently_recomputable_tokens_and_keeps_other_columns(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     src, dst = write_csv(tmp_path / "in.csv", GOOD), tmp_path / "out.csv"
     code, out, err = run(capsys, *tokenise_args(src, dst, "--kind", "nhs_number"))
     assert code == 0, err
@@ -85,6 +86,10 @@ def test_valid_file_gets_independently_recomputable_tokens_and_keeps_other_colum
     normalised = ["9434765919", "4010232137", "0830166130"]
     for (rid, _, name, notes), row, n in zip(GOOD, rows[1:], normalised, strict=True):
         assert row == [rid, expected_token(n), name, notes]
+    assert "tokenised 3 rows of column 'nhs_number'" in caplog.text
+    shown = out + err + caplog.text
+    assert [v for v in normalised + [g[1].strip() for g in GOOD] if v in shown] == []
+    assert not any(expected_token(n) in shown for n in normalised)
 
 
 def test_kind_defaults_to_the_built_in_domains_kind(

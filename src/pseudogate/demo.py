@@ -18,11 +18,13 @@ from pathlib import Path
 import grpc
 import pyarrow as pa
 
+from pseudogate.audit import verify_export
 from pseudogate.manifest import (
     content_sha256,
     load_public_key_pem,
     verify_manifest_signature,
 )
+from pseudogate.policy import load_policy
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.synthetic import Person, make_people, messy_nhs_number, messy_postcode
 from pseudogate.v1 import (
@@ -37,6 +39,7 @@ from pseudogate.v1 import (
     tokenisation_pb2,
     tokenisation_pb2_grpc,
 )
+from pseudogate.verify_extract import verify_extract
 
 __all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "GP_POLICY", "run_demo"]
 
@@ -268,13 +271,24 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     _say(f"\n6. Tokenise RPC: a valid NHS number -> {reply.tokens[0]}; an invalid one -> "
          f"refused ({reply.errors[0].reason}), the value never echoed")
 
-    # 7. The audit trail of everything above.
-    events = [
-        json.loads(m.record_json)
+    # 7. An auditor re-checks the extract and the log offline, trusting nothing but the key.
+    public_key = load_public_key_pem(public_pem)
+    policy_file = base / "frailty-study.policy.yaml"
+    policy_file.write_text(EXTRACT_POLICY, encoding="utf-8")
+    verdict = verify_extract(out, manifest, public_key, policy=load_policy(policy_file))
+    _say("\n7. Auditor: pseudogate verify-extract (signature, content hash, k and l, identifier scan)")
+    for line in verdict.render().splitlines():
+        _say(f"   {line}")
+    lines = [
+        m.record_json
         for m in audit_pb2_grpc.AuditServiceStub(channel).ListEvents(audit_pb2.ListEventsRequest())
     ]
-    n_events = sum(1 for e in events if "method" in e)
-    _say(f"\n7. Audit log: {n_events} events, hash-chained and ending in a signed checkpoint")
+    export = base / "audit.jsonl"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    report = verify_export(lines, public_key)
+    _say(f"   pseudogate audit verify: {report.events} events chain to a signed checkpoint "
+         f"(head {report.head_hash[:16]}…); export in {export.name}")
+    checks += [("extract verifies offline", verdict.ok), ("audit log verifies", report.events > 0)]
 
     _say("\nChecks:")
     for name, ok in checks:

@@ -136,3 +136,13 @@ def test_list_of_a_malformed_keyring_says_what_is_wrong(
     code, _, err = run(capsys, "keys", "list", "--keyring", str(bad))
     assert code == 2
     assert "'id' must match [a-z0-9-]{1,16}" in err
+
+
+def test_generate_wrap_with_master_key_in_a_missing_folder_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MASTER_KEY_ENV, str(tmp_path / "nowhere" / "master.key"))
+    code, _, err = run(capsys, "keys", "generate", "--out", str(tmp_path / "r.json"), "--wrap")
+    assert code == 2
+    assert "cannot create master key file" in err and "No such file or directory" in err
+    assert not (tmp_path / "r.json").exists()

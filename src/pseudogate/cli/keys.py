@@ -113,7 +113,10 @@ def _master_key_for_wrapping(out: TextIO) -> bytes:
         )
     path = Path(name)
     if not path.exists():
-        generate_master_key_file(path)
+        try:
+            generate_master_key_file(path)
+        except OSError as exc:
+            fail(f"cannot create master key file {path}: {exc.strerror}")
         print(
             f"created master key file {path} (mode 0600); back it up and keep it apart from "
             "the keyring: without it the wrapped keys cannot be opened",

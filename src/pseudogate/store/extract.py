@@ -69,7 +69,7 @@ class Extract:
 
     @property
     def rows(self) -> int:
-        return self.arrow.num_rows
+        return int(self.arrow.num_rows)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -110,7 +110,7 @@ def _ipc_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _fitting(table: pa.Table, limit: int) -> Iterator[bytes]:
@@ -171,7 +171,7 @@ def _joined(
 
 def _report_value(report: Any, name: str) -> Any:
     """A report field as a plain JSON value (numpy scalars become int/float)."""
-    value = report.get(name) if isinstance(report, Mapping) else getattr(report, name, None)
+    value: Any = report.get(name) if isinstance(report, Mapping) else getattr(report, name, None)
     return value.item() if hasattr(value, "item") else value
 
 

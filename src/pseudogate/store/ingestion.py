@@ -215,7 +215,7 @@ class Submission:
                 )
         if not self._errors and table.num_rows:
             self._write(pa.Table.from_arrays(arrays, schema=self._out_schema))
-        return table.num_rows
+        return int(table.num_rows)
 
     def _start(self, schema: pa.Schema) -> None:
         for field in schema:

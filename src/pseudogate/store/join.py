@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -65,7 +66,9 @@ def join_layout(versions: Sequence[VersionRecord], *, domain: str) -> JoinLayout
     )
 
 
-def left_join(left_key: pa.Array, right_key: pa.Array) -> tuple[np.ndarray, pa.Array]:
+def left_join(
+    left_key: pa.Array, right_key: pa.Array
+) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pa.Array]:
     """Row indices of a SQL LEFT JOIN: (left indices, right indices with nulls where no match).
 
     Left rows keep their order; a left row's matches keep the right side's order.

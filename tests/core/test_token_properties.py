@@ -59,6 +59,7 @@ def random_case(draw: st.DrawFn, text: str) -> str:
     return "".join(c.swapcase() if f else c for c, f in zip(text, flips, strict=True))
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(key=keys, domain=domains, value=st.text(max_size=40))
 def test_tokens_are_deterministic(key: bytes, domain: str, value: str) -> None:
     first = tokeniser(key, domain).token(value)
@@ -66,6 +67,7 @@ def test_tokens_are_deterministic(key: bytes, domain: str, value: str) -> None:
     assert tokeniser(key, domain).tokens([value, value]) == [first, first]
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(key=keys, key_id=key_ids, values=st.lists(st.text(max_size=30), max_size=20))
 def test_tokens_have_the_documented_format(key: bytes, key_id: str, values: list[str]) -> None:
     t = tokeniser(key, "text", key_id)
@@ -75,6 +77,7 @@ def test_tokens_have_the_documented_format(key: bytes, key_id: str, values: list
     assert made == [t.token(v) for v in values]
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(key=keys, data=st.data(), number=nhs_numbers())
 def test_nhs_number_tokens_ignore_spacing(key: bytes, data: st.DataObject, number: str) -> None:
     messy = data.draw(messy_nhs(number))
@@ -85,6 +88,7 @@ def test_nhs_number_tokens_ignore_spacing(key: bytes, data: st.DataObject, numbe
     assert t.token(normalised) == t.token(number)  # type: ignore[arg-type]
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(key=keys, data=st.data(), postcode=postcodes())
 def test_postcode_tokens_ignore_case_and_spacing(
     key: bytes, data: st.DataObject, postcode: str
@@ -101,6 +105,7 @@ def test_postcode_tokens_ignore_case_and_spacing(
     assert t.token(normalise(Kind.POSTCODE, messy)) == t.token(postcode)
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(
     key=keys,
     data=st.data(),
@@ -116,6 +121,7 @@ def test_email_tokens_ignore_case_and_padding(
     assert t.token(normalise(Kind.EMAIL, messy)) == t.token(clean)
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(
     key=keys,
     data=st.data(),
@@ -141,20 +147,21 @@ def test_name_tokens_ignore_case_accents_and_separators(
     assert clean == clean.casefold() and "  " not in clean
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(key=keys, a=domains, b=domains, value=st.text(min_size=1, max_size=30))
 def test_different_domains_give_different_tokens(key: bytes, a: str, b: str, value: str) -> None:
     assume(a != b)
     assert tokeniser(key, a).token(value) != tokeniser(key, b).token(value)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(a=keys, b=keys, domain=domains, value=st.text(min_size=1, max_size=30))
 def test_different_keys_give_different_tokens(a: bytes, b: bytes, domain: str, value: str) -> None:
     assume(a != b)
     assert tokeniser(a, domain).token(value) != tokeniser(b, domain).token(value)
 
 
+@settings(deadline=None)  # timing varies on a shared machine; speed is benchmarked
 @given(
     key=keys,
     domain=domains,

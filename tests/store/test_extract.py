@@ -21,10 +21,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pseudogate.errors import FailedPrecondition, PermissionDenied
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.manifest import MANIFEST_FIELDS
-from pseudogate.policy import Policy
+from pseudogate.policy import Policy, parse_policy
 from pseudogate.store import Store
 
 from .helpers import (
+    COUNCIL_POLICY,
     SIGNING_KEY,
     Clock,
     council_columns,
@@ -289,3 +290,39 @@ def test_when_optouts_used_another_linkage_key_then_extract_is_refused(
     store.import_optouts([people(1)[0]["nhs_number"]])
     with pytest.raises(FailedPrecondition, match="opt-out snapshot 1 was tokenised under"):
         store.build_extract("p1", organisation="uni")
+
+
+def test_when_three_datasets_join_then_matches_multiply_per_first_dataset_row(
+    raw_store: Store,
+) -> None:
+    folk = people(6)
+    gp, council, ae = folk[:4], [folk[0], folk[0], folk[1]], [folk[0], folk[2], folk[2], folk[5]]
+    _populate(raw_store, gp=gp, council=council)
+    submit(raw_store, "ae_visits", "council", "council-org", ipc(council_columns(ae)))
+    policy = IDENTITY_POLICY.replace("privacy:", "  ae_visits.service: {action: keep}\nprivacy:")
+    raw_store.create_project(project_id="p3", researcher="uni",
+                             datasets=["gp_diagnoses", "social_care", "ae_visits"],
+                             policy_text=policy, policy_files={}, expires="2025-12-31")
+    extract = raw_store.build_extract("p3", organisation="uni")
+    assert extract.header[-2:] == ["social_care.service", "ae_visits.service"]
+    def count(rows: list[dict[str, str]], person: dict[str, str]) -> int:
+        return max(1, sum(r["nhs_number"] == person["nhs_number"] for r in rows))
+    assert extract.rows == sum(count(council, p) * count(ae, p) for p in gp) == 2 + 1 + 2 + 1
+    tokens = [project_token("p3", linkage_token(p["nhs_number"])) for p in gp]
+    assert extract.table["person"].tolist() == [tokens[0]] * 2 + [tokens[1]] + [tokens[2]] * 2 + [
+        tokens[3]]
+    assert extract.table["ae_visits.service"].tolist() == ["S0", "S0", "", "S1", "S2", ""]
+
+
+def test_when_a_newer_version_no_longer_fits_the_policy_then_extract_is_refused(
+    raw_store: Store, policies: dict[str, Policy]
+) -> None:
+    _populate(raw_store, gp=people(4), council=people(4))
+    _project(raw_store, policy=IDENTITY_POLICY)
+    raw_store.policies["council_v2"] = parse_policy(COUNCIL_POLICY.replace(
+        "  service:      {action: keep}\n", "  service:      {action: keep}\n  team: {action: keep}\n"))
+    columns = council_columns(people(4))
+    columns["team"] = ["t"] * 4
+    submit(raw_store, "social_care", "council_v2", "council-org", ipc(columns))
+    with pytest.raises(FailedPrecondition, match="'social_care.team' is not named"):
+        raw_store.build_extract("p1", organisation="uni")

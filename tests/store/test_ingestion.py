@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -272,3 +273,18 @@ def test_when_too_many_values_are_invalid_then_submission_stops_at_once(
     assert len(caught.value.errors) == MAX_ROW_ERRORS
     assert caught.value.errors[-1].row == MAX_ROW_ERRORS
     _assert_nothing_stored(store, data_dir)
+
+
+def test_when_submissions_commit_concurrently_then_versions_are_distinct_and_consecutive(
+    store: Store,
+) -> None:
+    rows = people(40)
+
+    def one(n: int) -> int:
+        return submit(store, "gp_diagnoses", "gp", "gp-org",
+                      ipc(gp_columns(rows[n * 5 : n * 5 + 5]))).version
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        versions = sorted(pool.map(one, range(8)))
+    assert versions == list(range(1, 9))
+    assert [v.version for v in store.versions("gp_diagnoses")] == versions

@@ -81,8 +81,11 @@ def rfc3339(moment: dt.datetime) -> str:
     """RFC 3339 UTC with milliseconds and a ``Z``, e.g. ``2025-06-01T09:30:00.125Z``."""
     if moment.tzinfo is None:
         raise ValueError("audit times must be timezone-aware")
-    utc = moment.astimezone(dt.UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    u = moment.astimezone(dt.UTC)
+    return (
+        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
+        f"{u.microsecond // 1000:03d}Z"
+    )
 
 
 def safe_name(value: str | None, *, kind: str) -> str | None:
@@ -193,5 +196,20 @@ def validate_event(event: Mapping[str, Any], *, complete: bool = True) -> None:
     if missing:
         raise InvalidInput(f"audit event lacks field(s): {', '.join(missing)}")
     for name in EVENT_FIELDS:
-        if name in expected and not _CHECKS[name](event[name]):
+        if name not in expected:
+            continue
+        value = event[name]
+        memo = (name, value) if isinstance(value, str) else None
+        if memo is not None and memo in _KNOWN_GOOD:
+            continue  # the same organisation, method, status... recur on every call
+        if not _CHECKS[name](value):
             raise InvalidInput(f"audit event field {name!r} is malformed")
+        if memo is not None:
+            if len(_KNOWN_GOOD) >= _KNOWN_GOOD_LIMIT:
+                _KNOWN_GOOD.clear()
+            _KNOWN_GOOD.add(memo)
+
+
+#: (field, string value) pairs already validated: a bounded memo for the hot path.
+_KNOWN_GOOD: set[tuple[str, str]] = set()
+_KNOWN_GOOD_LIMIT = 4_096

@@ -6,7 +6,7 @@ would) go through ``Submission.add_arrow_ipc`` → ``prepare`` → ``commit``; t
 plus serialising it as Arrow IPC messages. Targets on 2 cores: submission ≥ 500,000 records/s,
 extract < 15 s.
 
-Run: python -m benchmarks   (or python benchmarks/bench_store.py)
+Run: python -m benchmarks store   (or python benchmarks/bench_store.py)
 """
 
 from __future__ import annotations

@@ -69,3 +69,15 @@ def test_when_the_audit_log_cannot_be_written_then_the_call_is_unavailable(tmp_p
         blocker.execute("ROLLBACK")
         blocker.close()
         gateway.stop(grace=None)
+
+
+def test_when_a_gateway_stops_then_another_can_start_on_the_same_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for _ in range(2):
+        gateway = start_gateway(GatewaySettings(port=0, insecure=True, data_dir=data))
+        with grpc.insecure_channel(gateway.address) as ch:
+            pb_grpc.TokenisationServiceStub(ch).Tokenise(
+                pb.TokeniseRequest(domain="person", values=["9434765919"])
+            )
+        gateway.stop(grace=None)
+    assert [e["seq"] for e in _events(data)] == [1, 2]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
-from pseudogate.errors import ConfigurationError
+from pseudogate.errors import ConfigurationError, PermissionDenied
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
 from pseudogate.policy import Policy
 from pseudogate.service.access import InsecureAccess, MtlsAccess
@@ -95,12 +95,16 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store.open(settings.data_dir, keyring=keyring, policies=policies)
     signer = keyring.signer()
-    audit_log = AuditLog.open(
-        settings.data_dir / AUDIT_DB_NAME,
-        signer=signer,
-        write_timeout=settings.audit_write_timeout,
-        synchronous=settings.audit_synchronous,
-    )
+    try:
+        audit_log = AuditLog.open(
+            settings.data_dir / AUDIT_DB_NAME,
+            signer=signer,
+            write_timeout=settings.audit_write_timeout,
+            synchronous=settings.audit_synchronous,
+        )
+    except BaseException:
+        store.close()
+        raise
 
     def audit(event: Mapping[str, Any]) -> None:
         audit_log.append(event)  # validates the event's shape; malformed names become null
@@ -109,7 +113,10 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
         if name in policies:
             return policies[name]
         if name.startswith("project/"):
-            return store.project_policy(name.removeprefix("project/"))
+            try:
+                return store.project_policy(name.removeprefix("project/"))
+            except PermissionDenied:  # unknown project: simply no such policy
+                return None
         return None
 
     services = [
@@ -148,8 +155,9 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             host=settings.host,
             port=settings.port,
             tls=settings.tls,
-            on_stop=[audit_log.close],
+            on_stop=[audit_log.close, store.close],
         )
     except BaseException:
         audit_log.close()
+        store.close()
         raise

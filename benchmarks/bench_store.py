@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from pseudogate.arrow_ipc import ipc_stream_bytes
 from pseudogate.keyring import Keyring
 from pseudogate.policy import parse_policy
 from pseudogate.store import Store
@@ -98,10 +99,7 @@ def _dates(rng: np.random.Generator, n: int, start: str, end: str) -> np.ndarray
 def _ipc_messages(table: pa.Table) -> list[bytes]:
     messages = []
     for start in range(0, table.num_rows, ROWS_PER_MESSAGE):
-        sink = pa.BufferOutputStream()
-        with pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table.slice(start, ROWS_PER_MESSAGE))
-        messages.append(sink.getvalue().to_pybytes())
+        messages.append(ipc_stream_bytes(table.slice(start, ROWS_PER_MESSAGE)))
     assert max(map(len, messages)) <= 32 * 1024 * 1024
     return messages
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 import pyarrow as pa
 
+from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.audit import verify_export
 from pseudogate.manifest import (
     content_sha256,
@@ -92,14 +93,6 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-def _table_ipc(columns: dict[str, list[str]]) -> bytes:
-    table = pa.table({name: pa.array(values, type=pa.string()) for name, values in columns.items()})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
 def _submission(
     dataset: str, policy: str, organisation: str, columns: dict[str, list[str]]
 ) -> Iterator[dataset_pb2.SubmitDatasetRequest]:
@@ -108,7 +101,7 @@ def _submission(
             dataset=dataset, policy=policy, organisation=organisation
         )
     )
-    yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=_table_ipc(columns))
+    yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=ipc_stream_bytes(text_table(columns)))
 
 
 def _gp_columns(people: Sequence[Person], rng: random.Random) -> dict[str, list[str]]:

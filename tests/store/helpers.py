@@ -10,8 +10,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-import pyarrow as pa
-
+from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.store import Store
 
 LINKAGE_KEY = bytes(range(32))
@@ -74,11 +73,7 @@ class Clock:
 
 def ipc(columns: Mapping[str, Sequence[str | None]]) -> bytes:
     """One complete Arrow IPC stream of utf8 columns."""
-    table = pa.table({k: pa.array(list(v), type=pa.string()) for k, v in columns.items()})
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return ipc_stream_bytes(text_table(columns))
 
 
 def nhs_number(rng: random.Random) -> str:

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from pseudogate.arrow_ipc import ipc_stream_bytes
 from pseudogate.errors import (
     FailedPrecondition,
     InvalidInput,
@@ -134,11 +135,8 @@ def test_when_a_column_is_not_utf8_then_submission_is_refused(store: Store, data
     table = pa.table({k: pa.array(v) for k, v in columns.items()}).set_column(
         5, "sex", pa.array([1, 2], type=pa.int64())
     )
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
     with pytest.raises(InvalidInput, match="'sex' has Arrow type int64"):
-        submit(store, "gp_diagnoses", "gp", "gp-org", sink.getvalue().to_pybytes())
+        submit(store, "gp_diagnoses", "gp", "gp-org", ipc_stream_bytes(table))
     _assert_nothing_stored(store, data_dir)
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from pseudogate.arrow_ipc import ipc_stream_bytes
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import Progress, fail
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
@@ -61,20 +62,13 @@ def ipc_messages(path: Path, *, delimiter: str = ",") -> Iterator[tuple[bytes, i
 
 
 def _split(batch: pa.RecordBatch) -> Iterator[tuple[bytes, int]]:
-    payload = _serialise(batch)
+    payload = ipc_stream_bytes(batch)
     if len(payload) <= MAX_MESSAGE_BYTES or batch.num_rows <= 1:
         yield payload, batch.num_rows
         return
     half = batch.num_rows // 2
     yield from _split(batch.slice(0, half))
     yield from _split(batch.slice(half))
-
-
-def _serialise(batch: pa.RecordBatch) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return sink.getvalue().to_pybytes()
 
 
 def run(args: argparse.Namespace) -> int:

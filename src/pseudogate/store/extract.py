@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pseudogate.arrow_ipc import ipc_stream_bytes
 from pseudogate.errors import FailedPrecondition, InvalidInput
 from pseudogate.keyring import Keyring
 from pseudogate.manifest import MANIFEST_FIELDS, sign_manifest
@@ -100,21 +101,14 @@ class Extract:
             per_row = max(1, self.arrow.nbytes // max(total, 1))
             rows_per_message = max(1, int(max_message_bytes * 0.8) // per_row)
         if total == 0:
-            yield _ipc_bytes(self.arrow)
+            yield ipc_stream_bytes(self.arrow)
             return
         for start in range(0, total, rows_per_message):
             yield from _fitting(self.arrow.slice(start, rows_per_message), max_message_bytes)
 
 
-def _ipc_bytes(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
 def _fitting(table: pa.Table, limit: int) -> Iterator[bytes]:
-    message = _ipc_bytes(table)
+    message = ipc_stream_bytes(table)
     if len(message) <= limit or table.num_rows <= 1:
         yield message
         return

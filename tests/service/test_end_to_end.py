@@ -275,3 +275,31 @@ def test_when_everything_has_run_then_no_raw_identifier_is_stored_or_logged(
             found = [v for v in values if v.encode("utf-8") in blob]
             assert not found, f"{path.name} holds raw identifiers"
     assert not [v for v in values if v in logged]
+
+
+def test_when_a_project_policy_uses_a_tree_file_then_the_cli_sends_it_and_fingerprints_agree(
+    world: World, populated: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "policy"
+    (folder / "hierarchies").mkdir(parents=True)
+    (folder / "hierarchies" / "sex.csv").write_text("F;*\nM;*\n", encoding="utf-8")
+    policy = folder / "tree.yaml"
+    policy.write_text(
+        EXTRACT_POLICY.replace(
+            "gp_diagnoses.sex:           {action: generalise, hierarchy: {type: suppress}}",
+            "gp_diagnoses.sex:           {action: generalise, hierarchy: "
+            "{type: tree, file: hierarchies/sex.csv}}",
+        ),
+        encoding="utf-8",
+    )
+    assert main(["policy", "check", str(policy)]) == 0
+    local = capsys.readouterr().out
+    assert world.run("project", "create", *world.server, "--id", "tree-study", "--researcher",
+                     "uni-bangor", "--datasets", "gp_diagnoses,council_care", "--policy",
+                     str(policy), "--expires", "2099-01-01") == 0
+    created = capsys.readouterr().out
+    fingerprint = created.split("policy fingerprint ")[1].split(",")[0]
+    assert fingerprint in local
+    code, _, manifest_path = _extract(world, "tree-study", ".csv")
+    assert code == 0
+    assert json.loads(manifest_path.read_text())["policy_fingerprint"] == fingerprint

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.store import Store
+from pseudogate.synthetic import nhs_number
 
 LINKAGE_KEY = bytes(range(32))
 PROJECT_KEY = bytes(range(32, 64))
@@ -74,16 +75,6 @@ class Clock:
 def ipc(columns: Mapping[str, Sequence[str | None]]) -> bytes:
     """One complete Arrow IPC stream of utf8 columns."""
     return ipc_stream_bytes(text_table(columns))
-
-
-def nhs_number(rng: random.Random) -> str:
-    """A valid NHS number in the 999 test range."""
-    while True:
-        digits = [9, 9, 9] + [rng.randrange(10) for _ in range(6)]
-        check = 11 - sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True)) % 11
-        check = 0 if check == 11 else check
-        if check != 10:
-            return "".join(map(str, digits)) + str(check)
 
 
 def people(n: int, *, seed: int = 7) -> list[dict[str, str]]:

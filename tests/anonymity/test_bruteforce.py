@@ -6,9 +6,11 @@ generalise every cell, group, suppress, score every transformation, take the bes
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from fractions import Fraction
 
 import pandas as pd
@@ -17,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pycanon import anonymity as canon
 
+import pseudogate.anonymity.search as search_module
 from pseudogate.anonymity import anonymise
 from pseudogate.errors import FailedPrecondition
 from pseudogate.policy import parse_policy
@@ -42,7 +45,7 @@ def tree_hierarchy(draw: st.DrawFn) -> list[list[str]]:
 
 @st.composite
 def problem(draw: st.DrawFn) -> dict:
-    trees = draw(st.lists(tree_hierarchy(), min_size=1, max_size=3))
+    trees = draw(st.lists(tree_hierarchy(), min_size=1, max_size=4))
     with_interval = draw(st.booleans())
     n = draw(st.integers(1, 25))
     table: dict[str, list[str]] = {}
@@ -132,9 +135,31 @@ def _policy(case: dict):
     return parse_policy("\n".join(lines) + "\n", files=files)
 
 
+@contextlib.contextmanager
+def _fast_paths_forced() -> Iterator[None]:
+    """Projection pruning and climbing from the first pick (normally for large inputs only)."""
+    saved = (search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI)
+    search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI = 0, 0
+    try:
+        yield
+    finally:
+        search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI = saved
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problem())
 def test_search_agrees_with_brute_force(case: dict) -> None:
+    _check_against_brute_force(case)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(problem())
+def test_search_with_projection_pruning_and_climbing_agrees_with_brute_force(case: dict) -> None:
+    with _fast_paths_forced():
+        _check_against_brute_force(case)
+
+
+def _check_against_brute_force(case: dict) -> None:
     policy = _policy(case)
     frame = pd.DataFrame(case["table"], dtype=object)
     expected = brute_force(case)

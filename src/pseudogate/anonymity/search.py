@@ -33,6 +33,11 @@ from pseudogate.errors import FailedPrecondition
 
 __all__ = ["EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "evaluate", "search"]
 
+#: Picks whose nearest cached table has at least this many rows are first tested on a
+#: projection onto their three most detailed quasi-identifiers (cheaper, prunes more).
+PROJECTION_MIN_ROWS = 100_000
+#: Climbing to maximal unacceptable nodes starts after this many unacceptable picks per QI.
+CLIMB_AFTER_PER_QI = 2
 #: Lattices with more transformations than this use the greedy heuristic.
 EXACT_LIMIT = 1_000_000
 _INT64_SAFE = 1 << 62
@@ -190,12 +195,14 @@ def _distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card
     return np.bincount(uniq // max(card, 1), minlength=n_classes)
 
 
-def evaluate(problem: Problem, levels: tuple[int, ...],
-             source: ClassTable | None = None) -> tuple[NodeResult, ClassTable]:
+def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | None = None,
+             *, table_limit: int | None = None) -> tuple[NodeResult, ClassTable | None]:
     """Classes, suppression, acceptability and exact metrics of one transformation.
 
     ``source`` is any evaluated table at or below ``levels`` (default: the base table).
-    Returns the result and this transformation's own (smaller) table for later roll-ups.
+    Returns the result and this transformation's own (smaller) table for later roll-ups;
+    an unacceptable transformation with more than ``table_limit`` classes returns no table and
+    no Loss terms (nobody would use them), which saves most of the work on huge tables.
     """
     if source is None:
         source = problem.base_table()
@@ -227,6 +234,13 @@ def evaluate(problem: Problem, levels: tuple[int, ...],
     dm_all = int(sizes @ sizes)
     kept_sizes = sizes[kept]
     dm = int(kept_sizes @ kept_sizes) + n * suppressed
+    if table_limit is not None and suppressed > problem.max_suppressed and n_classes > table_limit:
+        return NodeResult(
+            levels=levels, suppressed=suppressed, acceptable=False, classes=int(kept.sum()),
+            smallest=int(strength[kept].min()) if kept.any() else 0, metric_key=-1,
+            loss_terms=(), discernibility=dm, dm_unsuppressed=dm_all, class_of_row=cls,
+            kept_class=kept, l_achieved=None,
+        ), None
     first = np.empty(n_classes, dtype=np.int64)
     first[cls] = np.arange(rows, dtype=np.int64)
     class_codes = [c[first] for c in codes]
@@ -439,7 +453,7 @@ def search(
         return int(levels.astype(np.int64) @ strides) if len(strides) else 0
 
     unacceptable_picks = 0
-    climb_after = 2 * len(problem.heights)
+    climb_after = CLIMB_AFTER_PER_QI * len(problem.heights)
     while True:
         candidates = np.flatnonzero(state.alive)
         if not len(candidates):
@@ -450,6 +464,9 @@ def search(
             break
         near = candidates[cand_lb <= low + tol]
         pick = int(near[np.argmin(rank[near])])
+        if len(state.cache.source_for(nodes[pick])) >= PROJECTION_MIN_ROWS and \
+                state.prune_by_projection(pick):
+            continue
         result = state.visit(pick)
         if progress is not None and state.evaluated % 16 == 0:
             progress("search", 1.0 - state.alive.sum() / count)
@@ -506,11 +523,71 @@ class _State:
         self.best: NodeResult | None = None
         self.best_float = math.inf
         self.evaluated = 0
+        self._projections: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
+        self._codes: dict[tuple[int, int], np.ndarray] = {}
 
     def prune_below(self, index: int) -> None:
         below = np.all(self.nodes <= self.nodes[index], axis=1)
         self.status[below & (self.status == self.UNKNOWN)] = self.UNACCEPTABLE
         self.alive &= ~below
+
+    def projection_suppressed(self, qis: tuple[int, ...], levels: tuple[int, ...]) -> int:
+        """Rows in groups of fewer than k rows of the projection onto ``qis`` at ``levels``.
+
+        Every transformation at or below those levels on those QIs suppresses at least as
+        many rows (its classes are subsets of the projection's groups).
+        """
+        key = (qis, levels)
+        got = self._projections.get(key)
+        if got is None:
+            problem = self.problem
+            columns = [(self.codes(qi, lv), problem.cards[qi][lv]) for qi, lv in zip(qis, levels)]
+            group, n_groups = _dense_ids(columns, len(problem.counts))
+            sizes = np.bincount(group, weights=problem.counts, minlength=n_groups)
+            got = int(sizes[sizes < problem.k].sum())
+            self._projections[key] = got
+        return got
+
+    def codes(self, qi: int, level: int) -> np.ndarray:
+        key = (qi, level)
+        got = self._codes.get(key)
+        if got is None:
+            got = self.problem.up[qi][level][self.problem.leaf_codes[qi]]
+            self._codes[key] = got
+        return got
+
+    def prune_by_projection(self, index: int) -> bool:
+        """Try to prove a pick unacceptable on its three most detailed QIs, then climb there.
+
+        On success every node at or below the climbed levels on those QIs is pruned (whatever
+        its other levels), which is far more than the pick's own down-set.
+        """
+        problem, node = self.problem, self.nodes[index]
+        q = len(problem.heights)
+        if q < 3:
+            return False
+        order = sorted(range(q), key=lambda qi: -problem.cards[qi][int(node[qi])])
+        qis = tuple(sorted(order[:3]))
+        levels = [int(node[qi]) for qi in qis]
+        limit = problem.max_suppressed
+        if self.projection_suppressed(qis, tuple(levels)) <= limit:
+            return False
+        for pos, qi in enumerate(qis):
+            lo, hi = levels[pos], problem.heights[qi] - 1
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                trial = list(levels)
+                trial[pos] = mid
+                if self.projection_suppressed(qis, tuple(trial)) > limit:
+                    lo = mid
+                else:
+                    hi = mid - 1
+            levels[pos] = lo
+        region = np.all(self.nodes[:, list(qis)] <= np.array(levels, dtype=self.nodes.dtype),
+                        axis=1)
+        self.status[region & (self.status == self.UNKNOWN)] = self.UNACCEPTABLE
+        self.alive &= ~region
+        return True
 
     def unacceptable(self, index: int) -> bool:
         if self.status[index] == self.UNKNOWN:
@@ -521,8 +598,10 @@ class _State:
         """Evaluate one node and propagate what it teaches about the others."""
         problem, nodes = self.problem, self.nodes
         levels = tuple(int(v) for v in nodes[index])
-        result, table = evaluate(problem, levels, self.cache.source_for(nodes[index]))
-        self.cache.add(nodes[index], table)
+        result, table = evaluate(problem, levels, self.cache.source_for(nodes[index]),
+                                 table_limit=self.cache.room())
+        if table is not None:
+            self.cache.add(nodes[index], table)
         self.evaluated += 1
         self.alive[index] = False
         if not result.acceptable:
@@ -565,6 +644,12 @@ class _TableCache:
         n = len(self.tables)
         below = np.all(self.levels[:n] <= levels, axis=1)
         return self.tables[int(np.argmin(np.where(below, self.rows[:n], np.iinfo(np.int64).max)))]
+
+    def room(self) -> int:
+        """Rows a new table may have and still be cached."""
+        if len(self.tables) >= len(self.rows):
+            return 0
+        return max(0, (self.BUDGET - self.used) // self.width)
 
     def add(self, levels: np.ndarray, table: ClassTable) -> None:
         cells = self.width * len(table)

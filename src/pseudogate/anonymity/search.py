@@ -327,34 +327,48 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
 
 def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np.ndarray,
                 weights: np.ndarray) -> np.ndarray:
-    """Rows in groups smaller than k, for every (level of i, level of j), in one grouping."""
+    """Rows in groups smaller than k, for every (level of i, level of j).
+
+    Level pairs with few possible groups share one ``bincount`` (offset keys); the others
+    are grouped one by one. ``leaf_i``/``leaf_j`` are the distinct leaf pairs (weights: rows).
+    """
     hi = problem.heights[i]
     hj = problem.heights[j] if i != j else 1
     rows = len(leaf_i)
-    keys: list[np.ndarray] = []
+    k = problem.k
+    out = np.zeros(hi * hj, dtype=np.int64)
+    batch_keys: list[np.ndarray] = []
+    batch_combos: list[int] = []
     offset = 0
     for a in range(hi):
         gi = problem.up[i][a][leaf_i]
         for b in range(hj):
-            if i != j:
-                cj = problem.cards[j][b]
-                keys.append(gi * cj + problem.up[j][b][leaf_j] + offset)
-                offset += problem.cards[i][a] * cj
+            combo = a * hj + b
+            if a == 0 and b == 0:
+                out[combo] = int(weights[weights < k].sum())  # each distinct pair is a group
+                continue
+            cj = problem.cards[j][b] if i != j else 1
+            cells = problem.cards[i][a] * cj
+            key = gi * cj + (problem.up[j][b][leaf_j] if i != j else 0)
+            if cells <= max(2 * rows, 1 << 12) and rows >= 1 << 14:
+                sizes = np.bincount(key, weights=weights, minlength=cells)
+                out[combo] = int(np.rint(sizes[sizes < k].sum()))
+            elif cells <= max(2 * rows, 1 << 12):
+                batch_keys.append(key + offset)
+                batch_combos.append(combo)
+                offset += cells
             else:
-                keys.append(gi + offset)
-                offset += problem.cards[i][a]
-    key = np.concatenate(keys)
-    if offset <= max(8 * len(key), 1 << 20):
-        cell, cells = key, offset
-    else:
-        dense, uniq = pd.factorize(key, sort=False)
-        cell, cells = dense, len(uniq)
-    tiled = np.tile(weights, hi * hj)
-    sizes = np.bincount(cell, weights=tiled, minlength=cells)
-    small = sizes[cell] < problem.k
-    combo = np.repeat(np.arange(hi * hj), rows)
-    per_combo = np.bincount(combo, weights=np.where(small, tiled, 0.0), minlength=hi * hj)
-    return np.rint(per_combo).astype(np.int64).reshape(hi, hj)
+                group, n_groups = _dense_ids([(key, cells)], rows)
+                sizes = np.bincount(group, weights=weights, minlength=n_groups)
+                out[combo] = int(np.rint(sizes[sizes < k].sum()))
+    if batch_keys:
+        key = np.concatenate(batch_keys)
+        tiled = np.tile(weights, len(batch_keys))
+        sizes = np.bincount(key, weights=tiled, minlength=offset)
+        small_weights = np.where(sizes[key] < k, tiled, 0.0)
+        per = small_weights.reshape(len(batch_keys), rows).sum(axis=1)
+        out[np.array(batch_combos)] = np.rint(per).astype(np.int64)
+    return out.reshape(hi, hj)
 
 
 class _LowerBound:

@@ -284,3 +284,37 @@ def test_when_events_are_appended_during_an_export_then_the_export_is_a_consiste
     report = verify_export(lines, public_key)
     assert report.last_seq == 50
     assert log.head()[0] > 50
+
+
+def test_when_concurrent_appends_meet_a_locked_database_then_every_one_fails_closed(
+    open_log: OpenLog, tmp_path: Path
+) -> None:
+    log = open_log(write_timeout=0.3)
+    log.append(sample_event())
+    blocker = sqlite3.connect(tmp_path / "audit.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    outcomes: list[str] = []
+
+    def worker(n: int) -> None:
+        try:
+            log.append(sample_event(n))
+            outcomes.append("written")
+        except Unavailable:
+            outcomes.append("refused")
+
+    try:
+        threads = [threading.Thread(target=worker, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert outcomes == ["refused"] * 6
+    assert log.head()[0] == 1
+    records = [log.append(sample_event(n)) for n in range(3)]
+    assert [r["seq"] for r in records] == [2, 3, 4]
+    with sqlite3.connect(tmp_path / "audit.sqlite3") as db:
+        stored = dict(db.execute("SELECT seq, hash FROM events"))
+    assert all(bytes(stored[r["seq"]]).hex() == r["hash"] for r in records)

@@ -178,12 +178,12 @@ def _dense_ids(columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.nda
         key *= card
         key += codes
         size *= card
-    if size <= max(4 * rows, 1 << 16):
-        present = np.zeros(size, dtype=np.int64)
-        present[key] = 1
-        dense_of = np.cumsum(present)
+    if size <= max(8 * rows, 1 << 16):
+        present = np.zeros(size, dtype=np.bool_)
+        present[key] = True
+        dense_of = np.cumsum(present, dtype=np.int64 if size >= 1 << 31 else np.int32)
         dense_of -= 1
-        return dense_of[key], int(dense_of[-1]) + 1
+        return dense_of[key].astype(np.int64), int(dense_of[-1]) + 1
     dense, uniques = pd.factorize(key, sort=False)
     return dense.astype(np.int64), len(uniques)
 
@@ -605,6 +605,9 @@ class _State:
 
     def unacceptable(self, index: int) -> bool:
         if self.status[index] == self.UNKNOWN:
+            if len(self.cache.source_for(self.nodes[index])) >= PROJECTION_MIN_ROWS and \
+                    self.prune_by_projection(index):
+                return True
             self.visit(index)
         return bool(self.status[index] == self.UNACCEPTABLE)
 

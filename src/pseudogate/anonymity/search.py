@@ -663,15 +663,19 @@ class _TableCache:
         return self.tables[int(np.argmin(np.where(below, self.rows[:n], np.iinfo(np.int64).max)))]
 
     def room(self) -> int:
-        """Rows a new table may have and still be cached."""
+        """Rows a new table may have and still be cached.
+
+        Tables over half the base table's rows save little over the base and would fill the
+        budget that smaller, more useful tables need.
+        """
         if len(self.tables) >= len(self.rows):
             return 0
-        return max(0, (self.BUDGET - self.used) // self.width)
+        return min(max(0, (self.BUDGET - self.used) // self.width), int(self.rows[0]) // 2)
 
     def add(self, levels: np.ndarray, table: ClassTable) -> None:
-        cells = self.width * len(table)
-        if self.used + cells > self.BUDGET or len(self.tables) >= len(self.rows):
+        if len(table) > self.room():
             return
+        cells = self.width * len(table)
         self.levels[len(self.tables)] = levels
         self.rows[len(self.tables)] = len(table)
         self.tables.append(table)

@@ -17,7 +17,6 @@ import json
 import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -59,18 +58,6 @@ def _ordered(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-class _Pending:
-    """One event waiting for its group commit."""
-
-    __slots__ = ("done", "error", "event", "record")
-
-    def __init__(self, event: dict[str, Any]) -> None:
-        self.event = event
-        self.record: dict[str, Any] | None = None
-        self.error: Unavailable | None = None
-        self.done = False
-
-
 class AuditLog:
     """Append-only, hash-chained, checkpointed; safe for concurrent appends from many threads."""
 
@@ -93,9 +80,6 @@ class AuditLog:
         self._seconds = checkpoint_seconds
         self._write_timeout = write_timeout
         self._lock = threading.Lock()
-        self._queue_cv = threading.Condition(threading.Lock())
-        self._queue: list[_Pending] = []
-        self._committing = False
         self._closed = False
         row = conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
         self._head_seq: int = row[0] if row else 0
@@ -172,99 +156,46 @@ class AuditLog:
             if kind in event and (event[kind] is None or isinstance(event[kind], str)):
                 event[kind] = safe_name(event[kind], kind=kind)
         validate_event(event, complete=False)
-        pending = _Pending(event)
-        deadline = time.monotonic() + self._write_timeout
-        with self._queue_cv:
-            self._queue.append(pending)
-            # Group commit: while one thread commits, later arrivals queue up; the next leader
-            # commits all of them in one transaction. Every caller returns only once its own
-            # event is committed (or failed), so no call goes out unaudited.
-            while self._committing and not pending.done:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0 and pending in self._queue:
-                    self._queue.remove(pending)
-                    raise Unavailable("audit log is busy: the event was not written in time")
-                # Once a leader has taken this event, wait for it (its own timeouts bound it).
-                self._queue_cv.wait(timeout=remaining if pending in self._queue else None)
-            if not pending.done:
-                self._committing = True
-                batch, self._queue = self._queue, []
-        if not pending.done:
-            try:
-                self._commit_batch(batch)
-            finally:
-                with self._queue_cv:
-                    self._committing = False
-                    for item in batch:
-                        item.done = True
-                    self._queue_cv.notify_all()
-        if pending.error is not None:
-            raise pending.error
-        assert pending.record is not None
-        return pending.record
-
-    def _commit_batch(self, batch: list[_Pending]) -> None:
-        """Chain and commit ``batch`` in one transaction; on failure every event in it fails."""
-        try:
-            self._acquire()
-        except Unavailable as exc:
-            for item in batch:
-                item.error = exc
-            return
+        self._acquire()
         try:
             conn = self._conn
             # The head is cached under the writer lock: this log is the database's only writer.
             # Should anything else have appended, the seq primary key refuses the insert and the
-            # calls fail closed rather than forking the chain.
-            seq, head = self._head_seq, self._head_hash
-            checkpoint_seq = self._checkpoint_seq
-            rows: list[tuple[int, str, bytes]] = []
-            checkpoints: list[dict[str, Any]] = []
-            now = rfc3339(self._clock())
-            for item in batch:
-                seq += 1
-                record = {"seq": seq, "time": now, **item.event}
-                record = {f: record[f] for f in EVENT_FIELDS}
-                body = canonical_bytes(record)
-                head = next_hash(head, body)
-                rows.append((seq, body.decode("utf-8"), head))
-                record["hash"] = head.hex()
-                item.record = record
-                if seq - checkpoint_seq >= self._every:
-                    checkpoints.append(self._sign(seq, head))
-                    checkpoint_seq = seq
+            # call fails closed rather than forking the chain.
+            record = {"seq": self._head_seq + 1, "time": rfc3339(self._clock()), **event}
+            record = {f: record[f] for f in EVENT_FIELDS}
+            body = canonical_bytes(record)
+            link = next_hash(self._head_hash, body)
+            row = (record["seq"], body.decode("utf-8"), link)
+            checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
             try:
-                if len(rows) == 1 and not checkpoints:
+                if not checkpoint_due:
                     # One statement in autocommit mode is one transaction: cheap and atomic.
-                    conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", rows[0])
+                    conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
                 else:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        conn.executemany(
-                            "INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", rows
-                        )
-                        for checkpoint in checkpoints:
-                            self._store_checkpoint(checkpoint)
+                        conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
+                        self._store_checkpoint(self._sign(record["seq"], link))
                         conn.execute("COMMIT")
                     except BaseException:
                         if conn.in_transaction:
                             conn.execute("ROLLBACK")
                         raise
             except sqlite3.IntegrityError:
-                error = Unavailable(
+                raise Unavailable(
                     "audit event could not be written: the log was appended to by another "
                     "writer; restart the gateway"
-                )
+                ) from None
             except sqlite3.Error as exc:
-                error = Unavailable(f"audit event could not be written: {_reason(exc)}")
-            else:
-                self._head_seq, self._head_hash = seq, head
-                self._checkpoint_seq = checkpoint_seq
-                return
-            for item in batch:
-                item.record, item.error = None, error
+                raise Unavailable(f"audit event could not be written: {_reason(exc)}") from None
+            self._head_seq, self._head_hash = record["seq"], link
+            if checkpoint_due:
+                self._checkpoint_seq = record["seq"]
         finally:
             self._lock.release()
+        record["hash"] = link.hex()
+        return record
 
     def checkpoint(self) -> dict[str, Any]:
         """Sign the current head now, store the checkpoint, and return it."""

@@ -137,13 +137,17 @@ def _policy(case: dict):
 
 @contextlib.contextmanager
 def _fast_paths_forced() -> Iterator[None]:
-    """Projection pruning and climbing from the first pick (normally for large inputs only)."""
-    saved = (search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI)
-    search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI = 0, 0
+    """Projection pruning, slice probes and climbing from the first pick (normally for large
+    inputs only)."""
+    saved = (search_module.PROJECTION_MIN_ROWS, search_module.PROBE_MIN_ROWS,
+             search_module.CLIMB_AFTER_PER_QI)
+    search_module.PROJECTION_MIN_ROWS, search_module.PROBE_MIN_ROWS = 0, 0
+    search_module.CLIMB_AFTER_PER_QI = 0
     try:
         yield
     finally:
-        search_module.PROJECTION_MIN_ROWS, search_module.CLIMB_AFTER_PER_QI = saved
+        (search_module.PROJECTION_MIN_ROWS, search_module.PROBE_MIN_ROWS,
+         search_module.CLIMB_AFTER_PER_QI) = saved
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -36,11 +36,18 @@ __all__ = ["EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "evaluate", 
 #: Picks whose nearest cached table has at least this many rows are first tested on a
 #: projection onto their three most detailed quasi-identifiers (cheaper, prunes more).
 PROJECTION_MIN_ROWS = 100_000
+#: Picks evaluated from a table of at least this many rows are first evaluated on a slice of
+#: about 1/PROBE_SHARE of it made of whole classes: if the slice alone suppresses more rows than
+#: allowed, the pick is unacceptable and the full grouping is skipped.
+PROBE_MIN_ROWS = 100_000
+PROBE_SHARE = 8
 #: Climbing to maximal unacceptable nodes starts after this many unacceptable picks per QI.
 CLIMB_AFTER_PER_QI = 2
 #: Lattices with more transformations than this use the greedy heuristic.
 EXACT_LIMIT = 1_000_000
 _INT64_SAFE = 1 << 62
+#: Base tables of at least this many rows memoise their codes at every level used.
+_MEMO_MIN_ROWS = 100_000
 
 
 @dataclass
@@ -63,10 +70,13 @@ class Problem:
     _maps: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)
     _code_cover: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
     _total_cover: dict[tuple[int, int], int] = field(default_factory=dict)
+    _rows: int | None = None
 
     @property
     def rows(self) -> int:
-        return int(self.counts.sum())
+        if self._rows is None:
+            self._rows = int(self.counts.sum())
+        return self._rows
 
     def level_map(self, qi: int, source: int, target: int) -> np.ndarray:
         """Level-``source`` code -> level-``target`` code of one QI (each code has one parent)."""
@@ -102,7 +112,7 @@ class Problem:
         if self.persons is not None:
             extra.append(self.persons[0])
         return ClassTable(tuple(0 for _ in self.heights), list(self.leaf_codes), extra,
-                          self.counts)
+                          self.counts, recoded={} if len(self.counts) >= _MEMO_MIN_ROWS else None)
 
 
 @dataclass(frozen=True)
@@ -117,9 +127,25 @@ class ClassTable:
     codes: list[np.ndarray]
     extra: list[np.ndarray]
     counts: np.ndarray
+    #: Memoised codes at other levels, keyed by (qi, level), for large tables that many
+    #: transformations roll up from (None: not memoised).
+    recoded: dict[tuple[int, int], np.ndarray] | None = field(default=None, compare=False)
 
     def __len__(self) -> int:
         return len(self.counts)
+
+    def codes_at(self, problem: Problem, qi: int, level: int) -> np.ndarray:
+        """This table's codes of one QI generalised to ``level``."""
+        if self.levels[qi] == level:
+            return self.codes[qi]
+        if self.recoded is None:
+            return problem.level_map(qi, self.levels[qi], level)[self.codes[qi]]
+        got = self.recoded.get((qi, level))
+        if got is None:
+            got = problem.level_map(qi, self.levels[qi], level)[self.codes[qi]]
+            got = got.astype(np.int32 if problem.cards[qi][level] < 1 << 31 else np.int64)
+            self.recoded[(qi, level)] = got
+        return got
 
 
 @dataclass(frozen=True)
@@ -196,22 +222,20 @@ def _distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card
 
 
 def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | None = None,
-             *, table_limit: int | None = None) -> tuple[NodeResult, ClassTable | None]:
+             *, table_limit: int | None = None,
+             suppression_only: bool = False) -> tuple[NodeResult, ClassTable | None]:
     """Classes, suppression, acceptability and exact metrics of one transformation.
 
     ``source`` is any evaluated table at or below ``levels`` (default: the base table).
     Returns the result and this transformation's own (smaller) table for later roll-ups;
     an unacceptable transformation with more than ``table_limit`` classes returns no table and
-    no Loss terms (nobody would use them), which saves most of the work on huge tables.
+    no Loss terms (nobody would use them), which saves most of the work on huge tables;
+    ``suppression_only`` does the same whatever the outcome (the probe needs nothing more).
     """
     if source is None:
         source = problem.base_table()
     rows = len(source)
-    codes = [
-        c if source.levels[qi] == levels[qi]
-        else problem.level_map(qi, source.levels[qi], levels[qi])[c]
-        for qi, c in enumerate(source.codes)
-    ]
+    codes = [source.codes_at(problem, qi, level) for qi, level in enumerate(levels)]
     cards = [problem.cards[qi][lv] for qi, lv in enumerate(levels)]
     cls, n_classes = _dense_ids(list(zip(codes, cards, strict=True)), rows)
     counts = source.counts
@@ -234,9 +258,11 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
     dm_all = int(sizes @ sizes)
     kept_sizes = sizes[kept]
     dm = int(kept_sizes @ kept_sizes) + n * suppressed
-    if table_limit is not None and suppressed > problem.max_suppressed and n_classes > table_limit:
+    if suppression_only or (table_limit is not None and suppressed > problem.max_suppressed
+                            and n_classes > table_limit):
         return NodeResult(
-            levels=levels, suppressed=suppressed, acceptable=False, classes=int(kept.sum()),
+            levels=levels, suppressed=suppressed,
+            acceptable=suppressed <= problem.max_suppressed, classes=int(kept.sum()),
             smallest=int(strength[kept].min()) if kept.any() else 0, metric_key=-1,
             loss_terms=(), discernibility=dm, dm_unsuppressed=dm_all, class_of_row=cls,
             kept_class=kept, l_achieved=None,
@@ -539,6 +565,7 @@ class _State:
         self.evaluated = 0
         self._projections: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
         self._codes: dict[tuple[int, int], np.ndarray] = {}
+        self._slices: dict[tuple[int, int, int], ClassTable] = {}
 
     def prune_below(self, index: int) -> None:
         below = np.all(self.nodes <= self.nodes[index], axis=1)
@@ -603,6 +630,38 @@ class _State:
         self.alive &= ~region
         return True
 
+    def probe(self, levels: tuple[int, ...], source: ClassTable) -> NodeResult | None:
+        """An unacceptable result proven on a slice of ``source``, or None if not proven.
+
+        The slice is the rows whose code of one QI, at the pick's level, is among a few codes:
+        every class of the pick lies entirely inside or outside it, so the rows the slice
+        suppresses are suppressed by the pick too (a lower bound on its suppression).
+        """
+        problem = self.problem
+        free = [qi for qi, lv in enumerate(levels) if problem.cards[qi][lv] >= 2]
+        if not free:
+            return None
+        qi = max(free, key=lambda q: problem.cards[q][levels[q]])
+        part = self._slice(source, qi, levels[qi])
+        result, _ = evaluate(problem, levels, part, suppression_only=True)
+        return None if result.acceptable else result
+
+    def _slice(self, source: ClassTable, qi: int, level: int) -> ClassTable:
+        key = (id(source), qi, level)
+        got = self._slices.get(key)
+        if got is None:
+            problem = self.problem
+            codes = source.codes[qi]
+            if source.levels[qi] != level:
+                codes = problem.level_map(qi, source.levels[qi], level)[codes]
+            sizes = np.bincount(codes, weights=source.counts, minlength=problem.cards[qi][level])
+            cut = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / PROBE_SHARE)) + 1
+            rows = np.flatnonzero(codes < cut)
+            got = ClassTable(source.levels, [c[rows] for c in source.codes],
+                             [e[rows] for e in source.extra], source.counts[rows], recoded={})
+            self._slices[key] = got
+        return got
+
     def unacceptable(self, index: int) -> bool:
         if self.status[index] == self.UNKNOWN:
             if len(self.cache.source_for(self.nodes[index])) >= PROJECTION_MIN_ROWS and \
@@ -615,8 +674,11 @@ class _State:
         """Evaluate one node and propagate what it teaches about the others."""
         problem, nodes = self.problem, self.nodes
         levels = tuple(int(v) for v in nodes[index])
-        result, table = evaluate(problem, levels, self.cache.source_for(nodes[index]),
-                                 table_limit=self.cache.room())
+        source = self.cache.source_for(nodes[index])
+        result = self.probe(levels, source) if len(source) >= PROBE_MIN_ROWS else None
+        table: ClassTable | None = None
+        if result is None:
+            result, table = evaluate(problem, levels, source, table_limit=self.cache.room())
         if table is not None:
             self.cache.add(nodes[index], table)
         self.evaluated += 1

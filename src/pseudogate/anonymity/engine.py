@@ -161,6 +161,7 @@ def anonymise(
     best = outcome.best
 
     report_progress("output", 0.0)
+    assert best.class_of_row is not None and best.kept_class is not None
     kept_rows = best.kept_class[best.class_of_row[base_of_row]]
     out: dict[str, Any] = {}
     by_name = {h.column: (i, h) for i, h in enumerate(hierarchies)}

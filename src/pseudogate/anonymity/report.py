@@ -17,6 +17,7 @@ def class_sizes(problem: Problem, outcome: SearchOutcome) -> np.ndarray:
     """Sizes of the released classes: rows, or distinct persons with person counting."""
     best = outcome.best
     cls = best.class_of_row
+    assert cls is not None and best.kept_class is not None  # the search's final result has them
     n_classes = len(best.kept_class)
     if problem.persons is not None:
         codes, card = problem.persons

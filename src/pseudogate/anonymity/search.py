@@ -41,6 +41,9 @@ PROJECTION_MIN_ROWS = 100_000
 #: allowed, the pick is unacceptable and the full grouping is skipped.
 PROBE_MIN_ROWS = 100_000
 PROBE_SHARE = 8
+#: Grouping by one bincount over mixed-radix keys when the key space is at most this many
+#: times the rows (beyond it, numbering the classes densely is cheaper).
+KEYED_MAX_SPREAD = 2
 #: Climbing to maximal unacceptable nodes starts after this many unacceptable picks per QI.
 CLIMB_AFTER_PER_QI = 2
 #: Lattices with more transformations than this use the greedy heuristic.
@@ -161,8 +164,8 @@ class NodeResult:
     loss_terms: tuple[tuple[int, int], ...]  # per QI (numerator, denominator) of loss_i
     discernibility: int
     dm_unsuppressed: int  # sum of squared class sizes without suppression
-    class_of_row: np.ndarray  # dense class id per source-table row
-    kept_class: np.ndarray  # per class: kept?
+    class_of_row: np.ndarray | None  # dense class id per source-table row (None: not asked)
+    kept_class: np.ndarray | None  # per class: kept?
     l_achieved: int | None
 
     @property
@@ -222,8 +225,8 @@ def _distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card
 
 
 def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | None = None,
-             *, table_limit: int | None = None,
-             suppression_only: bool = False) -> tuple[NodeResult, ClassTable | None]:
+             *, table_limit: int | None = None, suppression_only: bool = False,
+             with_classes: bool = True) -> tuple[NodeResult, ClassTable | None]:
     """Classes, suppression, acceptability and exact metrics of one transformation.
 
     ``source`` is any evaluated table at or below ``levels`` (default: the base table).
@@ -231,12 +234,19 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
     an unacceptable transformation with more than ``table_limit`` classes returns no table and
     no Loss terms (nobody would use them), which saves most of the work on huge tables;
     ``suppression_only`` does the same whatever the outcome (the probe needs nothing more).
+    Without ``with_classes`` the result may carry no class ids per row (the search does not
+    need them), which allows grouping on mixed-radix keys without numbering the classes.
     """
     if source is None:
         source = problem.base_table()
     rows = len(source)
     codes = [source.codes_at(problem, qi, level) for qi, level in enumerate(levels)]
     cards = [problem.cards[qi][lv] for qi, lv in enumerate(levels)]
+    if not with_classes and not source.extra:
+        keyed = _evaluate_keyed(problem, levels, source, codes, cards, table_limit=table_limit,
+                                suppression_only=suppression_only)
+        if keyed is not None:
+            return keyed
     cls, n_classes = _dense_ids(list(zip(codes, cards, strict=True)), rows)
     counts = source.counts
     sizes = np.bincount(cls, weights=counts, minlength=n_classes).astype(np.int64)
@@ -312,6 +322,79 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
         table = ClassTable(levels, [c[g_first] for c in codes], [e[g_first] for e in source.extra],
                            np.bincount(group, weights=counts, minlength=n_groups).astype(np.int64))
     return result, table
+
+
+def _evaluate_keyed(problem: Problem, levels: tuple[int, ...], source: ClassTable,
+                    codes: list[np.ndarray], cards: list[int], *, table_limit: int | None,
+                    suppression_only: bool) -> tuple[NodeResult, ClassTable | None] | None:
+    """``evaluate`` for tables without sensitive/person codes whose key space is small.
+
+    Class sizes come from one ``bincount`` over the mixed-radix key of the generalised codes
+    (no dense class numbering); the codes of a class are decoded from its key. Returns None
+    when the key space is too large for that (the caller groups by hashing instead).
+    """
+    rows = len(source)
+    used = [qi for qi, card in enumerate(cards) if card > 1]
+    size = math.prod(cards[qi] for qi in used)
+    if size >= 1 << 31 or size > KEYED_MAX_SPREAD * rows:
+        return None
+    if used:
+        key = codes[used[0]].astype(np.int32, copy=True)
+        for qi in used[1:]:
+            key *= cards[qi]
+            key += codes[qi]
+    else:
+        key = np.zeros(rows, dtype=np.int32)
+    by_key = np.bincount(key, weights=source.counts, minlength=size)
+    class_keys = np.flatnonzero(by_key)
+    sizes = by_key[class_keys].astype(np.int64)
+    n_classes = len(sizes)
+    fail = sizes < problem.k
+    suppressed = int(sizes[fail].sum())
+    kept = ~fail
+    n = problem.rows
+    dm_all = int(sizes @ sizes)
+    kept_sizes = sizes[kept]
+    dm = int(kept_sizes @ kept_sizes) + n * suppressed
+    acceptable = suppressed <= problem.max_suppressed
+    smallest = int(kept_sizes.min()) if len(kept_sizes) else 0
+    if suppression_only or (table_limit is not None and not acceptable
+                            and n_classes > table_limit):
+        return NodeResult(
+            levels=levels, suppressed=suppressed, acceptable=acceptable,
+            classes=len(kept_sizes), smallest=smallest, metric_key=-1, loss_terms=(),
+            discernibility=dm, dm_unsuppressed=dm_all, class_of_row=None, kept_class=None,
+            l_achieved=None,
+        ), None
+    # Decode each class's code per QI from its key (the last used QI varies fastest).
+    class_codes: list[np.ndarray] = [np.zeros(n_classes, dtype=np.int32) for _ in levels]
+    rest = class_keys
+    for qi in reversed(used):
+        rest, class_codes[qi] = np.divmod(rest, cards[qi])
+    terms: list[tuple[int, int]] = []
+    metric_key = 1
+    failed_sizes = sizes[fail] if suppressed else None
+    for qi, level in enumerate(levels):
+        d = problem.leaves[qi]
+        if d <= 1 or n == 0:
+            terms.append((0, 0))
+            continue
+        covered = problem.total_cover(qi, level)
+        if failed_sizes is not None:
+            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
+        num = max(0, covered + suppressed * d - n)
+        den = n * (d - 1)
+        terms.append((num, den))
+        metric_key *= den + num
+    result = NodeResult(
+        levels=levels, suppressed=suppressed, acceptable=acceptable, classes=len(kept_sizes),
+        smallest=smallest, metric_key=metric_key if problem.metric == "loss" else dm,
+        loss_terms=tuple(terms), discernibility=dm, dm_unsuppressed=dm_all, class_of_row=None,
+        kept_class=None, l_achieved=None,
+    )
+    if table_limit is not None and n_classes > table_limit:
+        return result, None
+    return result, ClassTable(levels, class_codes, [], sizes)
 
 
 def _extra_cards(problem: Problem) -> list[tuple[None, int]]:
@@ -643,7 +726,7 @@ class _State:
             return None
         qi = max(free, key=lambda q: problem.cards[q][levels[q]])
         part = self._slice(source, qi, levels[qi])
-        result, _ = evaluate(problem, levels, part, suppression_only=True)
+        result, _ = evaluate(problem, levels, part, suppression_only=True, with_classes=False)
         return None if result.acceptable else result
 
     def _slice(self, source: ClassTable, qi: int, level: int) -> ClassTable:
@@ -678,7 +761,8 @@ class _State:
         result = self.probe(levels, source) if len(source) >= PROBE_MIN_ROWS else None
         table: ClassTable | None = None
         if result is None:
-            result, table = evaluate(problem, levels, source, table_limit=self.cache.room())
+            result, table = evaluate(problem, levels, source, table_limit=self.cache.room(),
+                                     with_classes=False)
         if table is not None:
             self.cache.add(nodes[index], table)
         self.evaluated += 1

@@ -426,8 +426,14 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
         ci, cj = problem.leaf_codes[i], problem.leaf_codes[j]
         dj = len(problem.up[j][0]) if i != j else 1
         joint = ci.astype(np.int64) * dj + (cj if i != j else 0)
-        codes, uniq = pd.factorize(joint, sort=False)
-        weights = np.bincount(codes, weights=counts, minlength=len(uniq))
+        cells = len(problem.up[i][0]) * dj
+        if cells <= KEYED_MAX_SPREAD * len(counts):
+            by_cell = np.bincount(joint, weights=counts, minlength=cells)
+            uniq = np.flatnonzero(by_cell)
+            weights = by_cell[uniq]
+        else:
+            codes, uniq = pd.factorize(joint, sort=False)
+            weights = np.bincount(codes, weights=counts, minlength=len(uniq))
         leaf_i, leaf_j = uniq // dj, uniq % dj
         table = _pair_table(problem, i, j, leaf_i, leaf_j, weights)
         bound = np.maximum(bound, table[nodes[:, i], nodes[:, j] if i != j else 0])
@@ -647,7 +653,6 @@ class _State:
         self.best_float = math.inf
         self.evaluated = 0
         self._projections: dict[tuple[tuple[int, ...], tuple[int, ...]], int] = {}
-        self._codes: dict[tuple[int, int], np.ndarray] = {}
         self._slices: dict[tuple[int, int, int], ClassTable] = {}
 
     def prune_below(self, index: int) -> None:
@@ -665,19 +670,21 @@ class _State:
         got = self._projections.get(key)
         if got is None:
             problem = self.problem
-            columns = [(self.codes(qi, lv), problem.cards[qi][lv]) for qi, lv in zip(qis, levels)]
-            group, n_groups = _dense_ids(columns, len(problem.counts))
-            sizes = np.bincount(group, weights=problem.counts, minlength=n_groups)
-            got = int(sizes[sizes < problem.k].sum())
+            base = self.cache.tables[0]
+            columns = [(base.codes_at(problem, qi, lv), problem.cards[qi][lv])
+                       for qi, lv in zip(qis, levels)]
+            size = math.prod(card for _, card in columns)
+            if size <= KEYED_MAX_SPREAD * len(base):
+                combined = columns[0][0].astype(np.int32, copy=True)
+                for codes, card in columns[1:]:
+                    combined *= card
+                    combined += codes
+                sizes = np.bincount(combined, weights=base.counts, minlength=size)
+            else:
+                group, n_groups = _dense_ids(columns, len(base))
+                sizes = np.bincount(group, weights=base.counts, minlength=n_groups)
+            got = int(np.rint(sizes[sizes < problem.k].sum()))
             self._projections[key] = got
-        return got
-
-    def codes(self, qi: int, level: int) -> np.ndarray:
-        key = (qi, level)
-        got = self._codes.get(key)
-        if got is None:
-            got = self.problem.up[qi][level][self.problem.leaf_codes[qi]]
-            self._codes[key] = got
         return got
 
     def prune_by_projection(self, index: int) -> bool:

@@ -219,3 +219,15 @@ def test_report_has_the_issue_fields() -> None:
     assert report["prosecutor_risk"]["highest"] == pytest.approx(1 / report["k_achieved"])
     assert report["prosecutor_risk"]["average"] == pytest.approx(
         report["classes"] / report["rows_out"])
+
+
+@pytest.mark.parametrize("cells", [["a0", 3], ["a0", None], ["a0", float("nan")], ["a0", b"a1"]])
+def test_when_a_column_holds_non_text_cells_then_it_is_refused(cells: list) -> None:
+    frame = pd.DataFrame({"a": pd.Series(cells, dtype=object), "b": ["b0", "b1"]})
+    with pytest.raises(InvalidInput, match="non-text"):
+        anonymise(frame, _tie_policy("loss"))
+
+
+def test_when_columns_are_all_text_then_they_are_accepted() -> None:
+    frame = pd.DataFrame({"a": ["a0", "a1"] * 2, "b": ["b0", "b1", "b1", "b0"]}, dtype=object)
+    assert anonymise(frame, _tie_policy("loss")).report["rows_in"] == 4

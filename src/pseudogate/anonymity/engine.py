@@ -32,8 +32,9 @@ class AnonymisationResult:
 
 def _as_text(column: pd.Series) -> pd.Series:
     """All cells are text (CSV read with dtype=str); anything else is refused, not guessed."""
-    if column.dtype == object and all(isinstance(v, str) for v in pd.unique(column)):
-        return column
+    if column.dtype == object and (
+            len(column) == 0 or pd.api.types.infer_dtype(column, skipna=False) == "string"):
+        return column  # every cell is a str (checked in C, not value by value)
     if pd.api.types.is_string_dtype(column) and not column.isna().any():
         return column.astype(object)
     raise InvalidInput(f"column {column.name!r} holds non-text cells (read CSVs with dtype=str, "

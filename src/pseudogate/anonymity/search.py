@@ -455,12 +455,19 @@ def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np
     batch_keys: list[np.ndarray] = []
     batch_combos: list[int] = []
     offset = 0
-    for a in range(hi):
+    limit = problem.max_suppressed
+    # Coarse to fine: a level pair finer than one already over the suppression limit is over
+    # it too, and its exact value no longer matters (every node at it is pruned either way).
+    for a in range(hi - 1, -1, -1):
         gi = problem.up[i][a][leaf_i]
-        for b in range(hj):
+        for b in range(hj - 1, -1, -1):
             combo = a * hj + b
             if a == 0 and b == 0:
                 out[combo] = int(weights[weights < k].sum())  # each distinct pair is a group
+                continue
+            coarser = max(out[combo + hj] if a + 1 < hi else 0, out[combo + 1] if b + 1 < hj else 0)
+            if coarser > limit:
+                out[combo] = coarser
                 continue
             cj = problem.cards[j][b] if i != j else 1
             cells = problem.cards[i][a] * cj

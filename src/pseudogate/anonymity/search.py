@@ -114,8 +114,14 @@ class Problem:
         extra = [codes for codes, _ in self.diversity]
         if self.persons is not None:
             extra.append(self.persons[0])
-        return ClassTable(tuple(0 for _ in self.heights), list(self.leaf_codes), extra,
-                          self.counts, recoded={} if len(self.counts) >= _MEMO_MIN_ROWS else None)
+        if len(self.counts) < _MEMO_MIN_ROWS:
+            return ClassTable(tuple(0 for _ in self.heights), list(self.leaf_codes), extra,
+                              self.counts)
+        # Large: narrow codes (cheaper to combine) and memoised recoding.
+        codes = [c.astype(np.int32) if len(up[0]) < 1 << 31 else c
+                 for c, up in zip(self.leaf_codes, self.up, strict=True)]
+        return ClassTable(tuple(0 for _ in self.heights), codes, extra, self.counts,
+                          recoded={}, unit_counts=bool((self.counts == 1).all()))
 
 
 @dataclass(frozen=True)
@@ -133,9 +139,17 @@ class ClassTable:
     #: Memoised codes at other levels, keyed by (qi, level), for large tables that many
     #: transformations roll up from (None: not memoised).
     recoded: dict[tuple[int, int], np.ndarray] | None = field(default=None, compare=False)
+    #: Every count is 1 (so sizes are plain bincounts, without weights).
+    unit_counts: bool = False
 
     def __len__(self) -> int:
         return len(self.counts)
+
+    def group_sizes(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+        """Rows per group id (ids < ``n_groups``), as int64."""
+        if self.unit_counts:
+            return np.bincount(groups, minlength=n_groups)
+        return np.bincount(groups, weights=self.counts, minlength=n_groups).astype(np.int64)
 
     def codes_at(self, problem: Problem, qi: int, level: int) -> np.ndarray:
         """This table's codes of one QI generalised to ``level``."""
@@ -345,9 +359,9 @@ def _evaluate_keyed(problem: Problem, levels: tuple[int, ...], source: ClassTabl
             key += codes[qi]
     else:
         key = np.zeros(rows, dtype=np.int32)
-    by_key = np.bincount(key, weights=source.counts, minlength=size)
+    by_key = source.group_sizes(key, size)
     class_keys = np.flatnonzero(by_key)
-    sizes = by_key[class_keys].astype(np.int64)
+    sizes = by_key[class_keys]
     n_classes = len(sizes)
     fail = sizes < problem.k
     suppressed = int(sizes[fail].sum())
@@ -686,11 +700,11 @@ class _State:
                 for codes, card in columns[1:]:
                     combined *= card
                     combined += codes
-                sizes = np.bincount(combined, weights=base.counts, minlength=size)
+                sizes = base.group_sizes(combined, size)
             else:
                 group, n_groups = _dense_ids(columns, len(base))
-                sizes = np.bincount(group, weights=base.counts, minlength=n_groups)
-            got = int(np.rint(sizes[sizes < problem.k].sum()))
+                sizes = base.group_sizes(group, n_groups)
+            got = int(sizes[sizes < problem.k].sum())
             self._projections[key] = got
         return got
 
@@ -755,7 +769,8 @@ class _State:
             cut = int(np.searchsorted(np.cumsum(sizes), sizes.sum() / PROBE_SHARE)) + 1
             rows = np.flatnonzero(codes < cut)
             got = ClassTable(source.levels, [c[rows] for c in source.codes],
-                             [e[rows] for e in source.extra], source.counts[rows], recoded={})
+                             [e[rows] for e in source.extra], source.counts[rows], recoded={},
+                             unit_counts=source.unit_counts)
             self._slices[key] = got
         return got
 

@@ -1,4 +1,5 @@
-"""The search's large-table shortcuts (slice probes, keyed grouping) never change the answer.
+"""The search's large-table shortcuts (slice probes, keyed grouping, memoised narrow codes,
+unweighted counts, pair bounds on two threads) never change the answer.
 
 They normally switch on for tables of 100,000+ rows; here they are forced on a few thousand
 rows, and the result must equal, field by field, the search with every shortcut switched off.
@@ -56,7 +57,7 @@ def _table(rows: int, seed: int) -> pd.DataFrame:
 def _shortcuts(on: bool) -> Iterator[list[int]]:
     """Force the shortcuts on (from the first pick) or off; yields [probes that proved]."""
     names = ("PROBE_MIN_ROWS", "PROJECTION_MIN_ROWS", "PROBE_SHARE", "KEYED_MAX_SPREAD",
-             "_MEMO_MIN_ROWS")
+             "_MEMO_MIN_ROWS", "PARALLEL_MIN_ROWS")
     saved = {name: getattr(search_module, name) for name in names}
     proved = [0]
     original_probe = search_module._State.probe
@@ -66,7 +67,7 @@ def _shortcuts(on: bool) -> Iterator[list[int]]:
         proved[0] += got is not None
         return got
 
-    values = (0, 0, 4, 8, 0) if on else (1 << 62, 1 << 62, 8, 0, 1 << 62)
+    values = (0, 0, 4, 8, 0, 0) if on else (1 << 62, 1 << 62, 8, 0, 1 << 62, 1 << 62)
     for name, value in zip(names, values, strict=True):
         setattr(search_module, name, value)
     search_module._State.probe = counting_probe  # type: ignore[method-assign]

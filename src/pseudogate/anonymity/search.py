@@ -23,6 +23,7 @@ import itertools
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -44,6 +45,8 @@ PROBE_SHARE = 8
 #: Grouping by one bincount over mixed-radix keys when the key space is at most this many
 #: times the rows (beyond it, numbering the classes densely is cheaper).
 KEYED_MAX_SPREAD = 2
+#: Pair bounds of base tables with at least this many rows are computed on two threads.
+PARALLEL_MIN_ROWS = 100_000
 #: Climbing to maximal unacceptable nodes starts after this many unacceptable picks per QI.
 CLIMB_AFTER_PER_QI = 2
 #: Lattices with more transformations than this use the greedy heuristic.
@@ -435,8 +438,10 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
     bound = np.zeros(len(nodes), dtype=np.int64)
     counts = problem.counts
     pairs = list(itertools.combinations(range(q), 2)) if q >= 2 else [(0, 0)] if q else []
-    for i, j in pairs:
+
+    def pair_table(pair: tuple[int, int]) -> np.ndarray:
         # Group base rows by the two leaf codes first: every level pair works on that.
+        i, j = pair
         ci, cj = problem.leaf_codes[i], problem.leaf_codes[j]
         dj = len(problem.up[j][0]) if i != j else 1
         joint = ci.astype(np.int64) * dj + (cj if i != j else 0)
@@ -449,7 +454,16 @@ def _pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
             codes, uniq = pd.factorize(joint, sort=False)
             weights = np.bincount(codes, weights=counts, minlength=len(uniq))
         leaf_i, leaf_j = uniq // dj, uniq % dj
-        table = _pair_table(problem, i, j, leaf_i, leaf_j, weights)
+        return _pair_table(problem, i, j, leaf_i, leaf_j, weights)
+
+    # Pairs are independent and numpy releases the GIL in most of the work: on large inputs
+    # they are computed on two threads (the bound is the same whatever the order).
+    if len(counts) >= PARALLEL_MIN_ROWS and len(pairs) > 1:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            tables = list(pool.map(pair_table, pairs))
+    else:
+        tables = [pair_table(pair) for pair in pairs]
+    for (i, j), table in zip(pairs, tables, strict=True):
         bound = np.maximum(bound, table[nodes[:, i], nodes[:, j] if i != j else 0])
     return bound
 

@@ -14,7 +14,9 @@ Pruning (docs/anonymisation.md):
   suppressed under every transformation at those two levels (a lower bound on suppression);
 - metric lower bounds: Loss without suppression (exact at 0%), discernibility without
   suppression of any finer transformation evaluated; a node whose bound exceeds the best
-  acceptable metric found is never evaluated.
+  acceptable metric found is never evaluated;
+- slice probe (large tables): a pick is first grouped on a slice made of whole classes of it;
+  if the slice alone suppresses too many rows, the pick is unacceptable.
 """
 
 from __future__ import annotations

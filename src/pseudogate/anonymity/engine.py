@@ -11,7 +11,7 @@ import pandas as pd
 
 from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import build_report
-from pseudogate.anonymity.search import Problem, search
+from pseudogate.anonymity.search import Problem, dense_ids, search
 from pseudogate.errors import InvalidInput, RowError, RowErrors
 from pseudogate.keyring import Keyring
 from pseudogate.normalise import normalise_many
@@ -19,7 +19,6 @@ from pseudogate.policy import Action, Policy
 
 __all__ = ["AnonymisationResult", "anonymise"]
 
-_INT64_SAFE = 1 << 62
 
 
 @dataclass(frozen=True)
@@ -39,24 +38,6 @@ def _as_text(column: pd.Series) -> pd.Series:
         return column.astype(object)
     raise InvalidInput(f"column {column.name!r} holds non-text cells (read CSVs with dtype=str, "
                        "keep_default_na=False)")
-
-
-def _combine(code_columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.ndarray, int]:
-    """Dense id per row of the combination of several code columns."""
-    if not code_columns:
-        return np.zeros(rows, dtype=np.int64), (1 if rows else 0)
-    key = code_columns[0][0].astype(np.int64, copy=True)
-    size = max(code_columns[0][1], 1)
-    for codes, card in code_columns[1:]:
-        card = max(card, 1)
-        if size * card >= _INT64_SAFE:
-            dense, uniq = pd.factorize(key, sort=False)
-            key, size = dense.astype(np.int64), max(len(uniq), 1)
-        key *= card
-        key += codes
-        size *= card
-    dense, uniq = pd.factorize(key, sort=False)
-    return dense.astype(np.int64), len(uniq)
 
 
 def _tokenise(values: pd.Series, rule_kind: Any, domain: str, keyring: Keyring, column: str,
@@ -138,7 +119,7 @@ def anonymise(
     parts = [(h.codes, len(h.up[0])) for h in hierarchies] + diversity_codes
     if person_codes is not None:
         parts.append(person_codes)
-    base_of_row, m = _combine(parts, n)
+    base_of_row, m = dense_ids(parts, n)
     first = np.full(m, -1, dtype=np.int64)
     first[base_of_row[::-1]] = np.arange(n - 1, -1, -1)
     counts = np.bincount(base_of_row, minlength=m).astype(np.int64)

@@ -34,7 +34,9 @@ import pandas as pd
 
 from pseudogate.errors import FailedPrecondition
 
-__all__ = ["EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "evaluate", "search"]
+__all__ = [
+    "EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "dense_ids", "evaluate", "search",
+]
 
 #: Picks whose nearest cached table has at least this many rows are first tested on a
 #: projection onto their three most detailed quasi-identifiers (cheaper, prunes more).
@@ -212,7 +214,7 @@ class SearchOutcome:
     exact: bool
 
 
-def _dense_ids(columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.ndarray, int]:
+def dense_ids(columns: list[tuple[np.ndarray, int]], rows: int) -> tuple[np.ndarray, int]:
     """Dense id per row of the combination of code columns (codes < card), and their number."""
     if not columns:
         return np.zeros(rows, dtype=np.int64), (1 if rows else 0)
@@ -266,7 +268,7 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
                                 suppression_only=suppression_only)
         if keyed is not None:
             return keyed
-    cls, n_classes = _dense_ids(list(zip(codes, cards, strict=True)), rows)
+    cls, n_classes = dense_ids(list(zip(codes, cards, strict=True)), rows)
     counts = source.counts
     sizes = np.bincount(cls, weights=counts, minlength=n_classes).astype(np.int64)
     n_div = len(problem.diversity)
@@ -299,22 +301,8 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
     first = np.empty(n_classes, dtype=np.int64)
     first[cls] = np.arange(rows, dtype=np.int64)
     class_codes = [c[first] for c in codes]
-    # Loss: exact rational per column, numerator A_i + S*D_i - N over N*(D_i - 1).
-    terms: list[tuple[int, int]] = []
-    key = 1
     failed_sizes = sizes[fail] if suppressed else None
-    for qi, level in enumerate(levels):
-        d = problem.leaves[qi]
-        if d <= 1 or n == 0:
-            terms.append((0, 0))
-            continue
-        covered = problem.total_cover(qi, level)
-        if failed_sizes is not None:
-            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
-        num = max(0, covered + suppressed * d - n)
-        den = n * (d - 1)
-        terms.append((num, den))
-        key *= den + num
+    terms, key = _loss_terms(problem, levels, class_codes, failed_sizes, fail, suppressed, n)
     result = NodeResult(
         levels=levels,
         suppressed=suppressed,
@@ -335,7 +323,7 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
         parts = [(cls, n_classes)] + [
             (e, card) for e, (_, card) in zip(source.extra, _extra_cards(problem), strict=True)
         ]
-        group, n_groups = _dense_ids(parts, rows)
+        group, n_groups = dense_ids(parts, rows)
         g_first = np.empty(n_groups, dtype=np.int64)
         g_first[group] = np.arange(rows, dtype=np.int64)
         table = ClassTable(levels, [c[g_first] for c in codes], [e[g_first] for e in source.extra],
@@ -390,21 +378,8 @@ def _evaluate_keyed(problem: Problem, levels: tuple[int, ...], source: ClassTabl
     rest = class_keys
     for qi in reversed(used):
         rest, class_codes[qi] = np.divmod(rest, cards[qi])
-    terms: list[tuple[int, int]] = []
-    metric_key = 1
     failed_sizes = sizes[fail] if suppressed else None
-    for qi, level in enumerate(levels):
-        d = problem.leaves[qi]
-        if d <= 1 or n == 0:
-            terms.append((0, 0))
-            continue
-        covered = problem.total_cover(qi, level)
-        if failed_sizes is not None:
-            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
-        num = max(0, covered + suppressed * d - n)
-        den = n * (d - 1)
-        terms.append((num, den))
-        metric_key *= den + num
+    terms, metric_key = _loss_terms(problem, levels, class_codes, failed_sizes, fail, suppressed, n)
     result = NodeResult(
         levels=levels, suppressed=suppressed, acceptable=acceptable, classes=len(kept_sizes),
         smallest=smallest, metric_key=metric_key if problem.metric == "loss" else dm,
@@ -510,7 +485,7 @@ def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np
                 batch_combos.append(combo)
                 offset += cells
             else:
-                group, n_groups = _dense_ids([(key, cells)], rows)
+                group, n_groups = dense_ids([(key, cells)], rows)
                 sizes = np.bincount(group, weights=weights, minlength=n_groups)
                 out[combo] = int(np.rint(sizes[sizes < k].sum()))
     if batch_keys:
@@ -718,7 +693,7 @@ class _State:
                     combined += codes
                 sizes = base.group_sizes(combined, size)
             else:
-                group, n_groups = _dense_ids(columns, len(base))
+                group, n_groups = dense_ids(columns, len(base))
                 sizes = base.group_sizes(group, n_groups)
             got = int(sizes[sizes < problem.k].sum())
             self._projections[key] = got
@@ -921,3 +896,34 @@ def _greedy(problem: Problem) -> tuple[NodeResult, int]:
                 current = trial
                 improved = True
     return current, evaluated
+
+
+def _loss_terms(
+    problem: Problem,
+    levels: tuple[int, ...],
+    class_codes: list[np.ndarray],
+    failed_sizes: np.ndarray | None,
+    fail: np.ndarray,
+    suppressed: int,
+    n: int,
+) -> tuple[list[tuple[int, int]], int]:
+    """Loss as exact rationals per QI: numerator A_i + S*D_i - N over N*(D_i - 1), clipped at 0.
+
+    Also returns the product of (den + num) over the QIs, an exact integer key that orders
+    transformations by Loss without floating point.
+    """
+    terms: list[tuple[int, int]] = []
+    key = 1
+    for qi, level in enumerate(levels):
+        d = problem.leaves[qi]
+        if d <= 1 or n == 0:
+            terms.append((0, 0))
+            continue
+        covered = problem.total_cover(qi, level)
+        if failed_sizes is not None:
+            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
+        num = max(0, covered + suppressed * d - n)
+        den = n * (d - 1)
+        terms.append((num, den))
+        key *= den + num
+    return terms, key

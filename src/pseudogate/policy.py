@@ -20,7 +20,7 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -315,18 +315,34 @@ def _ordered_subset(w: _Where, node: yaml.Node, what: str, allowed: tuple[str, .
     return levels
 
 
+_E = TypeVar("_E", bound=enum.Enum)
+
+
+def _choice(
+    w: _Where,
+    node: yaml.Node,
+    entries: dict[str, tuple[yaml.Node, yaml.Node]],
+    key: str,
+    choices: type[_E],
+    what: str,
+    label: str,
+) -> _E:
+    """The required ``key`` of a mapping, as a member of the enum ``choices``."""
+    if key not in entries:
+        raise w.error(node, f"{what}: {key!r} is required")
+    value_node = entries[key][1]
+    raw = _scalar(w, value_node, f"{what} {key}")
+    try:
+        return choices(str(raw))
+    except ValueError:
+        raise w.error(value_node, f"{what}: unknown {label} {str(raw)!r} "
+                                  f"(known: {[c.value for c in choices]})") from None
+
+
 def _hierarchy(w: _Where, node: yaml.Node, column: str) -> HierarchySpec:
     what = f"column {column!r} hierarchy"
     entries = _mapping(w, node, what)
-    if "type" not in entries:
-        raise w.error(node, f"{what}: 'type' is required")
-    type_node = entries["type"][1]
-    raw_type = _scalar(w, type_node, f"{what} type")
-    try:
-        htype = HierarchyType(str(raw_type))
-    except ValueError:
-        raise w.error(type_node, f"{what}: unknown hierarchy type {str(raw_type)!r} "
-                                 f"(known: {[t.value for t in HierarchyType]})") from None
+    htype = _choice(w, node, entries, "type", HierarchyType, what, "hierarchy type")
     _refuse_unknown(w, entries, _HIERARCHY_KEYS[htype], what)
 
     def required(key: str) -> yaml.Node:
@@ -368,15 +384,7 @@ def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> Colum
     if not _NAME_RE.fullmatch(name):
         raise w.error(key_node, f"column name {name!r} is not allowed")
     entries = _mapping(w, node, what)
-    if "action" not in entries:
-        raise w.error(node, f"{what}: 'action' is required")
-    action_node = entries["action"][1]
-    raw = _scalar(w, action_node, f"{what} action")
-    try:
-        action = Action(str(raw))
-    except ValueError:
-        raise w.error(action_node, f"{what}: unknown action {str(raw)!r} "
-                                   f"(known: {[a.value for a in Action]})") from None
+    action = _choice(w, node, entries, "action", Action, what, "action")
     _refuse_unknown(w, entries, _COLUMN_KEYS[action], what)
     line = key_node.start_mark.line + 1
     if action is Action.TOKENISE:

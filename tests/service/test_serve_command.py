@@ -121,3 +121,29 @@ def test_when_serve_runs_as_a_process_then_it_serves_warns_and_checkpoints_at_sh
         body = json.loads(db.execute("SELECT body FROM events WHERE seq = 1").fetchone()[0])
     assert last_event == last_checkpoint == 1, "shutdown signs a checkpoint over the last event"
     assert body["organisation"] == "insecure" and body["role"] == "insecure"
+
+
+def test_when_the_policies_folder_is_empty_then_tokenisation_serves_and_submissions_are_refused(
+    tmp_path: Path,
+) -> None:
+    from pseudogate.service.app import GatewaySettings, start_gateway
+    from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
+
+    (tmp_path / "empty").mkdir()
+    gateway = start_gateway(
+        GatewaySettings(port=0, insecure=True, data_dir=tmp_path / "d", policies=tmp_path / "empty")
+    )
+    try:
+        with grpc.insecure_channel(gateway.address) as ch:
+            reply = pb_grpc.TokenisationServiceStub(ch).Tokenise(
+                pb.TokeniseRequest(domain="person", values=["9434765919"])
+            )
+            assert reply.tokens[0].startswith("example-link_")
+            header = dataset_pb2.SubmissionHeader(dataset="d", policy="any", organisation="o")
+            with pytest.raises(grpc.RpcError) as err:
+                dataset_pb2_grpc.DatasetServiceStub(ch).SubmitDataset(
+                    iter([dataset_pb2.SubmitDatasetRequest(header=header)])
+                )
+        assert err.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+    finally:
+        gateway.stop(grace=None)

@@ -36,7 +36,7 @@ def test_when_a_policy_is_malformed_then_the_error_names_the_file(tmp_path: Path
         load_policy_registry(tmp_path)
 
 
-@pytest.mark.parametrize("setup", ["missing", "empty", "two stems"])
+@pytest.mark.parametrize("setup", ["missing", "two stems"])
 def test_when_folder_is_unusable_then_configuration_error(tmp_path: Path, setup: str) -> None:
     folder = tmp_path / "policies"
     if setup != "missing":
@@ -46,3 +46,12 @@ def test_when_folder_is_unusable_then_configuration_error(tmp_path: Path, setup:
         (folder / "gp.yml").write_text(GP_POLICY)
     with pytest.raises(ConfigurationError, match="policies folder"):
         load_policy_registry(folder)
+
+
+def test_when_folder_is_empty_then_no_policy_is_registered_and_a_warning_is_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    assert load_policy_registry(folder) == {}
+    assert "holds no .yaml policy files" in caplog.text

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from pseudogate.errors import ConfigurationError, InvalidInput
 from pseudogate.policy import Policy, load_policy, require_ingestion_policy
 
 __all__ = ["load_policy_registry"]
+
+log = logging.getLogger(__name__)
 
 _SUFFIXES = (".yaml", ".yml")
 
@@ -37,5 +40,6 @@ def load_policy_registry(folder: str | Path) -> dict[str, Policy]:
             raise ConfigurationError(message) from None
         policies[path.stem] = policy
     if not policies:
-        raise ConfigurationError(f"policies folder {root} holds no .yaml policy files")
+        # Deliberately empty: a tokenisation-only gateway. Submissions will name no policy.
+        log.warning("policies folder %s holds no .yaml policy files: submissions are refused", root)
     return policies

@@ -10,7 +10,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
-__all__ = ["Person", "make_people", "nhs_number", "messy_nhs_number", "messy_postcode"]
+__all__ = ["Person", "make_people", "messy_nhs_number", "messy_postcode", "nhs_number"]
 
 _GIVEN = [
     "Siân", "Gareth", "Rhiannon", "Dafydd", "Olivia", "Mohammed", "Zoë", "José", "Aoife",

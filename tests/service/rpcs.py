@@ -30,7 +30,10 @@ class Rpc:
     def call(self, channel: grpc.Channel, requests: list[Any], *, timeout: float = 20) -> list[Any]:
         """Call with these request messages (or raw bytes); return all responses."""
         serialise = lambda m: m if isinstance(m, bytes) else m.SerializeToString()
-        kwargs = dict(request_serializer=serialise, response_deserializer=self.response_class.FromString)
+        kwargs = {
+            "request_serializer": serialise,
+            "response_deserializer": self.response_class.FromString,
+        }
         cs, ss = self.method.client_streaming, self.method.server_streaming
         if not cs and not ss:
             return [channel.unary_unary(self.path, **kwargs)(requests[0], timeout=timeout)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import NoReturn, TextIO
+from typing import NoReturn, Self, TextIO
 
 from pseudogate.errors import InvalidInput
 
@@ -61,7 +61,7 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 
 from pseudogate.errors import InvalidInput, PseudogateError
+from pseudogate.service.server import MAX_MESSAGE_BYTES
 
 __all__ = ["RemoteError", "add_client_arguments", "open_channel", "rpc_errors"]
 
@@ -38,8 +39,8 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
     """A channel to ``--server`` with mTLS, or plaintext when ``--insecure`` is given."""
     parts = (args.ca, args.cert, args.key)
     options = [
-        ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-        ("grpc.max_send_message_length", 64 * 1024 * 1024),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ]
     if all(parts):
         try:

@@ -131,7 +131,7 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             _service_name(dataset_pb2, "DatasetService"),
         ),
         ServiceBinding(
-            ExtractServicer(store, today=settings.today) if settings.today else ExtractServicer(store),
+            ExtractServicer(store, today=settings.today),
             extract_pb2_grpc.add_ExtractServiceServicer_to_server,
             _service_name(extract_pb2, "ExtractService"),
         ),

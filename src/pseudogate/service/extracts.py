@@ -23,9 +23,9 @@ def _today() -> dt.date:
 
 
 class ExtractServicer(extract_pb2_grpc.ExtractServiceServicer):
-    def __init__(self, store: Store, *, today: Callable[[], dt.date] = _today) -> None:
+    def __init__(self, store: Store, *, today: Callable[[], dt.date] | None = None) -> None:
         self._store = store
-        self._today = today
+        self._today = today or _today
 
     def CreateExtract(
         self, request: extract_pb2.CreateExtractRequest, context: grpc.ServicerContext

@@ -11,6 +11,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pseudogate.audit import (
     GENESIS_HASH,
@@ -73,3 +75,19 @@ def test_when_checkpoint_time_is_altered_then_signature_fails() -> None:
     forged = {**VECTOR["checkpoint"], "time": "2025-06-01T09:00:03.000Z"}
     with pytest.raises(VerificationFailed):
         verify_checkpoint_signature(forged, _public_key())
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text().filter(lambda k: k != "hash"), _json_values, max_size=8))
+def test_canonical_bytes_are_exactly_json_dumps_with_the_documented_settings(obj: dict) -> None:
+    """The log encodes with json's C encoder built once; it must equal the documented rule."""
+    expected = json.dumps(
+        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+    assert canonical_bytes(obj) == expected

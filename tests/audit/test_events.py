@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pseudogate.audit import EVENT_FIELDS, build_event, rfc3339, safe_name, validate_event
+from pseudogate.audit.events import now_rfc3339, prepare_event
 from pseudogate.errors import InvalidInput
 
 from .conftest import sample_event
@@ -121,3 +124,99 @@ def test_when_time_is_formatted_then_it_is_rfc3339_utc_with_z() -> None:
 def test_when_time_is_naive_then_it_is_refused() -> None:
     with pytest.raises(ValueError):
         rfc3339(dt.datetime(2025, 6, 1))
+
+
+# -- prepare_event: what AuditLog.append records (memoised on the event's shape) -----------------
+
+
+def _reference_prepare(event: dict) -> dict:
+    """prepare_event without its memo: sanitise names, validate, order the fields."""
+    checked = dict(event)
+    for kind in ("dataset", "project"):
+        if kind in checked and (checked[kind] is None or isinstance(checked[kind], str)):
+            checked[kind] = safe_name(checked[kind], kind=kind)
+    validate_event(checked, complete=False)
+    return {f: checked[f] for f in EVENT_FIELDS if f not in ("seq", "time")}
+
+
+def _outcome(prepare: Callable[[dict], dict], event: dict) -> object:
+    try:
+        return ("ok", prepare(event))
+    except InvalidInput as exc:
+        return ("refused", str(exc))
+
+
+def _mostly(valid: list[object], invalid: list[object]) -> st.SearchStrategy[object]:
+    """Valid values four times as often, so that most events get as far as the memo."""
+    return st.sampled_from(valid * 4 + invalid)
+
+
+_counts = st.dictionaries(
+    _mostly(["values", "invalid", "rows"], ["Rows"]),
+    st.one_of(st.integers(0, 10**6), st.integers(-2, -1), st.booleans(), st.just(1.5)),
+    max_size=3,
+)
+_events = st.fixed_dictionaries(
+    {
+        "organisation": _mostly(["gp-denbigh", "", "uni-bangor"], ["Bad Org", "x" * 70]),
+        "role": _mostly(["provider", "auditor", ""], ["Root"]),
+        "method": _mostly(["/pseudogate.v1.TokenisationService/Tokenise"], ["bad"]),
+        # Malformed names are not refused: they become null, memoised or not.
+        "dataset": st.sampled_from([None, "gp_diagnoses", "Jane Smith 9434765919", "", "a b"]),
+        "project": st.sampled_from([None, "asthma-2025", "a b", "Jane Smith"]),
+        "policy_fingerprint": _mostly([None, "sha256:abc"], ["no spaces allowed"]),
+        "key_ids": _mostly([["lk-1"], {"nhs_number": "lk-1"}], [{"x": "NOT OK"}, "lk-1"]),
+        "counts": _counts,
+        "status": _mostly(["OK", "PERMISSION_DENIED"], ["MAYBE"]),
+    },
+    optional={"value": st.just("9434765919")},
+)
+
+
+@given(first=_events, second=_events)
+def test_when_events_repeat_then_the_memo_changes_no_outcome(first: dict, second: dict) -> None:
+    """Each event is prepared twice (the second time from the memo) and once by the reference."""
+    for event in (first, second, first, {**first, "counts": second["counts"]}):
+        assert _outcome(prepare_event, event) == _outcome(_reference_prepare, event)
+
+
+def test_when_a_malformed_name_recurs_then_it_is_recorded_as_null_every_time() -> None:
+    event = {**sample_event(5), "dataset": "Jane Smith 9434765919", "project": "a b"}
+    first, second = prepare_event(event), prepare_event(event)
+    assert first == second
+    assert (second["dataset"], second["project"]) == (None, None)
+
+
+def test_when_a_known_shape_carries_a_bad_count_then_it_is_still_refused() -> None:
+    event = sample_event(5)
+    prepare_event(event)  # the shape is now memoised
+    for bad in (-1, True, 2.0):
+        with pytest.raises(InvalidInput, match="counts"):
+            prepare_event({**event, "counts": {"values": bad}})
+
+
+def test_when_prepared_then_the_caller_can_change_its_event_without_changing_the_record() -> None:
+    event = sample_event(5)
+    prepare_event(event)
+    record = prepare_event(event)
+    event["counts"]["values"] = 99
+    event["key_ids"].append("lk-2")
+    assert record["counts"] == {"values": 5} and record["key_ids"] == ["lk-1"]
+
+
+@pytest.mark.parametrize(
+    ("ns", "expected"),
+    [
+        (1_700_000_000_999_999_999, "2023-11-14T22:13:20.999Z"),
+        (1_700_000_001_000_000_000, "2023-11-14T22:13:21.000Z"),
+        (1_700_000_000_500_000_000, "2023-11-14T22:13:20.500Z"),
+        (0, "1970-01-01T00:00:00.000Z"),
+    ],
+)
+def test_when_now_is_stamped_then_it_matches_rfc3339_of_the_same_instant(
+    ns: int, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached per-second prefix must roll over exactly; the order above crosses back."""
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
+    assert now_rfc3339() == expected == rfc3339(moment)

@@ -37,7 +37,36 @@ GENESIS_HASH = bytes(32)
 CHECKPOINT_FIELDS: tuple[str, ...] = ("seq", "hash", "time", "signature")
 
 
+def _refuse(obj: Any) -> Any:
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _make_c_encoder() -> Callable[[Any, int], Any] | None:
+    """json's C encoder built once with exactly json.dumps' settings below, or None.
+
+    json.dumps builds a new encoder on every call, and the log encodes one event per RPC.
+    tests/audit/test_chain.py checks that both give identical bytes.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return None
+    try:
+        # (markers, default, encoder, indent, key_separator, item_separator, sort_keys,
+        #  skipkeys, allow_nan), as json.JSONEncoder.iterencode passes them.
+        encoder: Callable[[Any, int], Any] = make(
+            None, _refuse, json.encoder.encode_basestring, None, ":", ",", True, False, True
+        )
+    except TypeError:  # another Python's signature: use json.dumps
+        return None
+    return encoder
+
+
+_c_encoder = _make_c_encoder()
+
+
 def _canonical(obj: Mapping[str, Any]) -> bytes:
+    if _c_encoder is not None and type(obj) is dict:
+        return "".join(_c_encoder(obj, 0)).encode("utf-8")
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )

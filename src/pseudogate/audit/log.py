@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
-from pseudogate.audit.events import EVENT_FIELDS, rfc3339, safe_name, utc_now, validate_event
+from pseudogate.audit.events import EVENT_FIELDS, now_rfc3339, prepare_event, rfc3339, utc_now
 from pseudogate.errors import Unavailable
 from pseudogate.keyring import Signer
 
@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
 
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 _MAX_SEQ = 2**63 - 1
+_INSERT_EVENT = "INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)"
 
 
 def _ordered(record: Mapping[str, Any]) -> dict[str, Any]:
@@ -151,31 +152,26 @@ class AuditLog:
         Malformed dataset/project names are recorded as null (:func:`safe_name`): a refused
         call's request text never reaches the log.
         """
-        event = dict(event)
-        for kind in ("dataset", "project"):
-            if kind in event and (event[kind] is None or isinstance(event[kind], str)):
-                event[kind] = safe_name(event[kind], kind=kind)
-        validate_event(event, complete=False)
+        fields = prepare_event(event)
         self._acquire()
         try:
             conn = self._conn
             # The head is cached under the writer lock: this log is the database's only writer.
             # Should anything else have appended, the seq primary key refuses the insert and the
             # call fails closed rather than forking the chain.
-            record = {"seq": self._head_seq + 1, "time": rfc3339(self._clock()), **event}
-            record = {f: record[f] for f in EVENT_FIELDS}
+            time_text = now_rfc3339() if self._clock is utc_now else rfc3339(self._clock())
+            record = {"seq": self._head_seq + 1, "time": time_text, **fields}
             body = canonical_bytes(record)
             link = next_hash(self._head_hash, body)
-            row = (record["seq"], body.decode("utf-8"), link)
             checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
             try:
                 if not checkpoint_due:
                     # One statement in autocommit mode is one transaction: cheap and atomic.
-                    conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
+                    conn.execute(_INSERT_EVENT, (record["seq"], body.decode("utf-8"), link))
                 else:
                     conn.execute("BEGIN IMMEDIATE")
                     try:
-                        conn.execute("INSERT INTO events (seq, body, hash) VALUES (?, ?, ?)", row)
+                        conn.execute(_INSERT_EVENT, (record["seq"], body.decode("utf-8"), link))
                         self._store_checkpoint(self._sign(record["seq"], link))
                         conn.execute("COMMIT")
                     except BaseException:
@@ -297,10 +293,6 @@ class AuditLog:
         if self._closed:
             self._lock.release()
             raise Unavailable("audit log is closed")
-
-    def _db_head(self) -> tuple[int, bytes]:
-        row = self._conn.execute("SELECT seq, hash FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        return (row[0], bytes(row[1])) if row else (0, GENESIS_HASH)
 
     def _sign(self, seq: int, head: bytes) -> dict[str, Any]:
         return make_checkpoint(seq, head, rfc3339(self._clock()), self._signer.sign)

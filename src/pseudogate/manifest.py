@@ -14,6 +14,7 @@ import base64
 import binascii
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +29,7 @@ __all__ = [
     "ContentHasher",
     "content_sha256",
     "load_public_key_pem",
+    "load_public_keys_pem",
     "sign_manifest",
     "signing_bytes",
     "verify_manifest_signature",
@@ -104,6 +106,21 @@ def load_public_key_pem(pem: bytes | str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise InvalidInput("public key is not an Ed25519 key")
     return key
+
+
+_PEM_BLOCK = re.compile(
+    rb"-----BEGIN PUBLIC KEY-----\r?\n.*?-----END PUBLIC KEY-----", re.DOTALL
+)
+
+
+def load_public_keys_pem(pem: bytes | str) -> list[Ed25519PublicKey]:
+    """Every Ed25519 public key in a PEM file: one key, or a bundle of several (concatenated
+    ``keys public`` outputs from before and after a rotation of the signing key)."""
+    data = pem.encode("ascii") if isinstance(pem, str) else pem
+    blocks = _PEM_BLOCK.findall(data)
+    if not blocks:
+        raise InvalidInput("public key is not a PEM SubjectPublicKeyInfo")
+    return [load_public_key_pem(block) for block in blocks]
 
 
 def verify_manifest_signature(manifest: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:

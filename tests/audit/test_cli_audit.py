@@ -192,3 +192,30 @@ def test_when_the_public_key_is_not_pem_then_verify_exits_2(
     assert run_cli(
         monkeypatch, "audit", "verify", str(tmp_path / "missing.jsonl"), "--public-key", str(bad)
     ) == 2
+
+
+def test_when_the_log_spans_a_key_rotation_then_verify_takes_every_key(
+    log: AuditLog, signer: Signer, public_key_file: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pseudogate.keyring import Keyring, Purpose
+
+    ring = Keyring.generate()
+    new = ring.signer(key_id=ring.add(Purpose.SIGNING).id)
+    log.close()
+    with AuditLog.open(log.path, signer=new, clock=StepClock(), checkpoint_seconds=0) as rotated:
+        rotated.append(sample_event())
+    new_file = tmp_path / "new.pem"
+    new_file.write_text(new.public_key_pem())
+    bundle = tmp_path / "both.pem"
+    bundle.write_text(public_key_file.read_text() + new_file.read_text())
+    db = str(log.path)
+    assert run_cli(monkeypatch, "audit", "verify", db, "--public-key", str(public_key_file)) == 1
+    assert "signature does not verify" in capsys.readouterr().out
+    assert run_cli(
+        monkeypatch, "audit", "verify", db,
+        "--public-key", str(public_key_file), "--public-key", str(new_file),
+    ) == 0
+    assert "13 events" in capsys.readouterr().out
+    assert run_cli(monkeypatch, "audit", "verify", db, "--public-key", str(bundle)) == 0
+    assert "13 events" in capsys.readouterr().out

@@ -373,3 +373,60 @@ def test_when_a_body_is_not_canonical_then_it_is_detected(
 ) -> None:
     _sql(db, "UPDATE events SET body = replace(body, ',', ', ') WHERE seq = 4")
     assert _db_first_bad(db, public_key) == 4
+
+
+# -- a log that spans a rotation of the signing key ---------------------------------------------
+
+
+@pytest.fixture
+def rotated(tmp_path: Path, signer: Signer) -> tuple[Path, list[str], Signer]:
+    """A log checkpointed under ``signer`` (seq 1-6), then under a new key after a rotation
+    and restart (seq 7-12); returns the database, its export and the new signer."""
+    from pseudogate.keyring import Keyring, Purpose
+
+    ring = Keyring.generate()
+    new = ring.signer(key_id=ring.add(Purpose.SIGNING).id)
+    path = tmp_path / "audit.sqlite3"
+    clock = StepClock()
+    for key in (signer, new):
+        with AuditLog.open(
+            path, signer=key, clock=clock, checkpoint_every=4, checkpoint_seconds=0
+        ) as log:
+            for n in range(6):
+                log.append(sample_event(n))
+    with AuditLog.open(path, signer=new, clock=clock, checkpoint_seconds=0) as log:
+        lines = [json.dumps(r, ensure_ascii=False) for r in log.records()]
+    return path, lines, new
+
+
+def _key(s: Signer) -> Ed25519PublicKey:
+    from pseudogate.manifest import load_public_key_pem
+
+    return load_public_key_pem(s.public_key_pem())
+
+
+def test_when_the_log_spans_a_key_rotation_then_it_verifies_under_both_keys(
+    rotated: tuple[Path, list[str], Signer], public_key: Ed25519PublicKey
+) -> None:
+    path, lines, new = rotated
+    both = [public_key, _key(new)]
+    assert verify_export(lines, both).last_seq == 12
+    assert verify_export(lines, list(reversed(both))).checkpoints >= 3
+    assert verify_database(path, both).events == 12
+
+
+def test_when_a_key_of_a_rotated_log_is_missing_then_the_first_checkpoint_it_signed_fails(
+    rotated: tuple[Path, list[str], Signer], public_key: Ed25519PublicKey
+) -> None:
+    path, lines, new = rotated
+    assert _first_bad(lines, _key(new)) == 1  # the old key signed the checkpoint at seq 4
+    with pytest.raises(AuditVerificationFailed, match="under the public key") as info:
+        verify_export(lines, public_key)
+    assert info.value.seq in (5, 7)  # the first checkpoint signed by the new key covers 5-6 or 7-8
+    with pytest.raises(AuditVerificationFailed, match="any of the 2 public keys"):
+        verify_database(path, [_key(new), _key(new)])
+
+
+def test_when_no_public_key_is_given_then_verify_refuses(lines: list[str]) -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        verify_export(lines, [])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,11 +69,23 @@ def _is_seq(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+PublicKeys = Ed25519PublicKey | Sequence[Ed25519PublicKey]
+
+
+def _key_tuple(public_keys: PublicKeys) -> tuple[Ed25519PublicKey, ...]:
+    keys = (public_keys,) if isinstance(public_keys, Ed25519PublicKey) else tuple(public_keys)
+    if not keys:
+        raise ValueError("at least one public key is needed")
+    return keys
+
+
 class _Chain:
     """The running recomputation shared by both verifiers."""
 
-    def __init__(self, public_key: Ed25519PublicKey) -> None:
-        self.public_key = public_key
+    def __init__(self, public_keys: PublicKeys) -> None:
+        # Several keys: a log that spans a rotation of the gateway's signing key has
+        # checkpoints signed under each; every checkpoint must verify under one of them.
+        self.public_keys = _key_tuple(public_keys)
         self.seq = 0
         self.head = GENESIS_HASH
         self.events = 0
@@ -124,16 +136,26 @@ class _Chain:
                 f"checkpoint at seq {seq} does not match the recomputed chain: an event between "
                 f"seq {first_unsigned} and {seq} was altered, inserted or removed",
             )
-        try:
-            verify_checkpoint_signature(record, self.public_key)
-        except VerificationFailed:
+        if not any(self._signed_by(record, key) for key in self.public_keys):
+            under = (
+                "the public key"
+                if len(self.public_keys) == 1
+                else f"any of the {len(self.public_keys)} public keys"
+            )
             raise AuditVerificationFailed(
-                first_unsigned,
-                f"checkpoint at seq {seq}: signature does not verify under the public key",
-            ) from None
+                first_unsigned, f"checkpoint at seq {seq}: signature does not verify under {under}"
+            )
         self.checkpoints += 1
         self.signed_seq = seq
         self.last_checkpoint_time = record["time"]
+
+    @staticmethod
+    def _signed_by(record: dict[str, Any], key: Ed25519PublicKey) -> bool:
+        try:
+            verify_checkpoint_signature(record, key)
+        except VerificationFailed:
+            return False
+        return True
 
     def report(self, *, unsigned: int = 0) -> VerificationReport:
         return VerificationReport(
@@ -146,8 +168,11 @@ class _Chain:
         )
 
 
-def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> VerificationReport:
+def verify_export(lines: Iterable[str], public_key: PublicKeys) -> VerificationReport:
     """Verify an export (one JSON object per line, starting at seq 1, ending with a checkpoint).
+
+    ``public_key`` is the gateway's public key, or several (the log spans a key rotation):
+    every checkpoint must verify under one of them.
 
     Raises :class:`AuditVerificationFailed` (a :class:`VerificationFailed`) naming the first bad
     sequence number on an edited, deleted, inserted or reordered event, a bad checkpoint, no
@@ -181,7 +206,7 @@ def verify_export(lines: Iterable[str], public_key: Ed25519PublicKey) -> Verific
     return chain.report()
 
 
-def verify_database(path: Path, public_key: Ed25519PublicKey) -> VerificationReport:
+def verify_database(path: Path, public_key: PublicKeys) -> VerificationReport:
     """Verify the SQLite log in place (read-only): chain, canonical bodies and checkpoints.
 
     Events after the last stored checkpoint are chained but not yet signed; the report counts

@@ -14,7 +14,7 @@ from pseudogate.cli._client import add_client_arguments, open_channel, rpc_error
 from pseudogate.cli._common import Progress, fail
 from pseudogate.errors import VerificationFailed
 from pseudogate.fileio import atomic_output
-from pseudogate.manifest import load_public_key_pem
+from pseudogate.manifest import load_public_keys_pem
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -35,8 +35,10 @@ def register(sub: Any) -> None:
     )
     verify.add_argument("file", type=Path, help="an export (.jsonl) or the SQLite audit database")
     verify.add_argument(
-        "--public-key", type=Path, required=True,
-        help="the gateway's Ed25519 public key (PEM SubjectPublicKeyInfo)",
+        "--public-key", type=Path, required=True, action="append",
+        help="the gateway's Ed25519 public key (PEM SubjectPublicKeyInfo). For a log that spans "
+        "a rotation of the signing key, repeat it or give a file holding several keys: every "
+        "checkpoint must verify under one of them",
     )
     verify.set_defaults(handler=run_verify)
 
@@ -82,12 +84,12 @@ def _lines(path: Path) -> Iterator[str]:
 
 def run_verify(args: argparse.Namespace) -> int:
     try:
-        pem = args.public_key.read_bytes()
+        pems = [path.read_bytes() for path in args.public_key]
         with args.file.open("rb") as f:
             is_database = f.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
     except OSError as exc:
         fail(f"cannot read {exc.filename}: {exc.strerror}")
-    public_key = load_public_key_pem(pem)
+    public_key = [key for pem in pems for key in load_public_keys_pem(pem)]
     try:
         if is_database:
             report = verify_database(args.file, public_key)

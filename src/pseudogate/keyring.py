@@ -480,6 +480,16 @@ class Keyring:
             derived_key=derive_key(k.material._b, PROJECT_INFO_PREFIX + project_id),
         )
 
+    def public_signing_keys(self) -> list[tuple[KeyInfo, str]]:
+        """Every signing key's metadata and public key (PEM), the primary first.
+
+        Public halves only, disabled keys included: checkpoints and manifests signed before a
+        rotation must stay verifiable.
+        """
+        keys = [k for k in self._keys if k.info.purpose is Purpose.SIGNING]
+        keys.sort(key=lambda k: k.info.status is not KeyStatus.PRIMARY)  # stable: primary first
+        return [(k.info, Signer(key_id=k.info.id, seed=k.material._b).public_key_pem()) for k in keys]
+
     def signer(self, *, key_id: str | None = None) -> Signer:
         k = self._usable(key_id or self.primary(Purpose.SIGNING).id, Purpose.SIGNING)
         return Signer(key_id=k.info.id, seed=k.material._b)

@@ -316,3 +316,20 @@ def test_wrapped_material_is_nonce_ciphertext_tag_with_the_documented_aad(
         material = AESGCM(master_key).decrypt(blob[:12], blob[12:], aad)
         fingerprint = hashlib.sha256(b"pseudogate/v1/key-fingerprint/" + material).hexdigest()
         assert info.fingerprint == fingerprint[:16]
+
+
+def test_public_signing_keys_are_every_signing_key_primary_first_and_public_only() -> None:
+    ring = Keyring.generate()
+    old = ring.primary(Purpose.SIGNING).id
+    retired = ring.add(Purpose.SIGNING).id
+    ring.disable(retired)
+    new = ring.add(Purpose.SIGNING).id
+    ring.promote(new)
+    published = ring.public_signing_keys()
+    assert [(info.id, info.status) for info, _ in published] == [
+        (new, KeyStatus.PRIMARY), (old, KeyStatus.ACTIVE), (retired, KeyStatus.DISABLED)
+    ]
+    assert published[0][1] == ring.signer().public_key_pem()
+    assert published[1][1] == ring.signer(key_id=old).public_key_pem()
+    for _, pem in published:
+        assert pem.startswith("-----BEGIN PUBLIC KEY-----") and "PRIVATE" not in pem

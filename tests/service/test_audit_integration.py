@@ -81,3 +81,65 @@ def test_when_a_gateway_stops_then_another_can_start_on_the_same_data_dir(tmp_pa
             )
         gateway.stop(grace=None)
     assert [e["seq"] for e in _events(data)] == [1, 2]
+
+
+def test_when_the_signing_key_is_rotated_then_auditors_fetch_every_key_and_the_log_verifies(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The whole rotation story through real gateways and the CLI: checkpoints before the
+    rotation are signed by the old key, later ones by the new; `keys public --all` publishes
+    both and `audit verify` accepts the bundle, while the current key alone does not do."""
+    from pseudogate.cli import main
+    from pseudogate.keyring import Keyring, KeyStatus, Purpose
+    from pseudogate.manifest import load_public_keys_pem
+    from pseudogate.v1 import audit_pb2, audit_pb2_grpc
+
+    ring_path, data = tmp_path / "keyring.json", tmp_path / "data"
+    ring = Keyring.generate()
+    ring.save(ring_path)
+    old_id = ring.primary(Purpose.SIGNING).id
+
+    def serve_one_call() -> tuple[str, audit_pb2.GetPublicKeyResponse]:
+        gateway = start_gateway(
+            GatewaySettings(port=0, insecure=True, data_dir=data, keyring=ring_path)
+        )
+        try:
+            with grpc.insecure_channel(gateway.address) as ch:
+                pb_grpc.TokenisationServiceStub(ch).Tokenise(
+                    pb.TokeniseRequest(domain="nhs_number", values=["9434765919"])
+                )
+                reply = audit_pb2_grpc.AuditServiceStub(ch).GetPublicKey(
+                    audit_pb2.GetPublicKeyRequest()
+                )
+            if reply.key_id != old_id:  # after the rotation: export and fetch keys via the CLI
+                for argv in (
+                    ("audit", "export", "--insecure", "--output", str(tmp_path / "a.jsonl")),
+                    ("keys", "public", "--insecure", "--output", str(tmp_path / "now.pem")),
+                    ("keys", "public", "--insecure", "--all", "--output", str(tmp_path / "all.pem")),
+                ):
+                    assert main([*argv[:2], "--server", gateway.address, *argv[2:]]) == 0
+        finally:
+            gateway.stop(grace=None)  # signs a shutdown checkpoint with the current key
+        return reply.key_id, reply
+
+    first_id, before = serve_one_call()
+    assert first_id == old_id and [k.key_id for k in before.signing_keys] == [old_id]
+    ring = Keyring.load(ring_path)
+    new_id = ring.add(Purpose.SIGNING).id
+    ring.promote(new_id)
+    ring.save(ring_path)
+    second_id, after = serve_one_call()
+
+    assert second_id == new_id
+    assert [(k.key_id, k.status) for k in after.signing_keys] == [
+        (new_id, KeyStatus.PRIMARY.value),
+        (old_id, KeyStatus.ACTIVE.value),
+    ]
+    assert after.signing_keys[0].public_key_pem == after.public_key_pem
+    assert len(load_public_keys_pem((tmp_path / "all.pem").read_bytes())) == 2
+    capsys.readouterr()
+    export = str(tmp_path / "a.jsonl")
+    assert main(["audit", "verify", export, "--public-key", str(tmp_path / "now.pem")]) == 1
+    assert "first bad sequence number 1" in capsys.readouterr().out
+    assert main(["audit", "verify", export, "--public-key", str(tmp_path / "all.pem")]) == 0
+    assert "verifies" in capsys.readouterr().out

@@ -1,7 +1,9 @@
-"""``pseudogate keys public --server ADDR``: the gateway's Ed25519 public key as PEM.
+"""``pseudogate keys public --server ADDR [--all]``: the gateway's Ed25519 public key as PEM.
 
 Anyone who verifies manifests or audit checkpoints needs it; it is open to every
-authenticated caller (AuditService.GetPublicKey).
+authenticated caller (AuditService.GetPublicKey). ``--all`` writes every signing key the
+gateway holds, current first, as one PEM bundle: what ``audit verify --public-key`` needs for a
+log that spans a rotation of the signing key.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ def register_public(keys_sub: Any) -> None:
     )
     add_client_arguments(p)
     p.add_argument("--output", type=Path, help="write the PEM to this file instead of stdout")
+    p.add_argument(
+        "--all", action="store_true",
+        help="every signing key the gateway holds (current first), for logs that span a rotation",
+    )
     p.set_defaults(handler=run_public)
 
 
@@ -31,8 +37,11 @@ def run_public(args: argparse.Namespace) -> int:
         reply = audit_pb2_grpc.AuditServiceStub(channel).GetPublicKey(
             audit_pb2.GetPublicKeyRequest()
         )
+    pem = reply.public_key_pem
+    if args.all and reply.signing_keys:
+        pem = "".join(key.public_key_pem for key in reply.signing_keys)
     if args.output:
-        atomic_write_text(args.output, reply.public_key_pem)
+        atomic_write_text(args.output, pem)
     else:
-        print(reply.public_key_pem, end="")
+        print(pem, end="")
     return 0

@@ -141,7 +141,12 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             _service_name(admin_pb2, "AdminService"),
         ),
         ServiceBinding(
-            AuditServicer(log=audit_log, signer=signer, policies=find_policy),
+            AuditServicer(
+                log=audit_log,
+                signer=signer,
+                policies=find_policy,
+                public_keys=keyring.public_signing_keys(),
+            ),
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
             _service_name(audit_pb2, "AuditService"),
         ),

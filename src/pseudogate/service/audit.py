@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import grpc
 
 from pseudogate.audit import AuditLog
 from pseudogate.errors import NotFound
-from pseudogate.keyring import Signer
+from pseudogate.keyring import KeyInfo, Signer
 from pseudogate.policy import Policy
 from pseudogate.service.calls import current_call
 from pseudogate.v1 import audit_pb2, audit_pb2_grpc
@@ -20,10 +20,24 @@ PolicyLookup = Callable[[str], Policy | None]
 
 
 class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
-    def __init__(self, *, log: AuditLog, signer: Signer, policies: PolicyLookup) -> None:
+    def __init__(
+        self,
+        *,
+        log: AuditLog,
+        signer: Signer,
+        policies: PolicyLookup,
+        public_keys: Sequence[tuple[KeyInfo, str]] = (),
+    ) -> None:
+        """``public_keys``: every signing key's metadata and PEM (``public_signing_keys()``)."""
         self._log = log
         self._signer = signer
         self._policies = policies
+        self._public_keys = [
+            audit_pb2.PublicSigningKey(
+                key_id=info.id, public_key_pem=pem, status=info.status.value, created=info.created
+            )
+            for info, pem in public_keys
+        ]
 
     def ListEvents(
         self, request: audit_pb2.ListEventsRequest, context: grpc.ServicerContext
@@ -50,7 +64,9 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
     ) -> audit_pb2.GetPublicKeyResponse:
         current_call().key_ids["signing"] = self._signer.key_id
         return audit_pb2.GetPublicKeyResponse(
-            key_id=self._signer.key_id, public_key_pem=self._signer.public_key_pem()
+            key_id=self._signer.key_id,
+            public_key_pem=self._signer.public_key_pem(),
+            signing_keys=self._public_keys,
         )
 
     def GetPolicy(

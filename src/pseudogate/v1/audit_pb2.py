@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pseudogate/v1/audit.proto\x12\rpseudogate.v1\"%\n\x11ListEventsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\")\n\x12ListEventsResponse\x12\x13\n\x0brecord_json\x18\x01 \x01(\t\"\x16\n\x14GetCheckpointRequest\"S\n\x15GetCheckpointResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\t\"\x15\n\x13GetPublicKeyRequest\">\n\x14GetPublicKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\" \n\x10GetPolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xb5\x01\n\x11GetPolicyResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bpolicy_yaml\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12:\n\x05\x66iles\x18\x04 \x03(\x0b\x32+.pseudogate.v1.GetPolicyResponse.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x32\xe8\x02\n\x0c\x41uditService\x12S\n\nListEvents\x12 .pseudogate.v1.ListEventsRequest\x1a!.pseudogate.v1.ListEventsResponse0\x01\x12Z\n\rGetCheckpoint\x12#.pseudogate.v1.GetCheckpointRequest\x1a$.pseudogate.v1.GetCheckpointResponse\x12W\n\x0cGetPublicKey\x12\".pseudogate.v1.GetPublicKeyRequest\x1a#.pseudogate.v1.GetPublicKeyResponse\x12N\n\tGetPolicy\x12\x1f.pseudogate.v1.GetPolicyRequest\x1a .pseudogate.v1.GetPolicyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pseudogate/v1/audit.proto\x12\rpseudogate.v1\"%\n\x11ListEventsRequest\x12\x10\n\x08\x66rom_seq\x18\x01 \x01(\x04\")\n\x12ListEventsResponse\x12\x13\n\x0brecord_json\x18\x01 \x01(\t\"\x16\n\x14GetCheckpointRequest\"S\n\x15GetCheckpointResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0c\n\x04hash\x18\x02 \x01(\t\x12\x0c\n\x04time\x18\x03 \x01(\t\x12\x11\n\tsignature\x18\x04 \x01(\t\"\x15\n\x13GetPublicKeyRequest\"u\n\x14GetPublicKeyResponse\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\x12\x35\n\x0csigning_keys\x18\x03 \x03(\x0b\x32\x1f.pseudogate.v1.PublicSigningKey\"[\n\x10PublicSigningKey\x12\x0e\n\x06key_id\x18\x01 \x01(\t\x12\x16\n\x0epublic_key_pem\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\" \n\x10GetPolicyRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xb5\x01\n\x11GetPolicyResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0bpolicy_yaml\x18\x02 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x03 \x01(\t\x12:\n\x05\x66iles\x18\x04 \x03(\x0b\x32+.pseudogate.v1.GetPolicyResponse.FilesEntry\x1a,\n\nFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\x32\xe8\x02\n\x0c\x41uditService\x12S\n\nListEvents\x12 .pseudogate.v1.ListEventsRequest\x1a!.pseudogate.v1.ListEventsResponse0\x01\x12Z\n\rGetCheckpoint\x12#.pseudogate.v1.GetCheckpointRequest\x1a$.pseudogate.v1.GetCheckpointResponse\x12W\n\x0cGetPublicKey\x12\".pseudogate.v1.GetPublicKeyRequest\x1a#.pseudogate.v1.GetPublicKeyResponse\x12N\n\tGetPolicy\x12\x1f.pseudogate.v1.GetPolicyRequest\x1a .pseudogate.v1.GetPolicyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,13 +44,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPUBLICKEYREQUEST']._serialized_start=235
   _globals['_GETPUBLICKEYREQUEST']._serialized_end=256
   _globals['_GETPUBLICKEYRESPONSE']._serialized_start=258
-  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=320
-  _globals['_GETPOLICYREQUEST']._serialized_start=322
-  _globals['_GETPOLICYREQUEST']._serialized_end=354
-  _globals['_GETPOLICYRESPONSE']._serialized_start=357
-  _globals['_GETPOLICYRESPONSE']._serialized_end=538
-  _globals['_GETPOLICYRESPONSE_FILESENTRY']._serialized_start=494
-  _globals['_GETPOLICYRESPONSE_FILESENTRY']._serialized_end=538
-  _globals['_AUDITSERVICE']._serialized_start=541
-  _globals['_AUDITSERVICE']._serialized_end=901
+  _globals['_GETPUBLICKEYRESPONSE']._serialized_end=375
+  _globals['_PUBLICSIGNINGKEY']._serialized_start=377
+  _globals['_PUBLICSIGNINGKEY']._serialized_end=468
+  _globals['_GETPOLICYREQUEST']._serialized_start=470
+  _globals['_GETPOLICYREQUEST']._serialized_end=502
+  _globals['_GETPOLICYRESPONSE']._serialized_start=505
+  _globals['_GETPOLICYRESPONSE']._serialized_end=686
+  _globals['_GETPOLICYRESPONSE_FILESENTRY']._serialized_start=642
+  _globals['_GETPOLICYRESPONSE_FILESENTRY']._serialized_end=686
+  _globals['_AUDITSERVICE']._serialized_start=689
+  _globals['_AUDITSERVICE']._serialized_end=1049
 # @@protoc_insertion_point(module_scope)

@@ -1,8 +1,8 @@
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
-from typing import ClassVar as _ClassVar, Optional as _Optional
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
@@ -39,12 +39,26 @@ class GetPublicKeyRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class GetPublicKeyResponse(_message.Message):
-    __slots__ = ("key_id", "public_key_pem")
+    __slots__ = ("key_id", "public_key_pem", "signing_keys")
     KEY_ID_FIELD_NUMBER: _ClassVar[int]
     PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    SIGNING_KEYS_FIELD_NUMBER: _ClassVar[int]
     key_id: str
     public_key_pem: str
-    def __init__(self, key_id: _Optional[str] = ..., public_key_pem: _Optional[str] = ...) -> None: ...
+    signing_keys: _containers.RepeatedCompositeFieldContainer[PublicSigningKey]
+    def __init__(self, key_id: _Optional[str] = ..., public_key_pem: _Optional[str] = ..., signing_keys: _Optional[_Iterable[_Union[PublicSigningKey, _Mapping]]] = ...) -> None: ...
+
+class PublicSigningKey(_message.Message):
+    __slots__ = ("key_id", "public_key_pem", "status", "created")
+    KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    key_id: str
+    public_key_pem: str
+    status: str
+    created: str
+    def __init__(self, key_id: _Optional[str] = ..., public_key_pem: _Optional[str] = ..., status: _Optional[str] = ..., created: _Optional[str] = ...) -> None: ...
 
 class GetPolicyRequest(_message.Message):
     __slots__ = ("name",)

@@ -220,3 +220,13 @@ def test_when_now_is_stamped_then_it_matches_rfc3339_of_the_same_instant(
     monkeypatch.setattr(time, "time_ns", lambda: ns)
     moment = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=ns // 1000)
     assert now_rfc3339() == expected == rfc3339(moment)
+
+
+def test_when_a_name_is_malformed_then_the_memo_never_holds_it() -> None:
+    """The memo is process memory, not the log, but it keeps only what the log would record."""
+    from pseudogate.audit import events
+
+    raw = "Jane Smith 9434765919"
+    prepare_event({**sample_event(5), "dataset": raw})
+    prepare_event({**sample_event(5), "project": raw})
+    assert not any(raw in shape for shape in events._SHAPES)

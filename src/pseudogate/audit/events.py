@@ -235,9 +235,10 @@ _KNOWN_GOOD_LIMIT = 4_096
 #: The fields a caller supplies; the log adds ``seq`` and ``time`` in front.
 _CALLER_FIELDS = EVENT_FIELDS[2:]
 
-#: Event shapes already validated (every field but the count values), each with its safe
-#: dataset and project names: a gateway logs the same few shapes on every call.
-_SHAPES: dict[tuple[Any, ...], tuple[str | None, str | None]] = {}
+#: Event shapes already validated (every field but the count values). Only shapes whose
+#: dataset and project names were kept as given are memoised, so the memo never holds text
+#: that the log itself would not record.
+_SHAPES: set[tuple[Any, ...]] = set()
 
 
 def _shape(event: Mapping[str, Any]) -> tuple[Any, ...] | None:
@@ -271,34 +272,33 @@ def _shape(event: Mapping[str, Any]) -> tuple[Any, ...] | None:
     return shape
 
 
+def _recorded(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's fields in log order, with their own copies of ``key_ids`` and ``counts``."""
+    out = {f: event[f] for f in _CALLER_FIELDS}
+    key_ids = out["key_ids"]
+    out["key_ids"] = dict(key_ids) if isinstance(key_ids, Mapping) else list(key_ids)
+    out["counts"] = dict(out["counts"])
+    return out
+
+
 def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """What the log records of a caller's event: its fields in :data:`EVENT_FIELDS` order
     (without ``seq`` and ``time``), malformed dataset/project names as null (:func:`safe_name`),
     all validated. Raises :class:`InvalidInput` as :func:`validate_event` does."""
     shape = _shape(event)
-    if shape is not None and shape in _SHAPES:
-        counts = event["counts"]
-        if all(type(n) is int and n >= 0 for n in counts.values()):
-            dataset, project = _SHAPES[shape]
-            key_ids = event["key_ids"]
-            return {
-                "organisation": event["organisation"],
-                "role": event["role"],
-                "method": event["method"],
-                "dataset": dataset,
-                "project": project,
-                "policy_fingerprint": event["policy_fingerprint"],
-                "key_ids": dict(key_ids) if type(key_ids) is dict else list(key_ids),
-                "counts": dict(counts),
-                "status": event["status"],
-            }
+    if shape in _SHAPES and all(type(n) is int and n >= 0 for n in event["counts"].values()):
+        return _recorded(event)
     checked = dict(event)
     for kind in ("dataset", "project"):
         if kind in checked and (checked[kind] is None or isinstance(checked[kind], str)):
             checked[kind] = safe_name(checked[kind], kind=kind)
     validate_event(checked, complete=False)
-    if shape is not None:
+    if (
+        shape is not None
+        and checked["dataset"] == event["dataset"]
+        and checked["project"] == event["project"]
+    ):
         if len(_SHAPES) >= _KNOWN_GOOD_LIMIT:
             _SHAPES.clear()
-        _SHAPES[shape] = (checked["dataset"], checked["project"])
-    return {f: checked[f] for f in _CALLER_FIELDS}
+        _SHAPES.add(shape)
+    return _recorded(checked)

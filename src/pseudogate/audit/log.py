@@ -76,7 +76,10 @@ class AuditLog:
         self.path = path
         self._conn = conn
         self._signer = signer
-        self._clock = clock
+        # The time stamp of events and checkpoints; the default clock has a faster formatter.
+        self._now: Callable[[], str] = (
+            now_rfc3339 if clock is utc_now else (lambda: rfc3339(clock()))
+        )
         self._every = checkpoint_every
         self._seconds = checkpoint_seconds
         self._write_timeout = write_timeout
@@ -159,8 +162,7 @@ class AuditLog:
             # The head is cached under the writer lock: this log is the database's only writer.
             # Should anything else have appended, the seq primary key refuses the insert and the
             # call fails closed rather than forking the chain.
-            time_text = now_rfc3339() if self._clock is utc_now else rfc3339(self._clock())
-            record = {"seq": self._head_seq + 1, "time": time_text, **fields}
+            record = {"seq": self._head_seq + 1, "time": self._now(), **fields}
             body = canonical_bytes(record)
             link = next_hash(self._head_hash, body)
             checkpoint_due = record["seq"] - self._checkpoint_seq >= self._every
@@ -295,7 +297,7 @@ class AuditLog:
             raise Unavailable("audit log is closed")
 
     def _sign(self, seq: int, head: bytes) -> dict[str, Any]:
-        return make_checkpoint(seq, head, rfc3339(self._clock()), self._signer.sign)
+        return make_checkpoint(seq, head, self._now(), self._signer.sign)
 
     def _store_checkpoint(self, checkpoint: Mapping[str, Any]) -> None:
         self._conn.execute(

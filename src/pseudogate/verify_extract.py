@@ -20,6 +20,7 @@ import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.errors import InvalidInput, VerificationFailed
+from pseudogate.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
 from pseudogate.manifest import ContentHasher, verify_manifest_signature
 from pseudogate.normalise import is_valid_nhs_number
 from pseudogate.policy import HierarchyType, Policy
@@ -42,15 +43,8 @@ __all__ = [
 PERSON_COLUMN = "person"
 _MAX_LISTED = 10
 
-# A full UK postcode anywhere in a cell (outward code, optional space, inward code), case-blind.
-_POSTCODE_IN_TEXT = (
-    r"(?<![A-Za-z0-9])(?:GIR ?0AA|[A-PR-UWYZ](?:[0-9]{1,2}|[A-HK-Y][0-9][0-9ABEHMNPRV-Y]?"
-    r"|[0-9][A-HJKPS-UW]) ?[0-9][ABD-HJLNP-UW-Z]{2})(?![A-Za-z0-9])"
-)
-_EMAIL_IN_TEXT = r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+"
 _ISO_DATE_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")
 _DATE_PREFILTER = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-_NHS_CANDIDATE = r"[0-9]{10}"
 
 
 class CheckStatus(enum.StrEnum):
@@ -208,14 +202,14 @@ def scan_identifiers(
     frame = frame.reset_index(drop=True)
     for column in frame.columns:
         cells = frame[column].astype(str)
-        compact = cells.str.replace(r"[\s\-]", "", regex=True)
-        candidates = cells[compact.str.fullmatch(_NHS_CANDIDATE)]
+        compact = cells.str.replace(SEPARATORS, "", regex=True)
+        candidates = cells[compact.str.fullmatch(NHS_CANDIDATE)]
         findings += [
             Finding(r, column, "NHS number") for r in _rows(candidates.map(is_valid_nhs_number))
         ]
-        postcode = cells.str.contains(_POSTCODE_IN_TEXT, case=False, regex=True)
+        postcode = cells.str.contains(POSTCODE_IN_TEXT, case=False, regex=True)
         findings += [Finding(r, column, "postcode") for r in _rows(postcode)]
-        email = cells.str.contains(_EMAIL_IN_TEXT, regex=True)
+        email = cells.str.contains(EMAIL_IN_TEXT, regex=True)
         findings += [Finding(r, column, "email address") for r in _rows(email)]
         if column in date_columns:
             candidates = cells[cells.str.contains(_DATE_PREFILTER, regex=True)]

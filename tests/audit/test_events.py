@@ -49,6 +49,16 @@ def test_when_key_ids_is_a_mapping_then_it_is_kept() -> None:
         (None, "project", None),
         ("proj-1", "project", "proj-1"),
         ("jane@example.org", "project", None),
+        # Well-formed names that are, or contain, a direct identifier.
+        ("9434765919", "project", None),
+        ("943-476-5919", "project", None),
+        ("LL112AB", "project", None),
+        ("study-ll11-2ab", "project", "study-ll11-2ab"),  # no full postcode in it
+        ("ll112ab", "dataset", None),
+        ("cohort_ll112ab", "dataset", None),
+        # Ten digits with a wrong check digit are not an NHS number; a year is not a date.
+        ("9434765918", "project", "9434765918"),
+        ("asthma-2025", "project", "asthma-2025"),
     ],
 )
 def test_when_a_name_is_malformed_then_it_is_recorded_as_null(

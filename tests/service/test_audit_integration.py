@@ -143,3 +143,36 @@ def test_when_the_signing_key_is_rotated_then_auditors_fetch_every_key_and_the_l
     assert "first bad sequence number 1" in capsys.readouterr().out
     assert main(["audit", "verify", export, "--public-key", str(tmp_path / "all.pem")]) == 0
     assert "verifies" in capsys.readouterr().out
+
+
+def test_when_a_client_puts_an_identifier_in_a_name_field_then_the_log_records_null(
+    tmp_path: Path,
+) -> None:
+    """Dataset and project names reach the log even on refused calls; identifiers must not."""
+    from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc, extract_pb2, extract_pb2_grpc
+
+    data = tmp_path / "data"
+    gateway = start_gateway(GatewaySettings(port=0, insecure=True, data_dir=data))
+    try:
+        with grpc.insecure_channel(gateway.address) as ch:
+            with pytest.raises(grpc.RpcError):
+                list(extract_pb2_grpc.ExtractServiceStub(ch).CreateExtract(
+                    extract_pb2.CreateExtractRequest(project="943-476-5919")
+                ))
+            header = dataset_pb2.SubmissionHeader(
+                dataset="ll112ab", policy="gp-ingest", organisation="gp-denbigh"
+            )
+            with pytest.raises(grpc.RpcError):
+                dataset_pb2_grpc.DatasetServiceStub(ch).SubmitDataset(
+                    iter([dataset_pb2.SubmitDatasetRequest(header=header)])
+                )
+    finally:
+        gateway.stop(grace=None)
+    events = _events(data)
+    assert [(e["method"].rsplit("/", 1)[1], e["project"], e["dataset"]) for e in events] == [
+        ("CreateExtract", None, None),
+        ("SubmitDataset", None, None),
+    ]
+    raw = (data / AUDIT_DB_NAME).read_bytes()
+    for value in (b"943-476-5919", b"9434765919", b"ll112ab", b"LL11"):
+        assert value not in raw

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pseudogate.errors import InvalidInput
+from pseudogate.identifiers import direct_identifier_in
 
 __all__ = [
     "EVENT_FIELDS",
@@ -110,12 +111,17 @@ def safe_name(value: str | None, *, kind: str) -> str | None:
     """``value`` if it is a well-formed dataset/project name, else None.
 
     A refused call may name a dataset or project that does not exist or is malformed; the log
-    records only well-formed names, so whatever a client typed never reaches it verbatim.
+    records only well-formed names, so whatever a client typed never reaches it verbatim. A
+    well-formed name that is or contains a direct identifier (a project "943-476-5919", a
+    dataset "ll112ab") is not recorded either: a client that put one in the wrong field must not
+    get it into the log.
     """
     if not value:
         return None
     pattern = {"dataset": _DATASET_RE, "project": _PROJECT_RE}[kind]
-    return value if pattern.fullmatch(value) else None
+    if not pattern.fullmatch(value) or direct_identifier_in(value) is not None:
+        return None
+    return value
 
 
 def build_event(

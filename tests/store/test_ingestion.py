@@ -245,7 +245,7 @@ def test_when_another_organisation_submits_then_permission_is_denied(
     assert [v.organisation for v in store.versions("gp_diagnoses")] == ["gp-org"]
 
 
-def test_when_store_reopens_after_a_crash_then_debris_is_removed(
+def test_when_store_reopens_after_a_crash_then_staging_is_removed_and_the_orphan_quarantined(
     store: Store, data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock
 ) -> None:
     submit(store, "gp_diagnoses", "gp", "gp-org", ipc(gp_columns(people(2))))
@@ -257,7 +257,13 @@ def test_when_store_reopens_after_a_crash_then_debris_is_removed(
         Store.open(data_dir, keyring=keyring, policies=policies, clock=clock)
     store.close()  # the crashed gateway's lock is gone
     Store.open(data_dir, keyring=keyring, policies=policies, clock=clock).close()
-    assert files_under(data_dir) == sorted([*COMMITTED_NOTHING, "datasets/gp_diagnoses/1.parquet"])
+    assert files_under(data_dir) == sorted(
+        [
+            *COMMITTED_NOTHING,
+            "datasets/gp_diagnoses/1.parquet",
+            "quarantine/20250601T120000Z/datasets/gp_diagnoses/2.parquet",  # moved, not deleted
+        ]
+    )
 
 
 def test_when_too_many_values_are_invalid_then_submission_stops_at_once(

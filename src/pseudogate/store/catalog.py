@@ -301,6 +301,24 @@ class Catalog:
             ]
 
 
+    def referenced_key_ids(self) -> dict[str, dict[str, int]]:
+        """Every key id a record names, with how many records of each kind (read-only)."""
+        uses: dict[str, dict[str, int]] = {}
+        queries = (
+            ("dataset version(s)", "SELECT linkage_key_id, count(*) FROM versions GROUP BY 1"),
+            ("project(s)", "SELECT project_key_id, count(*) FROM projects GROUP BY 1"),
+            (
+                "opt-out snapshot(s)",
+                "SELECT linkage_key_id, count(*) FROM optout_snapshots GROUP BY 1",
+            ),
+        )
+        with self.read() as db:
+            for what, sql in queries:
+                for key_id, count in db.execute(sql):
+                    uses.setdefault(str(key_id), {})[what] = int(count)
+        return uses
+
+
 def _version(row: Sequence[Any]) -> VersionRecord:
     columns = tuple(ColumnInfo.from_json(c) for c in json.loads(row[4]))
     return VersionRecord(

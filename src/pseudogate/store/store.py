@@ -8,6 +8,7 @@ no transport in it: the gRPC servicers and the CLI convert requests and call the
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import weakref
 from collections.abc import Callable, Mapping, Sequence
@@ -26,10 +27,11 @@ from pseudogate.errors import (
     PermissionDenied,
     Unavailable,
 )
+from pseudogate.fileio import make_private_dir, make_private_file
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Policy, parse_policy
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
-from pseudogate.store.datasets import DatasetFiles
+from pseudogate.store.datasets import DatasetFiles, StartupSweep
 from pseudogate.store.extract import Anonymiser, Extract, ExtractInputs, build_extract
 from pseudogate.store.ingestion import Submission, check_dataset_name, rfc3339
 from pseudogate.store.join import join_layout
@@ -49,6 +51,7 @@ DEFAULT_DOMAIN = "person"
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: the debris of crashed writes, which would be another process's work in progress.
 LOCK_FILE = "store.lock"
+log = logging.getLogger(__name__)
 #: One message for both cases, so that a caller cannot learn which projects exist.
 _PROJECT_DENIED = "project {!r} does not exist or is not yours"
 
@@ -84,11 +87,45 @@ class Store:
         self._release = weakref.finalize(self, os.close, self._lock_fd)  # also when collected
         try:
             self.files = DatasetFiles(data_dir)
-            self.catalog = Catalog(data_dir)
-            self.files.remove_debris(self.catalog.version_files())
+            self.catalog = self._open_catalog(data_dir)
+            _check_keys(self.catalog, keyring)
+            self.sweep = self._sweep()
         except BaseException:
             self.close()
             raise
+
+    def _open_catalog(self, data_dir: Path) -> Catalog:
+        """The catalog; refuses to make a new, empty one beside dataset files it would orphan."""
+        path = data_dir / Catalog.FILE_NAME
+        if not path.exists():
+            count = self.files.dataset_file_count()
+            if count:
+                raise FailedPrecondition(
+                    f"data directory {data_dir} holds {count} dataset file(s) under datasets/ "
+                    f"but no {Catalog.FILE_NAME}; no file was moved or deleted. Restore {Catalog.FILE_NAME} "
+                    "from the backup taken with these files, or, to start with an empty store "
+                    f"on purpose, move {self.files.datasets_dir} elsewhere first"
+                )
+        make_private_file(path)  # 0600 whatever the umask; SQLite's journal copies the mode
+        return Catalog(data_dir)
+
+    def _sweep(self) -> StartupSweep:
+        """Tidy files the catalog does not list (moved, never deleted) and say so loudly."""
+        known = self.catalog.version_files()
+        missing = self.files.missing(known)
+        if missing:
+            log.warning(
+                "the catalog lists %d version file(s) that are not on disk (%s); extracts that "
+                "need them will fail until they are restored",
+                len(missing),
+                ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else ""),
+            )
+        sweep = self.files.sweep(known, now=self._clock())
+        if sweep.staging_removed:
+            log.info("removed %d unfinished submission file(s)", sweep.staging_removed)
+        if sweep.quarantined:
+            log.warning("%s", sweep.describe())
+        return sweep
 
     def close(self) -> None:
         """Release the data directory (another store may open it afterwards)."""
@@ -117,10 +154,14 @@ class Store:
         clock: Callable[[], datetime] = _utc_now,
         anonymiser: Anonymiser | None = None,
     ) -> Store:
-        """Open (creating if missing) a data directory; removes debris of crashed writes."""
+        """Open (creating if missing, mode 0700) a data directory.
+
+        Refuses dataset files without a catalog, and catalog key ids missing from ``keyring``;
+        removes the store's own unfinished submissions and quarantines files the catalog does
+        not list (see :class:`StartupSweep`, kept as ``store.sweep``).
+        """
         keyring.require_purposes(Purpose.LINKAGE, Purpose.PROJECT, Purpose.SIGNING)
-        root = Path(data_dir)
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        root = make_private_dir(data_dir)
         return cls(
             data_dir=root,
             keyring=keyring,
@@ -337,6 +378,7 @@ class Store:
 def _lock(path: Path) -> int:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
+        os.fchmod(fd, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
@@ -344,6 +386,23 @@ def _lock(path: Path) -> int:
             f"data directory {path.parent} is in use by another gateway (lock {path.name})"
         ) from None
     return fd
+
+
+def _check_keys(catalog: Catalog, keyring: Keyring) -> None:
+    """Refuse a keyring that lacks a key the catalog's records were made with (ids only)."""
+    present = {info.id for info in keyring.infos()}
+    missing = {k: uses for k, uses in catalog.referenced_key_ids().items() if k not in present}
+    if missing:
+        listed = "; ".join(
+            f"{key_id} ({', '.join(f'{n} {what}' for what, n in sorted(uses.items()))})"
+            for key_id, uses in sorted(missing.items())
+        )
+        where = f"keyring {keyring.source}" if keyring.source else "the keyring"
+        raise FailedPrecondition(
+            f"the catalog uses {len(missing)} key(s) missing from {where}: {listed}. Start with "
+            "the keyring these records were made with, or restore those keys into it (keys are "
+            "never removed from a keyring: see docs/keys.md); no file was moved or deleted"
+        )
 
 
 def _parse_project_policy(row: ProjectRow) -> Policy:

@@ -3,6 +3,10 @@
 Each sub-command lives in its own module exposing ``register(subparsers)``; the module sets
 ``handler`` on its parser. Domain errors become a one-line message and exit status 2
 (invalid input) or 1 (anything else); values are never echoed.
+
+Every command runs with umask 077: whatever it creates (data directory, keyrings, tokenised
+files, extracts, reports, audit exports) is readable by its owner only, since any of them may be
+sensitive. Share an output on purpose with ``chmod``.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from pseudogate.errors import ErrorCode, PseudogateError
 
-__all__ = ["COMMAND_MODULES", "main"]
+__all__ = ["COMMAND_MODULES", "UMASK", "main"]
+
+#: Group and others get nothing on anything a command creates (see the module docstring).
+UMASK = 0o077
 
 #: Sub-command modules, in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -49,6 +57,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    previous = os.umask(UMASK)  # before anything is created; restored for in-process callers
+    try:
+        return _run(argv)
+    finally:
+        os.umask(previous)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -40,7 +40,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--production",
         action="store_true",
-        help="refuse the example keyring, cleartext key material and --insecure",
+        help="refuse the example keyring, cleartext key material, --insecure, and a keyring "
+        "or data directory accessible by group or others",
     )
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         warn(EXAMPLE_KEYS_WARNING)
     if settings.insecure:
         warn(INSECURE_WARNING)
-    gateway = start_gateway(settings)
+    gateway = start_gateway(settings, notice=warn)
     print(f"pseudogate: serving on {settings.host}:{gateway.port}", flush=True)
     if args.ready_file:
         args.ready_file.write_text(f"{gateway.port}\n", encoding="utf-8")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
-from pseudogate.errors import ConfigurationError, PermissionDenied
+from pseudogate.errors import ConfigurationError, FailedPrecondition, PermissionDenied
+from pseudogate.fileio import make_private_dir, make_private_file, shared_entries
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
 from pseudogate.policy import Policy
 from pseudogate.service.access import InsecureAccess, MtlsAccess
@@ -21,6 +23,7 @@ from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
 from pseudogate.store import Store, load_policy_registry
+from pseudogate.store.catalog import Catalog
 from pseudogate.tokenisation import Tokenisation, load_domain_config
 from pseudogate.v1 import (
     admin_pb2,
@@ -68,6 +71,8 @@ def load_keyring(settings: GatewaySettings) -> Keyring:
     if settings.production:
         if keyring.is_example:
             raise ConfigurationError("--production refuses the example keyring: its keys are public")
+        if settings.keyring is not None:  # the loader exempts only folders named keys_example
+            _refuse_shared(settings.keyring, what="keyring file")
         if keyring.has_cleartext:
             raise ConfigurationError(
                 "--production refuses cleartext key material: wrap every key under the master key "
@@ -76,8 +81,64 @@ def load_keyring(settings: GatewaySettings) -> Keyring:
     return keyring
 
 
-def start_gateway(settings: GatewaySettings) -> GatewayServer:
-    """Build every service over the core and start serving."""
+def _refuse_shared(path: Path, *, what: str) -> None:
+    """--production: refuse ``path`` (and, for a folder, anything in it) open to group or others."""
+    if not path.exists():
+        return
+    if path.is_file():
+        mode = stat.S_IMODE(path.stat().st_mode)
+        shared = [(path, mode)] if mode & 0o077 else []
+    else:
+        shared = shared_entries(path)
+    if shared:
+        listed = ", ".join(f"{p} ({mode:04o})" for p, mode in shared[:5])
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        fix = f"chmod -R go-rwx {path}" if path.is_dir() else f"chmod 600 {path}"
+        raise ConfigurationError(
+            f"--production refuses a {what} accessible by group or others: {listed}{more}; "
+            f"run: {fix}"
+        )
+
+
+def _prepare_data_dir(settings: GatewaySettings, data_dir: Path) -> None:
+    """Start-up checks before the store opens: private modes, a catalog not silently lost."""
+    if settings.production:
+        _refuse_shared(data_dir, what="data directory")
+    make_private_dir(data_dir)
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077:
+        log.warning(
+            "data directory %s is accessible by group or others (mode %04o); --production "
+            "refuses it; run: chmod -R go-rwx %s",
+            data_dir,
+            mode,
+            data_dir,
+        )
+    if (data_dir / AUDIT_DB_NAME).exists() and not (data_dir / Catalog.FILE_NAME).exists():
+        raise FailedPrecondition(
+            f"data directory {data_dir} has an audit log but no {Catalog.FILE_NAME}: the "
+            "catalog (datasets, projects, opt-outs) is lost. Restore it from a backup; to start "
+            "afresh on purpose, use a new data directory"
+        )
+
+
+def _private_sqlite(path: Path) -> None:
+    """Mode 0600 for a SQLite database and any -wal/-shm/-journal beside it."""
+    make_private_file(path)
+    for suffix in ("-wal", "-shm", "-journal"):
+        side = path.with_name(path.name + suffix)
+        if side.exists():
+            make_private_file(side)
+
+
+def start_gateway(
+    settings: GatewaySettings, *, notice: Callable[[str], None] | None = None
+) -> GatewayServer:
+    """Build every service over the core and start serving.
+
+    ``notice`` receives start-up warnings an operator must see (the CLI prints them to
+    stderr); they are logged as warnings too.
+    """
     if settings.tls is None and not settings.insecure:
         raise ConfigurationError(
             "no transport security: give --ca, --cert and --key for mTLS, "
@@ -92,16 +153,20 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
         load_policy_registry(settings.policies) if settings.policies is not None else {}
     )
     tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _prepare_data_dir(settings, settings.data_dir)
     store = Store.open(settings.data_dir, keyring=keyring, policies=policies)
+    if store.sweep.quarantined and notice is not None:
+        notice(f"WARNING: {store.sweep.describe()}")
     signer = keyring.signer()
     try:
+        _private_sqlite(settings.data_dir / AUDIT_DB_NAME)
         audit_log = AuditLog.open(
             settings.data_dir / AUDIT_DB_NAME,
             signer=signer,
             write_timeout=settings.audit_write_timeout,
             synchronous=settings.audit_synchronous,
         )
+        _private_sqlite(settings.data_dir / AUDIT_DB_NAME)
     except BaseException:
         store.close()
         raise

@@ -47,12 +47,16 @@ def atomic_output(path: str | os.PathLike[str], *, mode: int = PRIVATE_FILE_MODE
         raise
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE_MODE) -> None:
+def atomic_write_bytes(
+    path: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE_MODE
+) -> None:
     with atomic_output(path, mode=mode) as tmp:
         tmp.write_bytes(data)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, *, mode: int = PRIVATE_FILE_MODE) -> None:
+def atomic_write_text(
+    path: str | os.PathLike[str], text: str, *, mode: int = PRIVATE_FILE_MODE
+) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 

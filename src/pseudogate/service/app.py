@@ -116,8 +116,9 @@ def _prepare_data_dir(settings: GatewaySettings, data_dir: Path) -> None:
         )
     if (data_dir / AUDIT_DB_NAME).exists() and not (data_dir / Catalog.FILE_NAME).exists():
         raise FailedPrecondition(
-            f"data directory {data_dir} has an audit log but no {Catalog.FILE_NAME}: the "
-            "catalog (datasets, projects, opt-outs) is lost. Restore it from a backup; to start "
+            f"data directory {data_dir} has an audit log but no {Catalog.FILE_NAME}: the record "
+            "of its datasets, projects and opt-outs is missing; no file was moved or deleted. "
+            f"Restore {Catalog.FILE_NAME} from the backup taken with this directory; to start "
             "afresh on purpose, use a new data directory"
         )
 

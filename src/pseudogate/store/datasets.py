@@ -154,7 +154,9 @@ class DatasetFiles:
                 ) from None
             moved.append(relative.as_posix())
         _fsync_dir(folder)
-        return StartupSweep(staging_removed=removed, quarantined=tuple(moved), quarantine_dir=folder)
+        return StartupSweep(
+            staging_removed=removed, quarantined=tuple(moved), quarantine_dir=folder
+        )
 
     def _new_quarantine_folder(self, now: datetime) -> Path:
         make_private_dir(self.quarantine_root)
@@ -167,7 +169,9 @@ class DatasetFiles:
                 continue
             os.chmod(folder, 0o700)
             return folder
-        raise FailedPrecondition(f"cannot create a new quarantine folder under {self.quarantine_root}")
+        raise FailedPrecondition(
+            f"cannot create a new quarantine folder under {self.quarantine_root}"
+        )
 
 
 def _non_folders(folder: Path) -> Iterator[Path]:

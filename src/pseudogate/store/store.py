@@ -102,9 +102,10 @@ class Store:
             if count:
                 raise FailedPrecondition(
                     f"data directory {data_dir} holds {count} dataset file(s) under datasets/ "
-                    f"but no {Catalog.FILE_NAME}; no file was moved or deleted. Restore {Catalog.FILE_NAME} "
-                    "from the backup taken with these files, or, to start with an empty store "
-                    f"on purpose, move {self.files.datasets_dir} elsewhere first"
+                    f"but no {Catalog.FILE_NAME}; no file was moved or deleted. Restore "
+                    f"{Catalog.FILE_NAME} from the backup taken with these files, or, to start "
+                    f"with an empty store on purpose, move {self.files.datasets_dir} elsewhere "
+                    "first"
                 )
         make_private_file(path)  # 0600 whatever the umask; SQLite's journal copies the mode
         return Catalog(data_dir)

@@ -49,7 +49,7 @@ __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
 DEFAULT_DOMAIN = "person"
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
-#: the debris of crashed writes, which would be another process's work in progress.
+#: unfinished submissions and quarantines unlisted files, which could be another process's work.
 LOCK_FILE = "store.lock"
 log = logging.getLogger(__name__)
 #: One message for both cases, so that a caller cannot learn which projects exist.

@@ -167,3 +167,29 @@ def test_when_dataset_files_have_no_catalog_then_open_refuses_without_creating_o
         Store.open(data_dir, keyring=keyring, policies=policies, clock=clock)
 
     assert files_under(data_dir) == ["datasets/gp_diagnoses/1.parquet", "store.lock"]
+
+
+def test_when_a_file_cannot_be_moved_to_the_quarantine_then_open_refuses_and_deletes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = DatasetFiles(tmp_path)
+    (tmp_path / "datasets" / "gp").mkdir()
+    for name in ("1.parquet", "2.parquet"):
+        (tmp_path / "datasets" / "gp" / name).write_bytes(name.encode())
+    real_replace = os.replace
+
+    def replace(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+        if str(src).endswith("2.parquet"):
+            raise OSError(18, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(FailedPrecondition) as refused:
+        files.sweep(set(), now=MOMENT)
+
+    assert "cannot move datasets/gp/2.parquet" in str(refused.value)
+    assert "1 file(s) already moved there, nothing was deleted" in str(refused.value)
+    assert files_under(tmp_path) == [
+        "datasets/gp/2.parquet",
+        "quarantine/20250601T120000Z/datasets/gp/1.parquet",
+    ]

@@ -149,8 +149,8 @@ class DatasetFiles:
             except OSError as exc:
                 raise FailedPrecondition(
                     f"cannot move {relative} into the quarantine {folder}: "
-                    f"{exc.strerror or type(exc).__name__}; nothing was deleted, "
-                    "the gateway does not start"
+                    f"{exc.strerror or type(exc).__name__}; {len(moved)} file(s) already moved "
+                    "there, nothing was deleted, the store does not open"
                 ) from None
             moved.append(relative.as_posix())
         _fsync_dir(folder)

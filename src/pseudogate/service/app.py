@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
+from pseudogate.audit.reconcile import reconcile
 from pseudogate.errors import ConfigurationError, PermissionDenied
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
 from pseudogate.policy import Policy
@@ -103,6 +104,13 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             synchronous=settings.audit_synchronous,
         )
     except BaseException:
+        store.close()
+        raise
+    try:
+        # Before serving: a change audited but never committed (a crash) gets a follow-up event.
+        reconcile(audit_log, store.catalog)
+    except BaseException:
+        audit_log.close()
         store.close()
         raise
 

@@ -75,6 +75,6 @@ def test_when_details_entries_are_listed_then_audit_md_documents_each_one() -> N
 
     text = (GUIDE.parent / "audit.md").read_text(encoding="utf-8")
     section = text.split("### Details", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\| `([a-z_]+)`(?:, `([a-z_]+)`)?", section, re.MULTILINE))
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`(?:, `([a-z0-9_]+)`)?", section, re.MULTILINE))
     names = {n for pair in documented for n in pair if n}
     assert names == set(DETAIL_NAMES)

@@ -249,3 +249,24 @@ def test_when_the_gateway_dies_between_audit_and_commit_then_restart_writes_a_fo
     assert main(["audit", "verify", str(tmp_path / "audit.jsonl"),
                  "--public-key", str(tmp_path / "pk.pem")]) == 0
     assert "verifies" in capsys.readouterr().out
+
+
+def test_when_a_servicer_changes_state_then_it_goes_through_apply_change() -> None:
+    """The rule has one door: no servicer commits, audits a commit point or releases an
+    extract itself (the unaudited store shortcuts are for tests and offline tools). Only the
+    audit service's reads audit early, so that they appear in what they return."""
+    import pseudogate.service as service
+
+    folder = Path(service.__file__).parent
+    shortcuts = (".commit(", "commit_point(", "create_project(", "import_optouts(",
+                 "build_extract(")
+    offenders = {
+        (path.name, shortcut)
+        for path in folder.glob("*.py")
+        if path.name not in {"changes.py", "calls.py"}
+        for shortcut in shortcuts
+        if shortcut in path.read_text(encoding="utf-8")
+    }
+    assert offenders == {("audit.py", "commit_point(")}
+    users = {p.name for p in folder.glob("*.py") if "apply_change(" in p.read_text(encoding="utf-8")}
+    assert {"admin.py", "datasets.py", "extracts.py"} <= users

@@ -122,3 +122,25 @@ def test_when_a_catalog_predates_applied_changes_then_opening_adds_the_tables(
         store.catalog.set_reconciled_through(7)
         assert store.catalog.reconciled_through() == 7
         assert store.catalog.applied(["a" * 32]) == set()
+
+
+def test_when_submissions_commit_concurrently_then_each_event_names_its_own_version(
+    populated: Store,
+) -> None:
+    """The plan runs in the commit's transaction, so no other commit can take its version."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(n: int) -> tuple[int, list[ChangeFacts]]:
+        recorded = Recorded()
+        sub = populated.begin_submission(
+            dataset="gp_diagnoses", policy_name="gp", organisation="gp-org"
+        )
+        sub.add_arrow_ipc(ipc(gp_columns(people(3 + n, seed=n))))
+        sub.prepare()
+        return sub.commit(record=recorded).version, recorded.facts
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(one, range(8)))
+    assert sorted(version for version, _ in results) == list(range(2, 10))
+    for version, (facts,) in results:
+        assert facts.details["version"] == version

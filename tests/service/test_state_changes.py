@@ -92,7 +92,7 @@ def _import(channel: grpc.Channel, numbers: list[str]) -> admin_pb2.ImportOptOut
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[GatewayServer, grpc.Channel]]:
     """A gateway with one dataset version and one opt-out snapshot already committed."""
-    gateway = _start(tmp_path, audit_write_timeout=0.2)
+    gateway = _start(tmp_path, audit_write_timeout=1.0)  # roomy: the machine may be loaded
     try:
         with grpc.insecure_channel(gateway.address) as channel:
             assert _submit(channel).version == 1

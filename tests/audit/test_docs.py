@@ -68,3 +68,13 @@ def test_when_the_guides_script_checks_an_edited_export_then_it_names_the_seq(
     result = _run(tmp_path, lines, key)
     assert result.returncode != 0
     assert "first bad sequence number 4" in result.stderr
+
+
+def test_when_details_entries_are_listed_then_audit_md_documents_each_one() -> None:
+    from pseudogate.audit.events import DETAIL_NAMES
+
+    text = (GUIDE.parent / "audit.md").read_text(encoding="utf-8")
+    section = text.split("### Details", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"^\| `([a-z0-9_]+)`(?:, `([a-z0-9_]+)`)?", section, re.MULTILINE))
+    names = {n for pair in documented for n in pair if n}
+    assert names == set(DETAIL_NAMES)

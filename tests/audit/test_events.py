@@ -9,7 +9,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pseudogate.audit import EVENT_FIELDS, build_event, rfc3339, safe_name, validate_event
-from pseudogate.audit.events import now_rfc3339, prepare_event
+from pseudogate.audit.chain import canonical_bytes
+from pseudogate.audit.events import (
+    DETAIL_NAMES,
+    OPTIONAL_FIELDS,
+    details_ok,
+    now_rfc3339,
+    prepare_event,
+)
 from pseudogate.errors import InvalidInput
 
 from .conftest import sample_event
@@ -78,7 +85,7 @@ def test_when_a_refused_call_names_a_bad_dataset_then_the_event_holds_null() -> 
 
 @given(
     st.text(min_size=1, max_size=20).filter(
-        lambda k: k not in EVENT_FIELDS
+        lambda k: k not in EVENT_FIELDS + OPTIONAL_FIELDS
     )
 )
 def test_when_an_event_carries_any_other_key_then_it_is_refused(key: str) -> None:
@@ -240,3 +247,103 @@ def test_when_a_name_is_malformed_then_the_memo_never_holds_it() -> None:
     prepare_event({**sample_event(5), "dataset": raw})
     prepare_event({**sample_event(5), "project": raw})
     assert not any(raw in shape for shape in events._SHAPES)
+
+
+# -- details: what a state change adds (names, integers, ids; never free text) -------------------
+
+_CHANGE = "0123456789abcdef" * 2
+
+
+def _with_details(details: dict) -> dict:
+    return build_event(
+        organisation="ops", role="admin", method="/pseudogate.v1.AdminService/CreateProject",
+        status="OK", project="asthma-2025", details=details,
+    )
+
+
+def test_when_an_event_has_no_details_then_its_canonical_bytes_are_as_before() -> None:
+    event = sample_event(3)
+    assert "details" not in event and "details" not in prepare_event(event)
+    assert b"details" not in canonical_bytes({**event, "seq": 1, "time": "2025-06-01T09:00:00.000Z"})
+
+
+def test_when_a_project_is_described_then_its_details_are_recorded_as_given() -> None:
+    details = {
+        "change": _CHANGE, "researcher": "uni-bangor", "datasets": ["gp_diagnoses", "council_care"],
+        "domain": "person", "expires": "2027-03-31",
+    }
+    assert prepare_event(_with_details(details))["details"] == details
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("researcher", "Dr Jane Smith"),
+        ("researcher", "9434765919"),  # matches the organisation pattern, but is an NHS number
+        ("domain", "Person Domain"),
+        ("domain", "ll112ab"),
+    ],
+)
+def test_when_a_detail_name_is_free_text_or_an_identifier_then_it_is_recorded_as_null(
+    name: str, value: str
+) -> None:
+    event = prepare_event(_with_details({"change": _CHANGE, name: value}))
+    assert event["details"][name] is None
+    assert value not in repr(event)
+
+
+def test_when_a_dataset_in_the_list_is_an_identifier_then_only_it_becomes_null() -> None:
+    event = prepare_event(_with_details({"datasets": ["gp_diagnoses", "ll112ab", "Jane Doe"]}))
+    assert event["details"]["datasets"] == ["gp_diagnoses", None, None]
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"note": "anything"},
+        {"change": "not-hex"},
+        {"change": _CHANGE.upper()},
+        {"version": -1},
+        {"version": True},
+        {"version": "3"},
+        {"versions": [1, "2"]},
+        {"expires": "next tuesday"},
+        {"content_sha256": "9434765919"},
+        {"datasets": "gp_diagnoses"},
+        {"datasets": ["gp"] * 65},
+        {},
+    ],
+)
+def test_when_details_are_malformed_then_the_event_is_refused_without_the_value(
+    details: dict,
+) -> None:
+    event = {**sample_event(), "details": details}
+    with pytest.raises(InvalidInput, match="details") as info:
+        prepare_event(event)
+    assert "9434765919" not in str(info.value) and "anything" not in str(info.value)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from([*DETAIL_NAMES, "value", "nhs_number"]),
+        st.one_of(
+            st.text(max_size=30), st.integers(-5, 10**9), st.none(), st.booleans(),
+            st.lists(st.one_of(st.text(max_size=12), st.integers(-1, 5)), max_size=3),
+        ),
+        min_size=1, max_size=4,
+    )
+)
+def test_when_details_are_arbitrary_then_the_log_records_only_names_numbers_and_ids(
+    details: dict,
+) -> None:
+    """Whatever goes in, what comes out is refused or made only of pattern-checked values."""
+    try:
+        recorded = prepare_event({**sample_event(), "details": details})["details"]
+    except InvalidInput:
+        return
+    assert details_ok(recorded) and set(recorded) <= set(DETAIL_NAMES)
+    for name, value in recorded.items():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str):
+                assert " " not in item and "@" not in item
+                assert item == details[name] or item in details[name]

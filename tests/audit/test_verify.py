@@ -430,3 +430,60 @@ def test_when_a_key_of_a_rotated_log_is_missing_then_the_first_checkpoint_it_sig
 def test_when_no_public_key_is_given_then_verify_refuses(lines: list[str]) -> None:
     with pytest.raises(ValueError, match="at least one"):
         verify_export(lines, [])
+
+
+def _change_event(status: str, **details: object) -> dict[str, Any]:
+    from pseudogate.audit import build_event
+
+    return build_event(
+        organisation="ops", role="admin", method="/pseudogate.v1.AdminService/ImportOptOuts",
+        status=status, details=details,
+    )
+
+
+def _export_of(tmp_path: Path, signer: Signer, events: list[dict[str, Any]]) -> list[str]:
+    with AuditLog.open(
+        tmp_path / "changes.sqlite3", signer=signer, clock=StepClock(), checkpoint_seconds=0
+    ) as log:
+        for event in events:
+            log.append(event)
+        return [json.dumps(r, ensure_ascii=False) for r in log.records()]
+
+
+def test_when_a_follow_up_settles_an_earlier_change_then_the_export_verifies(
+    tmp_path: Path, signer: Signer, public_key: Ed25519PublicKey
+) -> None:
+    change = "ab" * 16
+    lines = _export_of(tmp_path, signer, [
+        sample_event(1), _change_event("OK", change=change, snapshot=2),
+        _change_event("ABORTED", change=change, reconciles=2),
+    ])
+    assert verify_export(lines, public_key).events == 3
+    assert verify_database(tmp_path / "changes.sqlite3", public_key).events == 3
+
+
+def test_when_a_follow_up_names_another_change_then_verification_names_it(
+    tmp_path: Path, signer: Signer, public_key: Ed25519PublicKey
+) -> None:
+    lines = _export_of(tmp_path, signer, [
+        _change_event("OK", change="ab" * 16, snapshot=2),
+        _change_event("ABORTED", change="cd" * 16, reconciles=1),
+    ])
+    assert _first_bad(lines, public_key) == 2
+    with pytest.raises(AuditVerificationFailed) as info:
+        verify_database(tmp_path / "changes.sqlite3", public_key)
+    assert info.value.seq == 2
+
+
+def test_when_details_hold_free_text_with_a_rebuilt_chain_then_verification_refuses(
+    tmp_path: Path, signer: Signer, public_key: Ed25519PublicKey
+) -> None:
+    """Someone with the signing key could chain anything; details still have a fixed shape."""
+    lines = _export_of(tmp_path, signer, [sample_event(1)])
+    record = json.loads(lines[0])
+    del record["hash"]
+    record["details"] = {"researcher": "Dr Jane Smith"}
+    record["hash"] = next_hash(bytes(32), canonical_bytes(record)).hex()
+    with pytest.raises(AuditVerificationFailed) as info:
+        verify_export([json.dumps(record)], public_key)
+    assert info.value.seq == 1 and "details" in info.value.reason

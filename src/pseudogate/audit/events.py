@@ -17,12 +17,16 @@ from pseudogate.errors import InvalidInput
 from pseudogate.identifiers import direct_identifier_in
 
 __all__ = [
+    "DETAIL_NAMES",
     "EVENT_FIELDS",
+    "OPTIONAL_FIELDS",
     "STATUS_NAMES",
     "build_event",
+    "details_ok",
     "now_rfc3339",
     "prepare_event",
     "rfc3339",
+    "safe_details",
     "safe_name",
     "utc_now",
     "validate_event",
@@ -42,6 +46,10 @@ EVENT_FIELDS: tuple[str, ...] = (
     "counts",
     "status",
 )
+
+#: Fields an event carries only when it has them (absent otherwise, so that the canonical bytes
+#: and hashes of events without them are unchanged).
+OPTIONAL_FIELDS: tuple[str, ...] = ("details",)
 
 #: gRPC status code names (kept here so the core does not import grpc).
 STATUS_NAMES: frozenset[str] = frozenset(
@@ -74,6 +82,11 @@ _PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9:_-]{1,100}")
 _KEY_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
 _COUNT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_CHANGE_ID_RE = re.compile(r"[0-9a-f]{32}")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_MAX_LIST = 64
 TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
@@ -124,6 +137,93 @@ def safe_name(value: str | None, *, kind: str) -> str | None:
     return value
 
 
+#: What each ``details`` entry may hold. Only these names, and only these shapes: names must
+#: match the gateway's name patterns (and are recorded as null when they do not, or when they
+#: are a direct identifier), numbers are non-negative integers, ids are lowercase hex. So no
+#: free text can get in through ``details`` either.
+DETAIL_NAMES: Mapping[str, str] = {
+    "change": "change_id",  # the random id of a state change (32 lowercase hex digits)
+    "reconciles": "integer",  # the seq of the event a follow-up event settles
+    "version": "integer",  # the dataset version a submission created
+    "versions": "integers",  # the dataset versions an extract was built from
+    "datasets": "datasets",  # dataset names, in the project's order
+    "researcher": "organisation",  # the organisation a project is for
+    "domain": "domain",  # the linkage domain
+    "expires": "date",  # a project's last day (YYYY-MM-DD)
+    "snapshot": "integer",  # the opt-out snapshot created or applied
+    "previous_snapshot": "integer",  # the snapshot an import replaced (absent if none)
+    "previous_people": "integer",  # how many people that snapshot held
+    "content_sha256": "sha256",  # an extract's content hash, as in its signed manifest
+}
+
+_DETAIL_NAME_PATTERNS: dict[str, re.Pattern[str]] = {
+    "organisation": _ORG_RE,
+    "dataset": _DATASET_RE,
+    "domain": _DOMAIN_RE,
+}
+
+
+def _safe_text(value: Any, pattern: re.Pattern[str]) -> str | None:
+    if isinstance(value, str) and pattern.fullmatch(value) and direct_identifier_in(value) is None:
+        return value
+    return None
+
+
+def safe_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """``details`` with every malformed or identifying name replaced by null.
+
+    Names in ``details`` come from requests (a researcher, a domain...), so they get the same
+    treatment as dataset and project names (:func:`safe_name`). Other entries are copied as
+    they are for :func:`validate_event` to judge: an unknown entry or a wrong type is a
+    programming error, refused.
+    """
+    out: dict[str, Any] = {}
+    for name, value in details.items():
+        kind = DETAIL_NAMES.get(name) if isinstance(name, str) else None
+        if kind in _DETAIL_NAME_PATTERNS:
+            out[name] = _safe_text(value, _DETAIL_NAME_PATTERNS[kind])
+        elif kind == "datasets" and isinstance(value, (list, tuple)):
+            out[name] = [_safe_text(v, _DATASET_RE) for v in value]
+        elif kind == "integers" and isinstance(value, tuple):
+            out[name] = list(value)
+        else:
+            out[name] = value
+    return out
+
+
+def _detail_ok(kind: str, value: Any) -> bool:
+    if kind in _DETAIL_NAME_PATTERNS:
+        return value is None or _safe_text(value, _DETAIL_NAME_PATTERNS[kind]) is not None
+    if kind == "integer":
+        return _is_int(value) and value >= 0
+    if kind == "integers":
+        return (
+            isinstance(value, list)
+            and len(value) <= _MAX_LIST
+            and all(_is_int(v) and v >= 0 for v in value)
+        )
+    if kind == "datasets":
+        return (
+            isinstance(value, list)
+            and len(value) <= _MAX_LIST
+            and all(v is None or _safe_text(v, _DATASET_RE) is not None for v in value)
+        )
+    pattern = {"change_id": _CHANGE_ID_RE, "date": _DATE_RE, "sha256": _SHA256_RE}[kind]
+    return isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+def details_ok(value: Any) -> bool:
+    """Whether ``value`` is a well-formed ``details`` object (the offline verifier uses it)."""
+    return (
+        isinstance(value, dict)
+        and bool(value)
+        and all(
+            isinstance(name, str) and name in DETAIL_NAMES and _detail_ok(DETAIL_NAMES[name], v)
+            for name, v in value.items()
+        )
+    )
+
+
 def build_event(
     *,
     organisation: str | None,
@@ -135,11 +235,13 @@ def build_event(
     policy_fingerprint: str | None = None,
     key_ids: Sequence[str] | Mapping[str, str] = (),
     counts: Mapping[str, int] | None = None,
+    details: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """An event without ``seq`` and ``time`` (the log adds them), ready for ``AuditLog.append``.
 
-    Malformed dataset/project names become null (see :func:`safe_name`); anything else that is
-    malformed raises :class:`InvalidInput`, because it is a programming error.
+    Malformed dataset/project names become null (see :func:`safe_name`), and so do malformed
+    names in ``details`` (:func:`safe_details`); anything else that is malformed raises
+    :class:`InvalidInput`, because it is a programming error. Empty ``details`` are left out.
     """
     event: dict[str, Any] = {
         "organisation": organisation,
@@ -152,6 +254,8 @@ def build_event(
         "counts": dict(counts or {}),
         "status": status,
     }
+    if details:
+        event["details"] = safe_details(details)
     validate_event(event, complete=False)
     return event
 
@@ -202,6 +306,7 @@ _CHECKS: dict[str, Callable[[Any], bool]] = {
     "key_ids": _key_ids_ok,
     "counts": _counts_ok,
     "status": lambda v: v in STATUS_NAMES,
+    "details": details_ok,
 }
 
 
@@ -210,10 +315,11 @@ def validate_event(event: Mapping[str, Any], *, complete: bool = True) -> None:
 
     ``complete=False`` checks an event before the log adds ``seq`` and ``time``. Unknown keys
     (``value``, ``token``, ``signature``, ``hash``...) are refused: nothing else is ever logged.
+    ``details`` (:data:`OPTIONAL_FIELDS`) may be absent; when present it must be well formed.
     """
     expected = set(EVENT_FIELDS) if complete else set(EVENT_FIELDS) - {"seq", "time"}
     keys = set(event)
-    extra = sorted(keys - expected)
+    extra = sorted(keys - expected - set(OPTIONAL_FIELDS))
     if extra:
         raise InvalidInput(f"audit event has forbidden field(s): {', '.join(extra)}")
     missing = [f for f in EVENT_FIELDS if f in expected and f not in keys]
@@ -232,6 +338,9 @@ def validate_event(event: Mapping[str, Any], *, complete: bool = True) -> None:
             if len(_KNOWN_GOOD) >= _KNOWN_GOOD_LIMIT:
                 _KNOWN_GOOD.clear()
             _KNOWN_GOOD.add(memo)
+    for name in OPTIONAL_FIELDS:
+        if name in event and not _CHECKS[name](event[name]):
+            raise InvalidInput(f"audit event field {name!r} is malformed")
 
 
 #: (field, string value) pairs already validated: a bounded memo for the hot path.
@@ -284,13 +393,17 @@ def _recorded(event: Mapping[str, Any]) -> dict[str, Any]:
     key_ids = out["key_ids"]
     out["key_ids"] = dict(key_ids) if isinstance(key_ids, Mapping) else list(key_ids)
     out["counts"] = dict(out["counts"])
+    if "details" in event:
+        out["details"] = {
+            k: list(v) if isinstance(v, list) else v for k, v in event["details"].items()
+        }
     return out
 
 
 def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
     """What the log records of a caller's event: its fields in :data:`EVENT_FIELDS` order
-    (without ``seq`` and ``time``), malformed dataset/project names as null (:func:`safe_name`),
-    all validated. Raises :class:`InvalidInput` as :func:`validate_event` does."""
+    (without ``seq`` and ``time``) then ``details`` if it has any, malformed dataset/project
+    names as null (:func:`safe_name`, :func:`safe_details`), all validated. Raises :class:`InvalidInput` as :func:`validate_event` does."""
     shape = _shape(event)
     if shape in _SHAPES and all(type(n) is int and n >= 0 for n in event["counts"].values()):
         return _recorded(event)
@@ -298,6 +411,8 @@ def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
     for kind in ("dataset", "project"):
         if kind in checked and (checked[kind] is None or isinstance(checked[kind], str)):
             checked[kind] = safe_name(checked[kind], kind=kind)
+    if isinstance(checked.get("details"), Mapping):
+        checked["details"] = safe_details(checked["details"])
     validate_event(checked, complete=False)
     if (
         shape is not None

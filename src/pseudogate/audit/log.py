@@ -264,6 +264,35 @@ class AuditLog:
             reader.close()
         yield self._final_checkpoint(last_seq, last_hash)
 
+    def change_events(self, *, after_seq: int = 0) -> Iterator[dict[str, Any]]:
+        """Events after ``after_seq`` whose ``details`` name a change id, in order.
+
+        Start-up reconciliation reads these; the SQL filter keeps it fast on a long log (only
+        state changes have a change id). Read on its own connection, like :meth:`records`.
+        """
+        after_seq = min(max(after_seq, 0), _MAX_SEQ)
+        try:
+            reader = sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                timeout=self._write_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        try:
+            cursor = reader.execute(
+                "SELECT body FROM events WHERE seq > ? AND instr(body, '\"change\":') > 0"
+                " ORDER BY seq",
+                (after_seq,),
+            )
+            for (body,) in cursor:
+                event = json.loads(body)
+                if isinstance(event.get("details"), dict) and "change" in event["details"]:
+                    yield event
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        finally:
+            reader.close()
+
     # -- lifecycle ------------------------------------------------------------------------------
 
     def close(self) -> None:

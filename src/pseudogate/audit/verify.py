@@ -23,7 +23,7 @@ from pseudogate.audit.chain import (
     next_hash,
     verify_checkpoint_signature,
 )
-from pseudogate.audit.events import TIME_RE
+from pseudogate.audit.events import TIME_RE, details_ok
 from pseudogate.errors import VerificationFailed
 
 __all__ = ["AuditVerificationFailed", "VerificationReport", "verify_database", "verify_export"]
@@ -92,6 +92,26 @@ class _Chain:
         self.checkpoints = 0
         self.signed_seq = 0  # last seq covered by a valid checkpoint
         self.last_checkpoint_time: str | None = None
+        self.changes: dict[str, int] = {}  # change id -> seq of the event that claimed it
+
+    def fields(self, seq: int, event: dict[str, Any]) -> None:
+        """Check an event's ``details`` as the log checks them when it writes them, and that a
+        follow-up event settles an earlier event of the same change. (The chain, not this,
+        protects the other fields; the construction's test vector predates their patterns.)"""
+        if "details" not in event:
+            return
+        details = event["details"]
+        if not details_ok(details):
+            raise AuditVerificationFailed(seq, "event details are not well formed")
+        change, reconciles = details.get("change"), details.get("reconciles")
+        if reconciles is not None:
+            if self.changes.get(change) != reconciles:
+                raise AuditVerificationFailed(
+                    seq, f"follow-up event names seq {reconciles}, which is not an earlier "
+                    "event of the same change"
+                )
+        elif change is not None and event.get("status") == "OK":
+            self.changes[change] = seq
 
     def event(self, seq: Any, canonical: bytes, claimed_hash: Any) -> None:
         expected = self.seq + 1
@@ -175,8 +195,10 @@ def verify_export(lines: Iterable[str], public_key: PublicKeys) -> VerificationR
     every checkpoint must verify under one of them.
 
     Raises :class:`AuditVerificationFailed` (a :class:`VerificationFailed`) naming the first bad
-    sequence number on an edited, deleted, inserted or reordered event, a bad checkpoint, no
-    checkpoint at all, or events after the last checkpoint.
+    sequence number on an edited, deleted, inserted or reordered event, event ``details`` the
+    log would not have written (free text, unknown entries), a follow-up event that names no
+    earlier event of its change, a bad checkpoint, no checkpoint at all, or events after the
+    last checkpoint.
     """
     chain = _Chain(public_key)
     last_was_checkpoint = False
@@ -196,6 +218,7 @@ def verify_export(lines: Iterable[str], public_key: PublicKeys) -> VerificationR
             last_was_checkpoint = True
         else:
             chain.event(record.get("seq"), canonical_bytes(record), record.get("hash"))
+            chain.fields(chain.seq, record)
             last_was_checkpoint = False
     if chain.checkpoints == 0:
         raise AuditVerificationFailed(1, "the export has no checkpoint")
@@ -242,6 +265,7 @@ def verify_database(path: Path, public_key: PublicKeys) -> VerificationReport:
                 )
             stored_hash = bytes(link).hex() if isinstance(link, bytes) else link
             chain.event(seq, canonical, stored_hash)
+            chain.fields(seq, event)
             if seq in stored:
                 chain.checkpoint(stored.pop(seq))
         if stored:

@@ -10,6 +10,7 @@ import grpc
 from pseudogate.errors import InvalidInput
 from pseudogate.keyring import Keyring
 from pseudogate.service.calls import current_call
+from pseudogate.service.changes import apply_change
 from pseudogate.store import Store
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
@@ -32,7 +33,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             expires = dt.date.fromisoformat(request.expires)
         except ValueError:
             raise InvalidInput("expires must be a date YYYY-MM-DD") from None
-        record = self._store.create_project(
+        prepared = self._store.prepare_project(
             project_id=request.project,
             researcher=request.researcher,
             datasets=list(request.datasets),
@@ -41,24 +42,20 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             expires=expires,
             domain=request.domain or DEFAULT_LINKAGE_DOMAIN,
         )
-        call.policy_fingerprint = record.policy_fingerprint
-        call.key_ids["project"] = record.project_key_id
-        call.counts["datasets"] = len(request.datasets)
+        row = apply_change(prepared)  # audited before it is stored
         return admin_pb2.CreateProjectResponse(
-            project=request.project,
-            policy_fingerprint=record.policy_fingerprint,
-            project_key_id=record.project_key_id,
+            project=row.id,
+            policy_fingerprint=row.policy_fingerprint,
+            project_key_id=row.project_key_id,
         )
 
     def ImportOptOuts(
         self, request: admin_pb2.ImportOptOutsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ImportOptOutsResponse:
-        call = current_call()
-        snapshot = self._store.import_optouts(
+        prepared = self._store.prepare_optouts(
             list(request.nhs_numbers), domain=request.domain or DEFAULT_LINKAGE_DOMAIN
         )
-        call.counts["snapshot"] = snapshot.id
-        call.counts["people"] = snapshot.count
+        snapshot = apply_change(prepared)  # audited before it is stored
         return admin_pb2.ImportOptOutsResponse(snapshot=snapshot.id, count=snapshot.count)
 
     def LinkageReport(

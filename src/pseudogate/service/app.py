@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
+from pseudogate.audit.reconcile import reconcile
 from pseudogate.errors import ConfigurationError, FailedPrecondition, PermissionDenied
 from pseudogate.fileio import make_private_dir, make_private_file, shared_entries
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
@@ -169,6 +170,13 @@ def start_gateway(
         )
         _private_sqlite(settings.data_dir / AUDIT_DB_NAME)
     except BaseException:
+        store.close()
+        raise
+    try:
+        # Before serving: a change audited but never committed (a crash) gets a follow-up event.
+        reconcile(audit_log, store.catalog)
+    except BaseException:
+        audit_log.close()
         store.close()
         raise
 

@@ -23,6 +23,8 @@ class Call:
     policy_fingerprint: str | None = None
     key_ids: dict[str, str] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
+    # Names, integers and ids an auditor needs about a state change (audit/events.py, DETAIL_NAMES).
+    details: dict[str, Any] = field(default_factory=dict)
     audited: bool = False
     # Set by the interceptor: writes the event now (raises Unavailable if it cannot).
     record: Callable[[str], None] = field(default=lambda status: None, repr=False)

@@ -8,6 +8,7 @@ import grpc
 
 from pseudogate.errors import InvalidInput
 from pseudogate.service.calls import current_call
+from pseudogate.service.changes import apply_change
 from pseudogate.store import Store
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
 
@@ -45,16 +46,11 @@ class DatasetServicer(dataset_pb2_grpc.DatasetServiceServicer):
                 if message.WhichOneof("payload") != "arrow_ipc":
                     raise InvalidInput(f"message {n}: expected Arrow IPC bytes after the header")
                 submission.add_arrow_ipc(message.arrow_ipc)
-            summary = submission.prepare()
-            call.policy_fingerprint = summary.policy_fingerprint
-            call.key_ids["linkage"] = summary.key_id
-            call.counts["rows"] = summary.rows
-            call.commit_point()  # audited before anything is committed (fail closed)
-            result = submission.commit()
+            submission.prepare()
+            result = apply_change(submission)  # audited, with its version, before it is stored
         except BaseException:
             submission.abort()
             raise
-        call.counts["version"] = result.version
         return dataset_pb2.SubmitDatasetResponse(
             dataset=result.dataset,
             version=result.version,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import grpc
 
 from pseudogate.service.calls import current_call
+from pseudogate.service.changes import apply_change
 from pseudogate.service.datasets import INSECURE_ROLE
 from pseudogate.store import Store
 from pseudogate.v1 import extract_pb2, extract_pb2_grpc
@@ -33,16 +34,11 @@ class ExtractServicer(extract_pb2_grpc.ExtractServiceServicer):
         call = current_call()
         call.project = request.project
         organisation = None if call.role == INSECURE_ROLE else call.organisation
-        extract = self._store.build_extract(
+        release = self._store.prepare_extract(
             request.project, organisation=organisation, today=self._today()
         )
+        extract = apply_change(release)  # audited before the first row leaves the gateway
         manifest = extract.manifest
-        call.policy_fingerprint = manifest["policy_fingerprint"]
-        call.key_ids.update(manifest["key_ids"])
-        call.counts["rows"] = manifest["rows"]
-        call.counts["suppressed"] = manifest["suppressed"]
-        call.counts["datasets"] = len(manifest["datasets"])
-        call.commit_point()  # audited before the first row leaves the gateway
         for payload in extract.iter_arrow_ipc(rows_per_message=ROWS_PER_MESSAGE):
             yield extract_pb2.CreateExtractResponse(arrow_ipc=payload)
         yield extract_pb2.CreateExtractResponse(

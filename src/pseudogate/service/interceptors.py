@@ -5,7 +5,9 @@ Every RPC except health checks and reflection passes through :class:`GatewayInte
 1. the caller's identity comes from the mTLS client certificate (or is ``insecure``);
 2. the role table decides (refusals are audited too);
 3. the servicer runs; it fills :class:`~pseudogate.service.calls.Call` with counts, dataset,
-   project, key ids, and calls ``commit_point()`` before committing or streaming a result;
+   project, key ids. A state change goes through
+   :func:`~pseudogate.service.changes.apply_change`, which writes the event before committing
+   or streaming anything;
 4. the audit event is written *before* a unary result is returned. If it cannot be written
    the call fails ``UNAVAILABLE``: no access goes unaudited.
 
@@ -175,6 +177,8 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             "counts": dict(call.counts),
             "status": status,
         }
+        if call.details:  # only state changes have details; other events keep their old bytes
+            event["details"] = dict(call.details)
         try:
             self._audit(event)
         except Exception as exc:  # noqa: BLE001 - any failure to audit fails closed

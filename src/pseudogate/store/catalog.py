@@ -1,4 +1,4 @@
-"""The SQLite catalog: datasets, versions, projects and opt-out snapshots.
+"""The SQLite catalog: datasets, versions, projects, opt-out snapshots and applied changes.
 
 One file, ``catalog.sqlite3``, in the data directory. Every write is one transaction
 (``BEGIN IMMEDIATE``), so a crash leaves the catalog as it was before or after, never between.
@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +61,15 @@ CREATE TABLE IF NOT EXISTS optout_tokens (
     token TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS optout_tokens_snapshot ON optout_tokens(snapshot);
+CREATE TABLE IF NOT EXISTS applied_changes (
+    change_id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    committed_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_reconciliation (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    through_seq INTEGER NOT NULL
+);
 """
 
 
@@ -266,10 +275,13 @@ class Catalog:
         tokens: Sequence[str],
         linkage_key_id: str,
         created_at: str,
+        snapshot_id: int | None = None,
     ) -> OptOutSnapshot:
-        """Store a new snapshot with the next consecutive id."""
-        row = db.execute("SELECT COALESCE(MAX(id), 0) FROM optout_snapshots").fetchone()
-        snapshot_id = int(row[0]) + 1
+        """Store a new snapshot with the next consecutive id (``snapshot_id``, if planned)."""
+        next_id = Catalog.next_optout_snapshot_id(db)
+        if snapshot_id is not None and snapshot_id != next_id:
+            raise ValueError("an opt-out snapshot must take the next consecutive id")
+        snapshot_id = next_id
         db.execute(
             "INSERT INTO optout_snapshots (id, domain, count, linkage_key_id, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -281,14 +293,23 @@ class Catalog:
         )
         return OptOutSnapshot(snapshot_id, len(tokens), domain, linkage_key_id, created_at)
 
-    def latest_optout_snapshot(self, domain: str) -> OptOutSnapshot | None:
+    @staticmethod
+    def next_optout_snapshot_id(db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT COALESCE(MAX(id), 0) FROM optout_snapshots").fetchone()
+        return int(row[0]) + 1
+
+    def latest_optout_snapshot(
+        self, domain: str, db: sqlite3.Connection | None = None
+    ) -> OptOutSnapshot | None:
         """The newest snapshot imported for ``domain`` (only the latest one applies)."""
-        with self.read() as db:
-            row = db.execute(
-                "SELECT id, count, domain, linkage_key_id, created_at FROM optout_snapshots"
-                " WHERE domain = ? ORDER BY id DESC LIMIT 1",
-                (domain,),
-            ).fetchone()
+        if db is None:
+            with self.read() as conn:
+                return self.latest_optout_snapshot(domain, conn)
+        row = db.execute(
+            "SELECT id, count, domain, linkage_key_id, created_at FROM optout_snapshots"
+            " WHERE domain = ? ORDER BY id DESC LIMIT 1",
+            (domain,),
+        ).fetchone()
         return None if row is None else OptOutSnapshot(int(row[0]), int(row[1]), *row[2:])
 
     def optout_tokens(self, snapshot_id: int) -> list[str]:
@@ -317,6 +338,48 @@ class Catalog:
                 for key_id, count in db.execute(sql):
                     uses.setdefault(str(key_id), {})[what] = int(count)
         return uses
+    # -- applied changes and audit reconciliation -------------------------------------------
+
+    @staticmethod
+    def insert_applied_change(
+        db: sqlite3.Connection, *, change_id: str, kind: str, committed_at: str
+    ) -> None:
+        """Record, in the change's own transaction, that it was committed."""
+        db.execute(
+            "INSERT INTO applied_changes (change_id, kind, committed_at) VALUES (?, ?, ?)",
+            (change_id, kind, committed_at),
+        )
+
+    def applied(self, change_ids: Iterable[str]) -> set[str]:
+        """Which of ``change_ids`` were committed."""
+        wanted = list(dict.fromkeys(change_ids))
+        found: set[str] = set()
+        with self.read() as db:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                found.update(
+                    r[0]
+                    for r in db.execute(
+                        f"SELECT change_id FROM applied_changes WHERE change_id IN ({marks})",
+                        chunk,
+                    )
+                )
+        return found
+
+    def reconciled_through(self) -> int:
+        """The audit seq up to which the log has been reconciled with this catalog (0: none)."""
+        with self.read() as db:
+            row = db.execute("SELECT through_seq FROM audit_reconciliation WHERE id = 1").fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_reconciled_through(self, seq: int) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO audit_reconciliation (id, through_seq) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET through_seq = excluded.through_seq",
+                (seq,),
+            )
 
 
 def _version(row: Sequence[Any]) -> VersionRecord:

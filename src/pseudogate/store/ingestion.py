@@ -6,20 +6,22 @@ never written, kept columns are stored as they are. Only the result (tokens and 
 goes to a temporary Parquet file; raw identifiers stay in memory for one message at most.
 
 The life cycle is ``add_arrow_ipc``* → ``prepare`` → ``commit`` (or ``abort`` at any point).
-``prepare`` finishes every check, so that the caller can write its audit record before
-``commit``, which assigns the version and publishes the file in one catalog transaction.
+``prepare`` finishes every check and the file; ``commit(record=...)`` then follows the store's
+one rule for state changes (:mod:`pseudogate.store.changes`): it plans the version, has the audit
+event written, and publishes the file and the catalog rows in one transaction.
 """
 
 from __future__ import annotations
 
 import enum
 import re
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -35,6 +37,13 @@ from pseudogate.errors import (
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Action, Policy
 from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
+from pseudogate.store.changes import (
+    ChangeFacts,
+    Recorder,
+    commit_in_catalog,
+    new_change_id,
+    unaudited,
+)
 from pseudogate.store.columns import as_text, tokenise_array
 from pseudogate.store.datasets import DatasetFiles
 from pseudogate.tokens import Tokeniser
@@ -123,6 +132,7 @@ class Submission:
         self.policy_name = policy_name
         self.policy = policy
         self.key_id = keyring.primary(Purpose.LINKAGE).id
+        self.change_id = new_change_id()
         self._keyring = keyring
         self._catalog = catalog
         self._files = files
@@ -300,24 +310,39 @@ class Submission:
             key_id=self.key_id,
         )
 
-    def commit(self) -> SubmissionResult:
-        """Assign the next version and publish: file rename and catalog row in one transaction."""
+    def commit(self, *, record: Recorder = unaudited) -> SubmissionResult:
+        """Assign the next version, ``record`` the facts (the audit event), then publish: file
+        rename and catalog rows in one transaction. If ``record`` raises, nothing is published.
+        """
         self._require(_State.PREPARED)
         assert self._temp is not None
-        published: Path | None = None
-        try:
-            with self._catalog.transaction() as db:
-                owner = self._catalog.dataset_owner(self.dataset, db)
-                now = rfc3339(self._clock())
-                if owner is None:
-                    self._catalog.insert_dataset(db, self.dataset, self.organisation, now)
-                elif owner != self.organisation:
-                    raise PermissionDenied(
-                        f"dataset {self.dataset!r} belongs to another organisation"
-                    )
-                version = self._catalog.next_version(db, self.dataset)
-                relative = self._files.relative_version_path(self.dataset, version)
-                record = VersionRecord(
+        temp = self._temp
+        now = rfc3339(self._clock())
+        planned: dict[str, Any] = {}
+
+        def plan(db: sqlite3.Connection) -> ChangeFacts:
+            owner = self._catalog.dataset_owner(self.dataset, db)
+            if owner is not None and owner != self.organisation:
+                raise PermissionDenied(f"dataset {self.dataset!r} belongs to another organisation")
+            planned["new_dataset"] = owner is None
+            planned["version"] = version = self._catalog.next_version(db, self.dataset)
+            return ChangeFacts(
+                change_id=self.change_id,
+                dataset=self.dataset,
+                policy_fingerprint=self.policy.fingerprint,
+                key_ids={"linkage": self.key_id},
+                counts={"rows": self._rows},
+                details={"version": version},
+            )
+
+        def write(db: sqlite3.Connection) -> int:
+            version: int = planned["version"]
+            if planned["new_dataset"]:
+                self._catalog.insert_dataset(db, self.dataset, self.organisation, now)
+            relative = self._files.relative_version_path(self.dataset, version)
+            self._catalog.insert_version(
+                db,
+                VersionRecord(
                     dataset=self.dataset,
                     version=version,
                     file=relative,
@@ -328,11 +353,24 @@ class Submission:
                     linkage_key_id=self.key_id,
                     organisation=self.organisation,
                     created_at=now,
-                )
-                self._catalog.insert_version(db, record)
-                published = self._files.publish(self._temp, relative)
-                self._temp = None
+                ),
+            )
+            planned["published"] = self._files.publish(temp, relative)
+            self._temp = None
+            return version
+
+        try:
+            version = commit_in_catalog(
+                self._catalog,
+                change_id=self.change_id,
+                kind="submission",
+                committed_at=now,
+                plan=plan,
+                write=write,
+                record=record,
+            )
         except BaseException:
+            published: Path | None = planned.get("published")
             if published is not None:
                 published.unlink(missing_ok=True)
             self.abort()

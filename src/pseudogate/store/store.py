@@ -31,6 +31,13 @@ from pseudogate.fileio import make_private_dir, make_private_file
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Policy, parse_policy
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
+from pseudogate.store.changes import (
+    ExtractRelease,
+    PreparedOptOuts,
+    PreparedProject,
+    Recorder,
+    unaudited,
+)
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 from pseudogate.store.extract import Anonymiser, Extract, ExtractInputs, build_extract
 from pseudogate.store.ingestion import Submission, check_dataset_name, rfc3339
@@ -223,7 +230,7 @@ class Store:
 
     # -- projects -------------------------------------------------------------------------------
 
-    def create_project(
+    def prepare_project(
         self,
         *,
         project_id: str,
@@ -233,8 +240,10 @@ class Store:
         policy_files: Mapping[str, bytes] | None = None,
         expires: date | str,
         domain: str = DEFAULT_DOMAIN,
-    ) -> ProjectRecord:
-        """Register a project; its policy must fit the datasets' latest schemas."""
+    ) -> PreparedProject:
+        """Check a project for registration; its policy must fit the datasets' latest schemas.
+
+        Nothing is stored until the returned change is committed (:mod:`.changes`)."""
         if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
             raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
         if not researcher or not researcher.strip():
@@ -271,11 +280,31 @@ class Store:
             expires=expiry.isoformat(),
             created_at=rfc3339(self._clock()),
         )
-        with self.catalog.transaction() as db:
-            if self.catalog.project_exists(db, project_id):
-                raise AlreadyExists(f"project {project_id!r} already exists")
-            self.catalog.insert_project(db, row)
-        return ProjectRecord.from_row(row)
+        return PreparedProject(self.catalog, row)
+
+    def create_project(
+        self,
+        *,
+        project_id: str,
+        researcher: str,
+        datasets: Sequence[str],
+        policy_text: str,
+        policy_files: Mapping[str, bytes] | None = None,
+        expires: date | str,
+        domain: str = DEFAULT_DOMAIN,
+        record: Recorder = unaudited,
+    ) -> ProjectRecord:
+        """:meth:`prepare_project` then commit (``record`` writes the audit event first)."""
+        prepared = self.prepare_project(
+            project_id=project_id,
+            researcher=researcher,
+            datasets=datasets,
+            policy_text=policy_text,
+            policy_files=policy_files,
+            expires=expires,
+            domain=domain,
+        )
+        return ProjectRecord.from_row(prepared.commit(record=record))
 
     def project(self, project_id: str, *, organisation: str | None = None) -> ProjectRecord:
         return ProjectRecord.from_row(self._project_row(project_id, organisation=organisation))
@@ -288,23 +317,33 @@ class Store:
 
     # -- opt-outs -------------------------------------------------------------------------------
 
-    def import_optouts(
+    def prepare_optouts(
         self, nhs_numbers: Sequence[str], *, domain: str = DEFAULT_DOMAIN
-    ) -> OptOutSnapshot:
-        """Store a new complete opt-out snapshot (tokens only); returns its id and count."""
+    ) -> PreparedOptOuts:
+        """Tokenise a complete new opt-out snapshot (tokens only); nothing is stored until the
+        returned change is committed (:mod:`.changes`)."""
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
             raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
         tokeniser = self.keyring.linkage_tokeniser(domain)
         tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)
-        with self.catalog.transaction() as db:
-            return self.catalog.insert_optout_snapshot(
-                db,
-                domain=domain,
-                tokens=tokens,
-                linkage_key_id=tokeniser.key_id,
-                created_at=rfc3339(self._clock()),
-            )
+        return PreparedOptOuts(
+            self.catalog,
+            domain=domain,
+            tokens=tokens,
+            linkage_key_id=tokeniser.key_id,
+            created_at=rfc3339(self._clock()),
+        )
+
+    def import_optouts(
+        self,
+        nhs_numbers: Sequence[str],
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        record: Recorder = unaudited,
+    ) -> OptOutSnapshot:
+        """:meth:`prepare_optouts` then commit; returns the snapshot's id and count."""
+        return self.prepare_optouts(nhs_numbers, domain=domain).commit(record=record)
 
     def latest_optout_snapshot(self, domain: str = DEFAULT_DOMAIN) -> OptOutSnapshot | None:
         return self.catalog.latest_optout_snapshot(domain)
@@ -359,6 +398,14 @@ class Store:
         )
         return build_extract(
             inputs, files=self.files, keyring=self.keyring, anonymiser=self._anonymiser
+        )
+
+    def prepare_extract(
+        self, project_id: str, *, organisation: str | None, today: date | None = None
+    ) -> ExtractRelease:
+        """:meth:`build_extract`, as a change to release: audited, then streamed."""
+        return ExtractRelease(
+            self.build_extract(project_id, organisation=organisation, today=today)
         )
 
     # -- helpers --------------------------------------------------------------------------------

@@ -1,0 +1,53 @@
+"""The one way a servicer changes state: prepared change → audit event → commit.
+
+Every state-changing RPC (SubmitDataset, CreateProject, ImportOptOuts, CreateExtract, and any
+later one) prepares its change in the store and hands it to :func:`apply_change`. The change's
+facts become the call's audit event, which is written before anything is committed; if it
+cannot be written the call fails ``UNAVAILABLE`` and nothing is committed
+(:mod:`pseudogate.store.changes` holds the rule's domain side).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from pseudogate.service.calls import Call, current_call
+from pseudogate.store.changes import ChangeFacts, PreparedChange
+
+__all__ = ["apply_change"]
+
+R = TypeVar("R")
+
+
+def apply_change(change: PreparedChange[R]) -> R:
+    """Write the call's audit event from the change's facts, then commit the change.
+
+    Raises whatever the audit log raises (Unavailable), with the change aborted: nothing is
+    committed. A failure after the event is audited again by the interceptor with its status.
+    """
+    call = current_call()
+    if call.audited:
+        change.abort()
+        raise RuntimeError("this call's audit event is already written; a change needs its own")
+
+    def record(facts: ChangeFacts) -> None:
+        _fill(call, facts)
+        call.commit_point()  # raises if the event cannot be written: the commit never starts
+
+    try:
+        return change.commit(record=record)
+    except BaseException:
+        change.abort()
+        raise
+
+
+def _fill(call: Call, facts: ChangeFacts) -> None:
+    if facts.dataset is not None:
+        call.dataset = facts.dataset
+    if facts.project is not None:
+        call.project = facts.project
+    if facts.policy_fingerprint is not None:
+        call.policy_fingerprint = facts.policy_fingerprint
+    call.key_ids.update(facts.key_ids)
+    call.counts.update(facts.counts)
+    call.details.update(facts.event_details())

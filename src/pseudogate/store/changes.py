@@ -1,0 +1,252 @@
+"""One rule for every state change: prepare → audit event → commit, in that order.
+
+A change (a submission, a project, an opt-out snapshot, an extract release...) is *prepared*
+first: every check and all heavy work (tokenising, building the extract) is done and nothing is
+visible yet. Then :meth:`PreparedChange.commit` runs :func:`commit_in_catalog`, which
+
+1. opens the catalog's write transaction (one writer at a time) and *plans* the change: it
+   reads what the commit will create (the next version, the next snapshot id), so the audit
+   event can name it exactly;
+2. hands the change's :class:`ChangeFacts` to ``record``, which writes the audit event. If
+   ``record`` raises (the log cannot be written), the transaction rolls back: nothing is
+   committed;
+3. writes the change and a row in ``applied_changes`` under the change's random id, and
+   commits, in the same transaction.
+
+If the process dies between 2 and 3, the log holds an event whose change id the catalog never
+applied; at start-up :func:`pseudogate.audit.reconcile.reconcile` appends a follow-up event
+saying so. An extract has no catalog part: its "commit" is streaming it, after the event.
+
+No transport here: the gateway's servicers reach this through
+:func:`pseudogate.service.changes.apply_change`, which turns the facts into the call's event.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from pseudogate.errors import AlreadyExists
+from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow
+
+if TYPE_CHECKING:
+    from pseudogate.store.extract import Extract
+
+__all__ = [
+    "ChangeFacts",
+    "ExtractRelease",
+    "PreparedChange",
+    "PreparedOptOuts",
+    "PreparedProject",
+    "Recorder",
+    "commit_in_catalog",
+    "new_change_id",
+    "unaudited",
+]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeFacts:
+    """What the audit event of a change records: names, ids and counts, never values.
+
+    ``change_id`` is None for a change with nothing to commit in the store (an extract).
+    """
+
+    change_id: str | None
+    dataset: str | None = None
+    project: str | None = None
+    policy_fingerprint: str | None = None
+    key_ids: Mapping[str, str] = field(default_factory=dict)
+    counts: Mapping[str, int] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    def event_details(self) -> dict[str, Any]:
+        """The event's ``details``: the change id first, then the change's own."""
+        head = {"change": self.change_id} if self.change_id is not None else {}
+        return {**head, **self.details}
+
+
+#: Writes the audit event for a change's facts; raises (Unavailable) if it cannot.
+Recorder = Callable[[ChangeFacts], None]
+
+
+def unaudited(facts: ChangeFacts) -> None:
+    """The recorder of offline use (tests, tools): nothing is written. The gateway never uses
+    it: its servicers commit through :func:`pseudogate.service.changes.apply_change`."""
+
+
+class PreparedChange(Protocol[R_co]):
+    """A change whose checks and heavy work are done, waiting to be audited and committed."""
+
+    def commit(self, *, record: Recorder) -> R_co:
+        """Plan, ``record(facts)``, then commit; if ``record`` raises, nothing is committed."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the prepared work (safe to call more than once, and after a commit)."""
+        ...
+
+
+def new_change_id() -> str:
+    """A random change id: 32 lowercase hex digits, never derived from the data."""
+    return secrets.token_hex(16)
+
+
+def commit_in_catalog(
+    catalog: Catalog,
+    *,
+    change_id: str,
+    kind: str,
+    committed_at: str,
+    plan: Callable[[sqlite3.Connection], ChangeFacts],
+    write: Callable[[sqlite3.Connection], R],
+    record: Recorder,
+) -> R:
+    """The rule itself, for every change the catalog holds: plan → record → write + applied.
+
+    ``plan`` runs inside the write transaction, so nothing else commits between it and
+    ``write``: the facts it returns (the next version...) are what ``write`` creates.
+    """
+    with catalog.transaction() as db:
+        facts = plan(db)
+        if facts.change_id != change_id:
+            raise ValueError("a change's facts must carry its own change id")
+        record(facts)  # the audit event, before anything is committed
+        result = write(db)
+        catalog.insert_applied_change(db, change_id=change_id, kind=kind, committed_at=committed_at)
+    return result
+
+
+@dataclass
+class ExtractRelease:
+    """A built extract waiting to be released: its event is written, then it is streamed.
+
+    Nothing is committed in the store, so it has no change id and is not reconciled at
+    start-up; a stream that fails after the event gets a second event with its status.
+    """
+
+    extract: Extract
+
+    def facts(self) -> ChangeFacts:
+        manifest = self.extract.manifest
+        datasets = list(manifest["datasets"])
+        details: dict[str, Any] = {
+            "datasets": [d["name"] for d in datasets],
+            "versions": [d["version"] for d in datasets],
+            "content_sha256": manifest["content_sha256"],
+        }
+        if manifest.get("optout_snapshot") is not None:
+            details["snapshot"] = manifest["optout_snapshot"]
+        return ChangeFacts(
+            change_id=None,
+            project=manifest["project"],
+            policy_fingerprint=manifest["policy_fingerprint"],
+            key_ids=dict(manifest["key_ids"]),
+            counts={
+                "rows": manifest["rows"],
+                "suppressed": manifest["suppressed"],
+                "datasets": len(datasets),
+            },
+            details=details,
+        )
+
+    def commit(self, *, record: Recorder) -> Extract:
+        record(self.facts())
+        return self.extract
+
+    def abort(self) -> None:
+        """Nothing to undo: the extract lives in memory only."""
+
+
+@dataclass
+class PreparedProject:
+    """A validated project (policy parsed and checked against the datasets), not yet stored."""
+
+    catalog: Catalog
+    row: ProjectRow
+    change_id: str = field(default_factory=new_change_id)
+
+    def commit(self, *, record: Recorder) -> ProjectRow:
+        row = self.row
+
+        def plan(db: sqlite3.Connection) -> ChangeFacts:
+            if self.catalog.project_exists(db, row.id):
+                raise AlreadyExists(f"project {row.id!r} already exists")
+            return ChangeFacts(
+                change_id=self.change_id,
+                project=row.id,
+                policy_fingerprint=row.policy_fingerprint,
+                key_ids={"project": row.project_key_id},
+                counts={"datasets": len(row.datasets)},
+                details={
+                    "researcher": row.researcher,
+                    "datasets": list(row.datasets),
+                    "domain": row.domain,
+                    "expires": row.expires,
+                },
+            )
+
+        def write(db: sqlite3.Connection) -> ProjectRow:
+            self.catalog.insert_project(db, row)
+            return row
+
+        return commit_in_catalog(
+            self.catalog, change_id=self.change_id, kind="project",
+            committed_at=row.created_at, plan=plan, write=write, record=record,
+        )
+
+    def abort(self) -> None:
+        """Nothing to undo: the project exists only in memory until committed."""
+
+
+@dataclass
+class PreparedOptOuts:
+    """An opt-out import tokenised and checked, not yet stored (the next snapshot)."""
+
+    catalog: Catalog
+    domain: str
+    tokens: list[str]
+    linkage_key_id: str
+    created_at: str
+    change_id: str = field(default_factory=new_change_id)
+
+    def commit(self, *, record: Recorder) -> OptOutSnapshot:
+        planned: dict[str, int] = {}
+
+        def plan(db: sqlite3.Connection) -> ChangeFacts:
+            planned["id"] = snapshot_id = self.catalog.next_optout_snapshot_id(db)
+            previous = self.catalog.latest_optout_snapshot(self.domain, db)
+            details: dict[str, Any] = {"domain": self.domain}
+            if previous is not None:
+                details["previous_snapshot"] = previous.id
+                details["previous_people"] = previous.count
+            return ChangeFacts(
+                change_id=self.change_id,
+                key_ids={"linkage": self.linkage_key_id},
+                counts={"snapshot": snapshot_id, "people": len(self.tokens)},
+                details=details,
+            )
+
+        def write(db: sqlite3.Connection) -> OptOutSnapshot:
+            return self.catalog.insert_optout_snapshot(
+                db,
+                domain=self.domain,
+                tokens=self.tokens,
+                linkage_key_id=self.linkage_key_id,
+                created_at=self.created_at,
+                snapshot_id=planned["id"],
+            )
+
+        return commit_in_catalog(
+            self.catalog, change_id=self.change_id, kind="optouts",
+            committed_at=self.created_at, plan=plan, write=write, record=record,
+        )
+
+    def abort(self) -> None:
+        """Nothing to undo: the tokens exist only in memory until committed."""

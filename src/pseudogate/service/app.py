@@ -18,6 +18,7 @@ from pseudogate.service.admin import AdminServicer
 from pseudogate.service.audit import AuditServicer
 from pseudogate.service.datasets import DatasetServicer
 from pseudogate.service.extracts import ExtractServicer
+from pseudogate.service.limits import StreamLimits
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
 from pseudogate.store import Store, load_policy_registry
@@ -56,6 +57,13 @@ class GatewaySettings:
     # the gateway; only a power loss can take the last few. FULL: fsync on every event.
     audit_synchronous: str = "NORMAL"
     today: Callable[[], dt.date] | None = None  # the UTC date for expiry checks (tests inject it)
+    # Fair sharing (service/limits.py, docs/operations.md): idle client streams are closed;
+    # streams and extracts per organisation, and extracts gateway-wide, are limited.
+    idle_stream_timeout: float = 30.0
+    max_streams_per_org: int = 4
+    max_extracts_per_org: int = 2
+    max_extracts: int = 4
+    storage_quota_per_org: int | None = None  # bytes of stored Parquet; None: no quota
 
 
 def _service_name(module: Any, name: str) -> str:
@@ -160,6 +168,12 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             host=settings.host,
             port=settings.port,
             tls=settings.tls,
+            limits=StreamLimits(
+                idle_timeout=settings.idle_stream_timeout,
+                max_streams_per_org=settings.max_streams_per_org,
+                max_extracts_per_org=settings.max_extracts_per_org,
+                max_extracts=settings.max_extracts,
+            ),
             on_stop=[audit_log.close, store.close],
         )
     except BaseException:

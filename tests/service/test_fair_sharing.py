@@ -1,0 +1,174 @@
+"""Fair sharing: one organisation's streams cannot stall the gateway for everyone else.
+
+Real gateways on loopback. Stalled clients are request generators that send a header (and
+perhaps some data) and then wait on an event; they are released at the end of each test.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from pseudogate.audit import AUDIT_DB_NAME
+from pseudogate.authz import Role
+from pseudogate.certs import write_dev_certs
+from pseudogate.demo import GP_POLICY
+from pseudogate.service.app import GatewaySettings, start_gateway
+from pseudogate.service.server import GatewayServer, TlsFiles
+from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc, tokenisation_pb2, tokenisation_pb2_grpc
+from tests.store.helpers import ipc, people
+
+C = grpc.StatusCode
+SUBMIT = "/pseudogate.v1.DatasetService/SubmitDataset"
+
+
+def _gp_payload(n: int = 5) -> bytes:
+    rows = people(n)
+    return ipc(
+        {
+            "nhs_number": [r["nhs_number"] for r in rows],
+            "given_name": [r["given_name"] for r in rows],
+            "family_name": [r["family_name"] for r in rows],
+            "date_of_birth": [r["date_of_birth"] for r in rows],
+            "sex": [r["sex"] for r in rows],
+            "postcode": [r["postcode"] for r in rows],
+            "diagnosis": ["D1"] * n,
+        }
+    )
+
+
+def _header(dataset: str = "gp_data", organisation: str = "gp-denbigh") -> dataset_pb2.SubmitDatasetRequest:
+    return dataset_pb2.SubmitDatasetRequest(
+        header=dataset_pb2.SubmissionHeader(dataset=dataset, policy="gp-ingest", organisation=organisation)
+    )
+
+
+def _stalled(release: threading.Event, *messages: Any) -> Iterator[Any]:
+    """Send these messages, then nothing until released."""
+    yield from messages
+    release.wait()
+
+
+def _policies(base: Path) -> Path:
+    folder = base / "policies"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "gp-ingest.yaml").write_text(GP_POLICY, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[Any]:
+    """Start insecure gateways with these settings; every one is stopped at the end."""
+    started: list[GatewayServer] = []
+
+    def start_with(**settings: Any) -> GatewayServer:
+        settings.setdefault("insecure", True)
+        gateway = start_gateway(
+            GatewaySettings(port=0, data_dir=tmp_path / "data", policies=_policies(tmp_path), **settings)
+        )
+        started.append(gateway)
+        return gateway
+
+    yield start_with
+    for gateway in started:
+        gateway.stop(grace=None)
+
+
+@pytest.fixture
+def release() -> Iterator[threading.Event]:
+    event = threading.Event()
+    yield event
+    event.set()
+
+
+def _events(data_dir: Path) -> list[dict[str, Any]]:
+    with sqlite3.connect(data_dir / AUDIT_DB_NAME) as db:
+        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY seq")]
+
+
+def _stored_files(data_dir: Path) -> list[Path]:
+    return [p for folder in ("datasets", "tmp") for p in (data_dir / folder).rglob("*") if p.is_file()]
+
+
+def _code(future: grpc.Future, timeout: float = 20) -> tuple[C, str]:
+    error = future.exception(timeout=timeout)
+    if error is None:
+        return C.OK, ""
+    return error.code(), error.details() or ""
+
+
+def _answers_promptly(channel: grpc.Channel) -> None:
+    """A health check and a unary Tokenise call answer within a generous deadline."""
+    health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    stub = tokenisation_pb2_grpc.TokenisationServiceStub(channel)
+    reply = stub.Tokenise(tokenisation_pb2.TokeniseRequest(domain="nhs_number", values=["9434765919"]), timeout=5)
+    assert len(reply.tokens) == 1 and not reply.errors
+
+
+def _wait_until(condition: Any, timeout: float = 10) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, "condition not reached in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    ("per_org", "open_streams", "refusal"),
+    [
+        (4, 4, "already has 4 streams open"),  # the per-organisation limit
+        (16, 12, "its limit of 12 streams"),  # the gateway-wide limit: 16 workers less 4 reserved
+    ],
+)
+def test_when_an_organisation_stalls_16_submissions_then_extra_ones_are_refused_and_others_are_served(
+    start: Any, release: threading.Event, tmp_path: Path, per_org: int, open_streams: int, refusal: str
+) -> None:
+    gateway = start(max_streams_per_org=per_org)
+    with grpc.insecure_channel(gateway.address) as channel:
+        submit = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset
+        calls = [submit.future(_stalled(release, _header()), timeout=60) for _ in range(16)]
+        _wait_until(lambda: sum(c.done() for c in calls) >= 16 - open_streams)
+        time.sleep(0.5)  # would any more be refused?
+        refused = [_code(c) for c in calls if c.done()]
+        held = [c for c in calls if not c.done()]
+        assert len(refused) == 16 - open_streams
+        assert all(code == C.RESOURCE_EXHAUSTED and refusal in details for code, details in refused)
+        _answers_promptly(channel)
+        release.set()
+        assert [_code(c)[0] for c in held] == [C.INVALID_ARGUMENT] * open_streams  # no data sent
+    statuses = [e["status"] for e in _events(tmp_path / "data") if e["method"] == SUBMIT]
+    assert statuses.count("RESOURCE_EXHAUSTED") == 16 - open_streams, "refusals are audited"
+
+
+def _reader_threads() -> int:
+    return sum(t.name == "pseudogate-stream-reader" for t in threading.enumerate())
+
+
+def test_when_a_submission_goes_quiet_then_it_is_closed_its_worker_freed_and_nothing_stored(
+    start: Any, release: threading.Event, tmp_path: Path
+) -> None:
+    gateway = start(idle_stream_timeout=0.5, max_streams_per_org=1)
+    with grpc.insecure_channel(gateway.address) as channel:
+        submit = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset
+        began = time.monotonic()
+        quiet = submit.future(_stalled(release, _header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())), timeout=60)
+        code, details = _code(quiet)
+        assert (code, details.split(";")[0]) == (C.DEADLINE_EXCEEDED, "no message for 0.5 s")
+        assert time.monotonic() - began < 10
+        assert _stored_files(tmp_path / "data") == [], "the submission was aborted whole"
+        # The one stream slot is free again: a prompt submission goes through.
+        done = submit(iter([_header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())]), timeout=20)
+        assert (done.dataset, done.version, done.rows) == ("gp_data", 1, 5)
+    events = [e for e in _events(tmp_path / "data") if e["method"] == SUBMIT]
+    assert [e["status"] for e in events] == ["DEADLINE_EXCEEDED", "OK"]
+    assert events[0]["dataset"] == "gp_data" and events[0]["organisation"] == "insecure"
+    _wait_until(lambda: _reader_threads() == 0)

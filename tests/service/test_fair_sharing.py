@@ -19,12 +19,20 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pseudogate.audit import AUDIT_DB_NAME
-from pseudogate.authz import Role
-from pseudogate.certs import write_dev_certs
+from pseudogate.authz import Identity, Role
 from pseudogate.demo import GP_POLICY
+from pseudogate.service.access import InsecureAccess
 from pseudogate.service.app import GatewaySettings, start_gateway
-from pseudogate.service.server import GatewayServer, TlsFiles
-from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc, tokenisation_pb2, tokenisation_pb2_grpc
+from pseudogate.service.limits import StreamLimits
+from pseudogate.service.server import GatewayServer, ServiceBinding, build_server
+from pseudogate.v1 import (
+    dataset_pb2,
+    dataset_pb2_grpc,
+    extract_pb2,
+    extract_pb2_grpc,
+    tokenisation_pb2,
+    tokenisation_pb2_grpc,
+)
 from tests.store.helpers import ipc, people
 
 C = grpc.StatusCode
@@ -46,9 +54,13 @@ def _gp_payload(n: int = 5) -> bytes:
     )
 
 
-def _header(dataset: str = "gp_data", organisation: str = "gp-denbigh") -> dataset_pb2.SubmitDatasetRequest:
+def _header(
+    dataset: str = "gp_data", organisation: str = "gp-denbigh"
+) -> dataset_pb2.SubmitDatasetRequest:
     return dataset_pb2.SubmitDatasetRequest(
-        header=dataset_pb2.SubmissionHeader(dataset=dataset, policy="gp-ingest", organisation=organisation)
+        header=dataset_pb2.SubmissionHeader(
+            dataset=dataset, policy="gp-ingest", organisation=organisation
+        )
     )
 
 
@@ -73,7 +85,9 @@ def start(tmp_path: Path) -> Iterator[Any]:
     def start_with(**settings: Any) -> GatewayServer:
         settings.setdefault("insecure", True)
         gateway = start_gateway(
-            GatewaySettings(port=0, data_dir=tmp_path / "data", policies=_policies(tmp_path), **settings)
+            GatewaySettings(
+                port=0, data_dir=tmp_path / "data", policies=_policies(tmp_path), **settings
+            )
         )
         started.append(gateway)
         return gateway
@@ -96,7 +110,9 @@ def _events(data_dir: Path) -> list[dict[str, Any]]:
 
 
 def _stored_files(data_dir: Path) -> list[Path]:
-    return [p for folder in ("datasets", "tmp") for p in (data_dir / folder).rglob("*") if p.is_file()]
+    return [
+        p for folder in ("datasets", "tmp") for p in (data_dir / folder).rglob("*") if p.is_file()
+    ]
 
 
 def _code(future: grpc.Future, timeout: float = 20) -> tuple[C, str]:
@@ -111,7 +127,9 @@ def _answers_promptly(channel: grpc.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert health.status == health_pb2.HealthCheckResponse.SERVING
     stub = tokenisation_pb2_grpc.TokenisationServiceStub(channel)
-    reply = stub.Tokenise(tokenisation_pb2.TokeniseRequest(domain="nhs_number", values=["9434765919"]), timeout=5)
+    reply = stub.Tokenise(
+        tokenisation_pb2.TokeniseRequest(domain="nhs_number", values=["9434765919"]), timeout=5
+    )
     assert len(reply.tokens) == 1 and not reply.errors
 
 
@@ -130,9 +148,14 @@ def _wait_until(condition: Any, timeout: float = 10) -> None:
     ],
 )
 def test_when_an_organisation_stalls_16_submissions_then_extra_ones_are_refused_and_others_are_served(
-    start: Any, release: threading.Event, tmp_path: Path, per_org: int, open_streams: int, refusal: str
+    start: Any,
+    release: threading.Event,
+    tmp_path: Path,
+    per_org: int,
+    open_streams: int,
+    refusal: str,
 ) -> None:
-    gateway = start(max_streams_per_org=per_org)
+    gateway = start(limits=StreamLimits(max_streams_per_org=per_org))
     with grpc.insecure_channel(gateway.address) as channel:
         submit = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset
         calls = [submit.future(_stalled(release, _header()), timeout=60) for _ in range(16)]
@@ -156,19 +179,116 @@ def _reader_threads() -> int:
 def test_when_a_submission_goes_quiet_then_it_is_closed_its_worker_freed_and_nothing_stored(
     start: Any, release: threading.Event, tmp_path: Path
 ) -> None:
-    gateway = start(idle_stream_timeout=0.5, max_streams_per_org=1)
+    gateway = start(limits=StreamLimits(idle_timeout=0.5, max_streams_per_org=1))
     with grpc.insecure_channel(gateway.address) as channel:
         submit = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset
         began = time.monotonic()
-        quiet = submit.future(_stalled(release, _header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())), timeout=60)
+        quiet = submit.future(
+            _stalled(release, _header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())),
+            timeout=60,
+        )
         code, details = _code(quiet)
         assert (code, details.split(";")[0]) == (C.DEADLINE_EXCEEDED, "no message for 0.5 s")
         assert time.monotonic() - began < 10
         assert _stored_files(tmp_path / "data") == [], "the submission was aborted whole"
         # The one stream slot is free again: a prompt submission goes through.
-        done = submit(iter([_header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())]), timeout=20)
+        done = submit(
+            iter([_header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())]), timeout=20
+        )
         assert (done.dataset, done.version, done.rows) == ("gp_data", 1, 5)
     events = [e for e in _events(tmp_path / "data") if e["method"] == SUBMIT]
     assert [e["status"] for e in events] == ["DEADLINE_EXCEEDED", "OK"]
     assert events[0]["dataset"] == "gp_data" and events[0]["organisation"] == "insecure"
     _wait_until(lambda: _reader_threads() == 0)
+
+
+def test_when_a_submission_would_exceed_the_storage_quota_then_it_is_refused_and_nothing_stored(
+    start: Any, tmp_path: Path
+) -> None:
+    gateway = start(storage_quota_per_org=1_000)  # smaller than any Parquet file of 5 rows
+    with grpc.insecure_channel(gateway.address) as channel:
+        submit = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset
+        with pytest.raises(grpc.RpcError) as refused:
+            submit(
+                iter([_header(), dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())]),
+                timeout=20,
+            )
+    assert refused.value.code() == C.RESOURCE_EXHAUSTED
+    assert "storage quota exceeded" in refused.value.details()
+    assert "its quota is 1000 bytes" in refused.value.details()
+    assert _stored_files(tmp_path / "data") == []
+    assert [e["status"] for e in _events(tmp_path / "data") if e["method"] == SUBMIT] == [
+        "RESOURCE_EXHAUSTED"
+    ]
+
+
+class _OrgFromMetadata(InsecureAccess):
+    """Test access control: the caller names its organisation (a researcher) in metadata."""
+
+    def identify(self, context: grpc.ServicerContext) -> Identity:
+        metadata = dict(context.invocation_metadata())
+        return Identity.of(str(metadata["x-test-org"]), Role.RESEARCHER)
+
+
+class _HeldExtracts(extract_pb2_grpc.ExtractServiceServicer):
+    """An extract service whose extracts stay open until released."""
+
+    def __init__(self, release: threading.Event) -> None:
+        self.release = release
+        self.entered = threading.Semaphore(0)
+
+    def CreateExtract(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        self.entered.release()
+        self.release.wait(30)
+        yield extract_pb2.CreateExtractResponse(manifest_json="{}")
+
+
+def test_when_extracts_reach_their_limits_then_more_are_refused_until_one_finishes(
+    release: threading.Event,
+) -> None:
+    events: list[dict[str, Any]] = []
+    servicer = _HeldExtracts(release)
+    gateway = build_server(
+        services=[
+            ServiceBinding(
+                servicer,
+                extract_pb2_grpc.add_ExtractServiceServicer_to_server,
+                "pseudogate.v1.ExtractService",
+            )
+        ],
+        access=_OrgFromMetadata(),
+        audit=lambda event: events.append(dict(event)),
+        limits=StreamLimits(max_extracts_per_org=2, max_extracts=3),
+    )
+    try:
+        with grpc.insecure_channel(gateway.address) as channel:
+            create = extract_pb2_grpc.ExtractServiceStub(channel).CreateExtract
+
+            def extract(org: str) -> Any:
+                request = extract_pb2.CreateExtractRequest(project="p1")
+                return create(request, metadata=[("x-test-org", org)], timeout=60)
+
+            def held(org: str) -> Any:
+                call = extract(org)
+                assert servicer.entered.acquire(timeout=10), "the extract did not start"
+                return call
+
+            def refusal(org: str) -> str:
+                with pytest.raises(grpc.RpcError) as refused:
+                    list(extract(org))
+                assert refused.value.code() == C.RESOURCE_EXHAUSTED
+                return str(refused.value.details())
+
+            open_calls = [held("uni-bangor"), held("uni-bangor")]
+            assert "'uni-bangor' already has 2 extracts open" in refusal("uni-bangor")
+            open_calls.append(held("uni-cardiff"))
+            assert "its limit of 3 extracts" in refusal("uni-cardiff")
+            release.set()
+            for call in open_calls:
+                assert [r.manifest_json for r in call] == ["{}"]
+            assert [r.manifest_json for r in extract("uni-cardiff")] == ["{}"]
+    finally:
+        gateway.stop(grace=None)
+    statuses = [(e["organisation"], e["status"]) for e in events]
+    assert statuses.count(("uni-bangor", "RESOURCE_EXHAUSTED")) == 1
+    assert statuses.count(("uni-cardiff", "RESOURCE_EXHAUSTED")) == 1

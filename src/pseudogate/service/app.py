@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,7 @@ class GatewaySettings:
     today: Callable[[], dt.date] | None = None  # the UTC date for expiry checks (tests inject it)
     # Fair sharing (service/limits.py, docs/operations.md): idle client streams are closed;
     # streams and extracts per organisation, and extracts gateway-wide, are limited.
-    idle_stream_timeout: float = 30.0
-    max_streams_per_org: int = 4
-    max_extracts_per_org: int = 2
-    max_extracts: int = 4
+    limits: StreamLimits = field(default_factory=StreamLimits)
     storage_quota_per_org: int | None = None  # bytes of stored Parquet; None: no quota
 
 
@@ -101,7 +98,12 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
     )
     tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = Store.open(settings.data_dir, keyring=keyring, policies=policies)
+    store = Store.open(
+        settings.data_dir,
+        keyring=keyring,
+        policies=policies,
+        storage_quota_per_org=settings.storage_quota_per_org,
+    )
     signer = keyring.signer()
     try:
         audit_log = AuditLog.open(
@@ -168,12 +170,7 @@ def start_gateway(settings: GatewaySettings) -> GatewayServer:
             host=settings.host,
             port=settings.port,
             tls=settings.tls,
-            limits=StreamLimits(
-                idle_timeout=settings.idle_stream_timeout,
-                max_streams_per_org=settings.max_streams_per_org,
-                max_extracts_per_org=settings.max_extracts_per_org,
-                max_extracts=settings.max_extracts,
-            ),
+            limits=settings.limits,
             on_stop=[audit_log.close, store.close],
         )
     except BaseException:

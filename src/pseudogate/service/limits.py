@@ -19,6 +19,7 @@ Beyond a limit the call is refused ``RESOURCE_EXHAUSTED`` at once, and audited a
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import threading
 from collections import Counter
@@ -64,7 +65,7 @@ class StreamLimits:
     max_extracts: int = 4  # extracts being built or sent, gateway-wide
 
     def __post_init__(self) -> None:
-        if not self.idle_timeout > 0:
+        if not 0 < self.idle_timeout < math.inf:
             raise ConfigurationError("the idle stream timeout must be a positive number of seconds")
         for name in ("max_streams_per_org", "max_extracts_per_org", "max_extracts"):
             value = getattr(self, name)
@@ -179,9 +180,7 @@ class FairShare:
 
     def __init__(self, limits: StreamLimits, *, max_streams: int) -> None:
         self.limits = limits
-        self.streams = Slots(
-            what="streams", per_org=limits.max_streams_per_org, total=max_streams
-        )
+        self.streams = Slots(what="streams", per_org=limits.max_streams_per_org, total=max_streams)
         self.extracts = Slots(
             what="extracts",
             per_org=limits.max_extracts_per_org,

@@ -42,6 +42,7 @@ from pseudogate.store.projects import (
     check_extract_policy,
     parse_expiry,
 )
+from pseudogate.store.quotas import StorageQuota
 
 __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
@@ -74,6 +75,7 @@ class Store:
         policies: Mapping[str, Policy],
         clock: Callable[[], datetime],
         anonymiser: Anonymiser,
+        storage_quota_per_org: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.keyring = keyring
@@ -86,6 +88,11 @@ class Store:
             self.files = DatasetFiles(data_dir)
             self.catalog = Catalog(data_dir)
             self.files.remove_debris(self.catalog.version_files())
+            self.quota = (
+                None
+                if storage_quota_per_org is None
+                else StorageQuota(limit=storage_quota_per_org, catalog=self.catalog, files=self.files)
+            )
         except BaseException:
             self.close()
             raise
@@ -116,6 +123,7 @@ class Store:
         policies: Mapping[str, Policy],
         clock: Callable[[], datetime] = _utc_now,
         anonymiser: Anonymiser | None = None,
+        storage_quota_per_org: int | None = None,
     ) -> Store:
         """Open (creating if missing) a data directory; removes debris of crashed writes."""
         keyring.require_purposes(Purpose.LINKAGE, Purpose.PROJECT, Purpose.SIGNING)
@@ -127,6 +135,7 @@ class Store:
             policies=policies,
             clock=clock,
             anonymiser=anonymiser or _default_anonymiser,
+            storage_quota_per_org=storage_quota_per_org,
         )
 
     # -- policies -------------------------------------------------------------------------------
@@ -166,6 +175,7 @@ class Store:
             catalog=self.catalog,
             files=self.files,
             clock=self._clock,
+            quota=self.quota,
         )
 
     def versions(self, dataset: str) -> list[VersionRecord]:

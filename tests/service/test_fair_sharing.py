@@ -17,14 +17,16 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.authz import Identity, Role
+from pseudogate.certs import write_dev_certs
 from pseudogate.demo import GP_POLICY
 from pseudogate.service.access import InsecureAccess
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.limits import StreamLimits
-from pseudogate.service.server import GatewayServer, ServiceBinding, build_server
+from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.v1 import (
     dataset_pb2,
     dataset_pb2_grpc,
@@ -292,3 +294,98 @@ def test_when_extracts_reach_their_limits_then_more_are_refused_until_one_finish
     statuses = [(e["organisation"], e["status"]) for e in events]
     assert statuses.count(("uni-bangor", "RESOURCE_EXHAUSTED")) == 1
     assert statuses.count(("uni-cardiff", "RESOURCE_EXHAUSTED")) == 1
+
+
+def test_when_a_client_stops_taking_responses_then_its_stream_is_cancelled_and_its_slot_freed(
+    start: Any,
+) -> None:
+    gateway = start(limits=StreamLimits(idle_timeout=1.0, max_streams_per_org=1))
+    batch = ["943 476 5919"] * 10_000  # ~130 KB per response: flow control soon stops the server
+
+    def requests(n: int) -> Iterator[tokenisation_pb2.TokeniseStreamRequest]:
+        for i in range(n):
+            yield tokenisation_pb2.TokeniseStreamRequest(
+                domain="nhs_number", values=batch, batch_id=i
+            )
+
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = tokenisation_pb2_grpc.TokenisationServiceStub(channel)
+        stalled = stub.TokeniseStream(requests(500), timeout=60)
+        assert next(stalled).batch_id == 0  # ...and then nothing more is read
+        _answers_promptly(channel)
+
+        def slot_is_free() -> bool:
+            try:
+                replies = list(stub.TokeniseStream(requests(1), timeout=10))
+            except grpc.RpcError as exc:
+                assert exc.code() == C.RESOURCE_EXHAUSTED
+                return False
+            return [r.batch_id for r in replies] == [0]
+
+        _wait_until(slot_is_free, timeout=20)
+        with pytest.raises(grpc.RpcError) as ended:
+            for _ in stalled:
+                pass
+        assert ended.value.code() == C.CANCELLED
+
+
+def test_when_a_reflection_stream_goes_quiet_then_it_is_closed_too(
+    start: Any, release: threading.Event
+) -> None:
+    gateway = start(limits=StreamLimits(idle_timeout=0.5))
+    with grpc.insecure_channel(gateway.address) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        ask = reflection_pb2.ServerReflectionRequest(list_services="")
+        replies = stub.ServerReflectionInfo(_stalled(release, ask), timeout=30)
+        assert next(replies).list_services_response.service  # it works...
+        with pytest.raises(grpc.RpcError) as closed:
+            next(replies)  # ...until it goes quiet
+    assert closed.value.code() == C.DEADLINE_EXCEEDED
+    assert closed.value.details().startswith("no message for 0.5 s")
+
+
+def test_when_one_provider_holds_all_its_streams_then_another_provider_still_submits(
+    tmp_path: Path, release: threading.Event
+) -> None:
+    pki = tmp_path / "pki"
+    write_dev_certs(pki, [("gp-denbigh", Role.PROVIDER), ("gp-conwy", Role.PROVIDER)])
+    gateway = start_gateway(
+        GatewaySettings(
+            port=0,
+            data_dir=tmp_path / "data",
+            policies=_policies(tmp_path),
+            tls=TlsFiles(pki / "ca.pem", pki / "server.pem", pki / "server.key"),
+            limits=StreamLimits(max_streams_per_org=2),
+        )
+    )
+
+    def channel(org: str) -> grpc.Channel:
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=(pki / "ca.pem").read_bytes(),
+            private_key=(pki / f"{org}.key").read_bytes(),
+            certificate_chain=(pki / f"{org}.pem").read_bytes(),
+        )
+        return grpc.secure_channel(f"localhost:{gateway.port}", creds)
+
+    try:
+        with channel("gp-denbigh") as denbigh, channel("gp-conwy") as conwy:
+            stalled_submit = dataset_pb2_grpc.DatasetServiceStub(denbigh).SubmitDataset
+            held = [
+                stalled_submit.future(_stalled(release, _header("gp_a")), timeout=60)
+                for _ in range(2)
+            ]
+            assert gateway.fair_share is not None
+            _wait_until(lambda: gateway.fair_share.streams.held == 2)
+            with pytest.raises(grpc.RpcError) as refused:
+                stalled_submit(iter([_header("gp_a")]), timeout=20)
+            assert refused.value.code() == C.RESOURCE_EXHAUSTED
+            assert "'gp-denbigh' already has 2 streams open" in refused.value.details()
+            assert not any(call.done() for call in held)
+            submit = dataset_pb2_grpc.DatasetServiceStub(conwy).SubmitDataset
+            data = dataset_pb2.SubmitDatasetRequest(arrow_ipc=_gp_payload())
+            done = submit(iter([_header("gp_b", organisation=""), data]), timeout=20)
+            assert (done.dataset, done.version) == ("gp_b", 1)
+            release.set()
+            assert [_code(call)[0] for call in held] == [C.INVALID_ARGUMENT] * 2
+    finally:
+        gateway.stop(grace=None)

@@ -19,9 +19,12 @@ Beyond a limit the call is refused ``RESOURCE_EXHAUSTED`` at once, and audited a
 from __future__ import annotations
 
 import contextlib
+import itertools
+import logging
 import math
 import queue
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,6 +43,8 @@ __all__ = [
     "StreamIdle",
     "StreamLimits",
 ]
+
+log = logging.getLogger("pseudogate.rpc")
 
 #: Workers that streams can never take: they are left for unary calls and health checks.
 RESERVED_WORKERS = 4
@@ -175,6 +180,62 @@ class _IdleTimeoutReader:
             self._answers.put(("message", message))
 
 
+class _SendWatchdog:
+    """Cancels a stream whose client has not taken a response message for ``timeout`` seconds.
+
+    The worker is blocked inside gRPC while a message waits for HTTP/2 flow control; the only
+    public way to free it is ``context.cancel()``, which this one thread does for all streams.
+    """
+
+    def __init__(self, *, timeout: float) -> None:
+        self._timeout = timeout
+        self._waiting: dict[int, tuple[float, grpc.ServicerContext, str]] = {}
+        self._ids = itertools.count()
+        self._condition = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    @contextlib.contextmanager
+    def watch(self, context: grpc.ServicerContext, method: str) -> Iterator[None]:
+        key = next(self._ids)
+        with self._condition:
+            self._waiting[key] = (time.monotonic() + self._timeout, context, method)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, name="pseudogate-send-watchdog", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._waiting.pop(key, None)
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                if self._closed:
+                    return
+                now = time.monotonic()
+                expired = [k for k, (deadline, _, _) in self._waiting.items() if deadline <= now]
+                if not expired:
+                    nearest = min((d for d, _, _ in self._waiting.values()), default=None)
+                    self._condition.wait(None if nearest is None else nearest - now)
+                    continue
+                stalled = [self._waiting.pop(k) for k in expired]
+            for _, context, method in stalled:
+                log.info(
+                    "%s cancelled: its client took no response for %g s", method, self._timeout
+                )
+                context.cancel()
+
+
 class FairShare:
     """The fair-sharing policy, applied by the interceptor around each streaming RPC."""
 
@@ -186,6 +247,11 @@ class FairShare:
             per_org=limits.max_extracts_per_org,
             total=limits.max_extracts,
         )
+        self._sends = _SendWatchdog(timeout=limits.idle_timeout)
+
+    def close(self) -> None:
+        """Stop the watchdog thread (when the server stops)."""
+        self._sends.close()
 
     @contextlib.contextmanager
     def _slots(self, method: str, organisation: str) -> Iterator[None]:
@@ -218,9 +284,16 @@ class FairShare:
             def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
                 with self._slots(method, organisation()):
                     reader = _IdleTimeoutReader(request, timeout=timeout) if stream_in else None
+                    responses = inner(request if reader is None else reader, context)
                     try:
-                        yield from inner(request if reader is None else reader, context)
+                        for response in responses:
+                            # Suspended here while gRPC sends it: a client that takes nothing
+                            # holds the worker, so the watchdog cancels the call.
+                            with self._sends.watch(context, method):
+                                yield response
                     finally:
+                        if hasattr(responses, "close"):
+                            responses.close()
                         if reader is not None:
                             reader.close()
 

@@ -58,6 +58,7 @@ class GatewayServer:
     port: int
     health: health.HealthServicer
     on_stop: list[Callable[[], None]]
+    fair_share: FairShare | None = None  # the slots held now (service/limits.py)
 
     @property
     def address(self) -> str:
@@ -136,4 +137,4 @@ def build_server(
         raise ConfigurationError(f"cannot bind {address}: address in use or not available")
     server.start()
     log.info("gateway listening on %s:%d (%s)", host, bound, "mTLS" if tls else "plaintext, loopback")
-    return GatewayServer(server, bound, health_servicer, list(on_stop))
+    return GatewayServer(server, bound, health_servicer, [*on_stop, fair_share.close], fair_share)

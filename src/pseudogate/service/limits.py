@@ -11,7 +11,9 @@ every other caller, health checks included, waits. So:
 - ``CreateExtract`` also takes an *extract slot* (per organisation and gateway-wide): each
   extract holds its joined tables in memory, so this bounds the memory extracts can take;
 - a client stream whose next message does not arrive within ``idle_timeout`` seconds ends
-  ``DEADLINE_EXCEEDED``, which frees its worker (a submission is aborted: nothing is stored).
+  ``DEADLINE_EXCEEDED``, which frees its worker (a submission is aborted: nothing is stored);
+- a server stream whose client takes no response message for ``idle_timeout`` seconds (HTTP/2
+  flow control holds the worker in gRPC's send) is cancelled by a watchdog thread.
 
 Beyond a limit the call is refused ``RESOURCE_EXHAUSTED`` at once, and audited as such.
 """

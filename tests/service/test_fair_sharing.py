@@ -22,6 +22,8 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.authz import Identity, Role
 from pseudogate.certs import write_dev_certs
+from pseudogate.cli import build_parser, main
+from pseudogate.cli.serve import settings_from_args
 from pseudogate.demo import GP_POLICY
 from pseudogate.service.access import InsecureAccess
 from pseudogate.service.app import GatewaySettings, start_gateway
@@ -389,3 +391,51 @@ def test_when_one_provider_holds_all_its_streams_then_another_provider_still_sub
             assert [_code(call)[0] for call in held] == [C.INVALID_ARGUMENT] * 2
     finally:
         gateway.stop(grace=None)
+
+
+def _serve_settings(*flags: str) -> GatewaySettings:
+    args = build_parser().parse_args(
+        ["serve", "--insecure", "--data-dir", "d", "--policies", "p", *flags]
+    )
+    return settings_from_args(args)
+
+
+def test_when_serve_is_given_limit_flags_then_the_gateway_settings_carry_them() -> None:
+    assert _serve_settings().limits == StreamLimits()
+    assert _serve_settings().storage_quota_per_org is None
+    settings = _serve_settings(
+        "--idle-stream-timeout", "2.5", "--max-streams-per-org", "8",
+        "--max-extracts-per-org", "1", "--max-extracts", "3", "--storage-quota-per-org", "10G",
+    )  # fmt: skip
+    assert settings.limits == StreamLimits(
+        idle_timeout=2.5, max_streams_per_org=8, max_extracts_per_org=1, max_extracts=3
+    )
+    assert settings.storage_quota_per_org == 10 * 1024**3
+    assert _serve_settings("--storage-quota-per-org", "1500").storage_quota_per_org == 1500
+    assert _serve_settings("--storage-quota-per-org", "1.5k").storage_quota_per_org == 1536
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--idle-stream-timeout", "0"], "idle stream timeout must be a positive"),
+        (["--idle-stream-timeout", "inf"], "idle stream timeout must be a positive"),
+        (["--max-streams-per-org", "0"], "max-streams-per-org must be a positive integer"),
+        (["--max-extracts", "-1"], "max-extracts must be a positive integer"),
+    ],
+)
+def test_when_a_limit_is_out_of_range_then_serve_exits_2_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], flags: list[str], message: str
+) -> None:
+    code = main(["serve", "--insecure", "--port", "0", "--data-dir", str(tmp_path / "d"),
+                 "--policies", str(_policies(tmp_path)), *flags])  # fmt: skip
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists(), "refused before anything was created"
+
+
+@pytest.mark.parametrize("size", ["0", "lots", "12X", "inf"])
+def test_when_a_storage_quota_is_not_a_size_then_serve_refuses_it(size: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        _serve_settings("--storage-quota-per-org", size)
+    assert refused.value.code == 2

@@ -151,7 +151,7 @@ def _wait_until(condition: Any, timeout: float = 10) -> None:
         (16, 12, "its limit of 12 streams"),  # the gateway-wide limit: 16 workers less 4 reserved
     ],
 )
-def test_when_an_organisation_stalls_16_submissions_then_extra_ones_are_refused_and_others_are_served(
+def test_when_one_organisation_stalls_16_submissions_then_extra_ones_are_refused_others_served(
     start: Any,
     release: threading.Event,
     tmp_path: Path,

@@ -18,7 +18,7 @@ def _stored_bytes(data_dir: Path) -> int:
     return sum(p.stat().st_size for p in (data_dir / "datasets").rglob("*.parquet"))
 
 
-def test_when_a_submission_would_exceed_its_organisations_quota_then_it_is_refused_and_nothing_stored(
+def test_when_a_submission_would_exceed_its_organisations_quota_then_it_is_refused_nothing_stored(
     data_dir: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock
 ) -> None:
     payload = ipc(gp_columns(people(50)))

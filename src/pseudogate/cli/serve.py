@@ -57,14 +57,17 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
         type=float,
         default=LIMITS.idle_timeout,
         metavar="SECONDS",
-        help=f"close a client stream that sends nothing for this long (default {LIMITS.idle_timeout:g})",
+        help="close a stream on which nothing moves for this long "
+        f"(default {LIMITS.idle_timeout:g})",
     )
     for flag, default, what in (
         ("--max-streams-per-org", LIMITS.max_streams_per_org, "open streams per organisation"),
-        ("--max-extracts-per-org", LIMITS.max_extracts_per_org, "concurrent extracts per organisation"),
+        ("--max-extracts-per-org", LIMITS.max_extracts_per_org, "extracts per organisation"),
         ("--max-extracts", LIMITS.max_extracts, "concurrent extracts, gateway-wide"),
     ):
-        g.add_argument(flag, type=int, default=default, metavar="N", help=f"{what} (default {default})")
+        g.add_argument(
+            flag, type=int, default=default, metavar="N", help=f"{what} (default {default})"
+        )
     g.add_argument(
         "--storage-quota-per-org",
         type=_byte_size,
@@ -82,7 +85,7 @@ def _byte_size(text: str) -> int:
     try:
         value = int(float(number) * units[unit])
     except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 500M, 10G)") from None
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 10G)") from None
     if value <= 0:
         raise argparse.ArgumentTypeError("the storage quota must be positive")
     return value

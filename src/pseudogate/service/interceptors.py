@@ -212,7 +212,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 def _fair_shared(
     handler: grpc.RpcMethodHandler, method: str, fair: FairShare
 ) -> grpc.RpcMethodHandler:
-    """The handler with its streaming behaviour under the fair-sharing limits (service/limits.py)."""
+    """The handler with its streaming behaviour under the fair-sharing limits (limits.py)."""
     kinds = (
         (handler.stream_unary, True, False, grpc.stream_unary_rpc_method_handler),
         (handler.unary_stream, False, True, grpc.unary_stream_rpc_method_handler),

@@ -137,4 +137,5 @@ def build_server(
         raise ConfigurationError(f"cannot bind {address}: address in use or not available")
     server.start()
     log.info("gateway listening on %s:%d (%s)", host, bound, "mTLS" if tls else "plaintext, loopback")
-    return GatewayServer(server, bound, health_servicer, [*on_stop, fair_share.close], fair_share)
+    stops = [*on_stop, fair_share.close]
+    return GatewayServer(server, bound, health_servicer, stops, fair_share)

@@ -220,7 +220,7 @@ def _fair_shared(
     )
     for behaviour, stream_in, stream_out, make in kinds:
         if behaviour is not None:
-            return make(  # type: ignore[no-any-return]
+            return make(
                 fair.guard(behaviour, method, stream_in=stream_in, stream_out=stream_out),
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,

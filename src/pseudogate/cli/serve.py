@@ -10,8 +10,10 @@ from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, fail, warn
 from pseudogate.service.app import GatewaySettings, load_keyring, start_gateway
+from pseudogate.service.limits import StreamLimits
 from pseudogate.service.server import TlsFiles, is_loopback
 
+LIMITS = StreamLimits()  # the defaults
 INSECURE_WARNING = (
     "WARNING: --insecure: plaintext gRPC with NO client authentication. Every caller is "
     "organisation 'insecure' with all roles. For development on this machine only."
@@ -43,8 +45,51 @@ def register(sub: Any) -> None:
         help="refuse the example keyring, cleartext key material, --insecure, and a keyring "
         "or data directory accessible by group or others",
     )
+    _add_limit_arguments(p)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
+
+
+def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """Fair sharing between organisations (docs/operations.md says what each limit bounds)."""
+    g = p.add_argument_group("limits")
+    g.add_argument(
+        "--idle-stream-timeout",
+        type=float,
+        default=LIMITS.idle_timeout,
+        metavar="SECONDS",
+        help="close a stream on which nothing moves for this long "
+        f"(default {LIMITS.idle_timeout:g})",
+    )
+    for flag, default, what in (
+        ("--max-streams-per-org", LIMITS.max_streams_per_org, "open streams per organisation"),
+        ("--max-extracts-per-org", LIMITS.max_extracts_per_org, "extracts per organisation"),
+        ("--max-extracts", LIMITS.max_extracts, "concurrent extracts, gateway-wide"),
+    ):
+        g.add_argument(
+            flag, type=int, default=default, metavar="N", help=f"{what} (default {default})"
+        )
+    g.add_argument(
+        "--storage-quota-per-org",
+        type=_byte_size,
+        metavar="BYTES",
+        help="stored data per organisation, e.g. 500M or 10G (default: no quota)",
+    )
+
+
+def _byte_size(text: str) -> int:
+    """Bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.strip().upper().removesuffix("B"), ""
+    if number and number[-1] in units:
+        number, unit = number[:-1], number[-1]
+    try:
+        value = int(float(number) * units[unit])
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(f"not a size in bytes: {text!r} (e.g. 10G)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("the storage quota must be positive")
+    return value
 
 
 def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
@@ -72,6 +117,18 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         tls=TlsFiles(args.ca, args.cert, args.key) if all(tls_parts) else None,
         insecure=args.insecure,
         production=args.production,
+        limits=_limits(args),
+        storage_quota_per_org=args.storage_quota_per_org,
+    )
+
+
+def _limits(args: argparse.Namespace) -> StreamLimits:
+    """The limits given (a ConfigurationError, exit status 2, for a value out of range)."""
+    return StreamLimits(
+        idle_timeout=args.idle_stream_timeout,
+        max_streams_per_org=args.max_streams_per_org,
+        max_extracts_per_org=args.max_extracts_per_org,
+        max_extracts=args.max_extracts,
     )
 
 

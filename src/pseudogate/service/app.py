@@ -6,7 +6,7 @@ import datetime as dt
 import logging
 import stat
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from pseudogate.service.admin import AdminServicer
 from pseudogate.service.audit import AuditServicer
 from pseudogate.service.datasets import DatasetServicer
 from pseudogate.service.extracts import ExtractServicer
+from pseudogate.service.limits import StreamLimits
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
 from pseudogate.store import Store, load_policy_registry
@@ -60,6 +61,10 @@ class GatewaySettings:
     # the gateway; only a power loss can take the last few. FULL: fsync on every event.
     audit_synchronous: str = "NORMAL"
     today: Callable[[], dt.date] | None = None  # the UTC date for expiry checks (tests inject it)
+    # Fair sharing (service/limits.py, docs/operations.md): idle client streams are closed;
+    # streams and extracts per organisation, and extracts gateway-wide, are limited.
+    limits: StreamLimits = field(default_factory=StreamLimits)
+    storage_quota_per_org: int | None = None  # bytes of stored Parquet; None: no quota
 
 
 def _service_name(module: Any, name: str) -> str:
@@ -156,7 +161,12 @@ def start_gateway(
     )
     tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
     _prepare_data_dir(settings, settings.data_dir)
-    store = Store.open(settings.data_dir, keyring=keyring, policies=policies)
+    store = Store.open(
+        settings.data_dir,
+        keyring=keyring,
+        policies=policies,
+        storage_quota_per_org=settings.storage_quota_per_org,
+    )
     if store.sweep.quarantined and notice is not None:
         notice(f"WARNING: {store.sweep.describe()}")
     signer = keyring.signer()
@@ -234,6 +244,7 @@ def start_gateway(
             host=settings.host,
             port=settings.port,
             tls=settings.tls,
+            limits=settings.limits,
             on_stop=[audit_log.close, store.close],
         )
     except BaseException:

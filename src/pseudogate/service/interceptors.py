@@ -26,6 +26,7 @@ import grpc
 from pseudogate.errors import InvalidInput, PseudogateError, Unavailable
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
+from pseudogate.service.limits import FairShare
 
 __all__ = ["AccessControl", "AuditSink", "GatewayInterceptor", "Identity"]
 
@@ -59,9 +60,12 @@ class AuditUnavailable(Unavailable):
 
 
 class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    def __init__(self, *, access: AccessControl, audit: AuditSink | None) -> None:
+    def __init__(
+        self, *, access: AccessControl, audit: AuditSink | None, fair_share: FairShare | None = None
+    ) -> None:
         self._access = access
         self._audit = audit
+        self._fair = fair_share
 
     # -- grpc hook ------------------------------------------------------------------------
 
@@ -71,9 +75,13 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler | None:
         handler = continuation(details)
-        if handler is None or self._access.is_unaudited(details.method):
+        if handler is None:
             return handler
+        if self._access.is_unaudited(details.method):
+            return handler if self._fair is None else self._fair.guard_unaudited(handler)
         method = details.method
+        if self._fair is not None:
+            handler = _fair_shared(handler, method, self._fair)
         deserialise = _lenient(handler.request_deserializer)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
@@ -203,6 +211,25 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         if status is None:
             raise exc
         context.abort_with_status(status)
+
+
+def _fair_shared(
+    handler: grpc.RpcMethodHandler, method: str, fair: FairShare
+) -> grpc.RpcMethodHandler:
+    """The handler with its streaming behaviour under the fair-sharing limits (limits.py)."""
+    kinds = (
+        (handler.stream_unary, True, False, grpc.stream_unary_rpc_method_handler),
+        (handler.unary_stream, False, True, grpc.unary_stream_rpc_method_handler),
+        (handler.stream_stream, True, True, grpc.stream_stream_rpc_method_handler),
+    )
+    for behaviour, stream_in, stream_out, make in kinds:
+        if behaviour is not None:
+            return make(
+                fair.guard(behaviour, method, stream_in=stream_in, stream_out=stream_out),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+    return handler
 
 
 def _where(exc: BaseException) -> str:

@@ -16,6 +16,7 @@ from grpc_reflection.v1alpha import reflection
 
 from pseudogate.errors import ConfigurationError
 from pseudogate.service.interceptors import AccessControl, AuditSink, GatewayInterceptor
+from pseudogate.service.limits import RESERVED_WORKERS, FairShare, StreamLimits
 
 __all__ = ["GatewayServer", "ServiceBinding", "TlsFiles", "build_server", "is_loopback"]
 
@@ -57,6 +58,7 @@ class GatewayServer:
     port: int
     health: health.HealthServicer
     on_stop: list[Callable[[], None]]
+    fair_share: FairShare | None = None  # the slots held now (service/limits.py)
 
     @property
     def address(self) -> str:
@@ -88,9 +90,17 @@ def build_server(
     port: int = 0,
     tls: TlsFiles | None = None,
     max_workers: int = 16,
+    limits: StreamLimits | None = None,
     on_stop: Sequence[Callable[[], None]] = (),
 ) -> GatewayServer:
-    """Create and start a server; plaintext only on loopback."""
+    """Create and start a server; plaintext only on loopback.
+
+    Streams may take all workers but ``RESERVED_WORKERS``: those stay for unary calls and
+    health checks, whatever streams are open (see service/limits.py).
+    """
+    if max_workers <= RESERVED_WORKERS:
+        raise ConfigurationError(f"the gateway needs more than {RESERVED_WORKERS} worker threads")
+    fair_share = FairShare(limits or StreamLimits(), max_streams=max_workers - RESERVED_WORKERS)
     if tls is None and not is_loopback(host):
         raise ConfigurationError(
             f"refusing plaintext on {host}: without TLS the gateway binds to loopback only"
@@ -102,7 +112,7 @@ def build_server(
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="pseudogate-rpc"),
-        interceptors=[GatewayInterceptor(access=access, audit=audit)],
+        interceptors=[GatewayInterceptor(access=access, audit=audit, fair_share=fair_share)],
         options=options,
         maximum_concurrent_rpcs=max_workers * 4,
     )
@@ -127,4 +137,5 @@ def build_server(
         raise ConfigurationError(f"cannot bind {address}: address in use or not available")
     server.start()
     log.info("gateway listening on %s:%d (%s)", host, bound, "mTLS" if tls else "plaintext, loopback")
-    return GatewayServer(server, bound, health_servicer, list(on_stop))
+    stops = [*on_stop, fair_share.close]
+    return GatewayServer(server, bound, health_servicer, stops, fair_share)

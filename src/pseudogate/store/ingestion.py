@@ -46,6 +46,7 @@ from pseudogate.store.changes import (
 )
 from pseudogate.store.columns import as_text, tokenise_array
 from pseudogate.store.datasets import DatasetFiles
+from pseudogate.store.quotas import StorageQuota
 from pseudogate.tokens import Tokeniser
 
 __all__ = [
@@ -126,6 +127,7 @@ class Submission:
         catalog: Catalog,
         files: DatasetFiles,
         clock: Callable[[], datetime],
+        quota: StorageQuota | None = None,
     ) -> None:
         self.dataset = dataset
         self.organisation = organisation
@@ -137,6 +139,7 @@ class Submission:
         self._catalog = catalog
         self._files = files
         self._clock = clock
+        self._quota = quota
         self._state = _State.OPEN
         self._messages = 0
         self._rows = 0
@@ -296,6 +299,9 @@ class Submission:
             assert self._writer is not None
             self._writer.close()
             self._writer = None
+            if self._quota is not None:
+                assert self._temp is not None
+                self._quota.check(self.organisation, self._temp.stat().st_size)
         except BaseException:
             self.abort()
             raise

@@ -51,6 +51,7 @@ from pseudogate.store.projects import (
     check_extract_policy,
     parse_expiry,
 )
+from pseudogate.store.quotas import StorageQuota
 
 __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
@@ -84,6 +85,7 @@ class Store:
         policies: Mapping[str, Policy],
         clock: Callable[[], datetime],
         anonymiser: Anonymiser,
+        storage_quota_per_org: int | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.keyring = keyring
@@ -97,6 +99,11 @@ class Store:
             self.catalog = self._open_catalog(data_dir)
             _check_keys(self.catalog, keyring)
             self.sweep = self._sweep()
+            self.quota = (
+                None
+                if storage_quota_per_org is None
+                else StorageQuota(limit=storage_quota_per_org, catalog=self.catalog, files=self.files)
+            )
         except BaseException:
             self.close()
             raise
@@ -161,6 +168,7 @@ class Store:
         policies: Mapping[str, Policy],
         clock: Callable[[], datetime] = _utc_now,
         anonymiser: Anonymiser | None = None,
+        storage_quota_per_org: int | None = None,
     ) -> Store:
         """Open (creating if missing, mode 0700) a data directory.
 
@@ -176,6 +184,7 @@ class Store:
             policies=policies,
             clock=clock,
             anonymiser=anonymiser or _default_anonymiser,
+            storage_quota_per_org=storage_quota_per_org,
         )
 
     # -- policies -------------------------------------------------------------------------------
@@ -215,6 +224,7 @@ class Store:
             catalog=self.catalog,
             files=self.files,
             clock=self._clock,
+            quota=self.quota,
         )
 
     def versions(self, dataset: str) -> list[VersionRecord]:

@@ -18,7 +18,8 @@ def test_when_a_hierarchy_type_exists_then_the_table_has_exactly_one_class_for_i
 @pytest.mark.parametrize(
     ("spec", "canonical"),
     [
-        (HierarchySpec(HierarchyType.INTERVAL, widths=(2, 4)), {"type": "interval", "widths": [2, 4]}),
+        (HierarchySpec(HierarchyType.INTERVAL, widths=(2, 4)),
+         {"type": "interval", "widths": [2, 4]}),
         (HierarchySpec(HierarchyType.DATE, levels=("year",)), {"type": "date", "levels": ["year"]}),
         (HierarchySpec(HierarchyType.POSTCODE, levels=("area",)),
          {"type": "postcode", "levels": ["area"]}),
@@ -41,7 +42,8 @@ def test_when_a_key_is_unknown_then_the_message_lists_the_keys_of_that_type(
             f"{{type: {htype.value}, colour: red}}}}\nprivacy: {{k: 2}}\n")
     with pytest.raises(ConfigurationError) as info:
         parse_policy(text)
-    assert f"unknown key 'colour' (allowed: {sorted(HIERARCHY_TYPES[htype].keys)})" in str(info.value)
+    allowed = sorted(HIERARCHY_TYPES[htype].keys)
+    assert f"unknown key 'colour' (allowed: {allowed})" in str(info.value)
 
 
 @pytest.mark.parametrize(
@@ -49,7 +51,8 @@ def test_when_a_key_is_unknown_then_the_message_lists_the_keys_of_that_type(
     [
         ("{type: interval}", "line 4: column 'a' hierarchy: interval needs 'widths'"),
         ("{type: interval, widths: []}", "column 'a' hierarchy widths must be a non-empty list"),
-        ("{type: mask, keep: [1, 3]}", "column 'a' hierarchy: keep counts must be strictly decreasing"),
+        ("{type: mask, keep: [1, 3]}",
+         "column 'a' hierarchy: keep counts must be strictly decreasing"),
         ("{type: mask, keep: [-1]}", "column 'a' hierarchy keep must be at least 0"),
         ("{type: date}", "column 'a' hierarchy: date needs 'levels'"),
         ("{type: postcode, levels: [town]}", "unknown level 'town'"),

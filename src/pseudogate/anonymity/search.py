@@ -56,6 +56,9 @@ EXACT_LIMIT = 1_000_000
 
 @dataclass(frozen=True)
 class SearchOutcome:
+    """The chosen transformation (class ids refer to base rows), the lattice size, the
+    transformations evaluated, the search's seconds, and whether it was the exact search."""
+
     best: NodeResult
     transformations: int
     evaluated: int
@@ -64,6 +67,7 @@ class SearchOutcome:
 
 
 def _better(a: NodeResult, b: NodeResult | None) -> bool:
+    """The search's order: lower metric key, then lower level sum, then lexicographic."""
     if b is None:
         return True
     return (a.metric_key, sum(a.levels), a.levels) < (b.metric_key, sum(b.levels), b.levels)

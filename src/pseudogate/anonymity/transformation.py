@@ -18,7 +18,7 @@ from pseudogate.anonymity.criteria import judge_classes
 from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.metrics import METRICS, Metric, loss_per_column, loss_terms, loss_value
 
-__all__ = ["ClassTable", "NodeResult", "Problem", "dense_ids", "evaluate"]
+__all__ = ["ClassTable", "NodeResult", "Problem", "evaluate"]
 
 #: Base tables of at least this many rows memoise their codes at every level used.
 _MEMO_MIN_ROWS = 100_000

@@ -25,6 +25,13 @@ from typing import Any, TypeVar
 import yaml
 
 from pseudogate.errors import ConfigurationError, InvalidInput
+from pseudogate.hierarchy_types import (
+    DATE_LEVELS,
+    HIERARCHY_TYPES,
+    POSTCODE_LEVELS,
+    HierarchySpec,
+    HierarchyType,
+)
 from pseudogate.normalise import Kind
 
 __all__ = [
@@ -54,53 +61,11 @@ class Action(enum.StrEnum):
     KEEP = "keep"
 
 
-class HierarchyType(enum.StrEnum):
-    """The generalisation hierarchies a `generalise` column can use."""
-
-    INTERVAL = "interval"
-    DATE = "date"
-    POSTCODE = "postcode"
-    MASK = "mask"
-    TREE = "tree"
-    SUPPRESS = "suppress"
-
-
 class Metric(enum.StrEnum):
+    """The quality metric the search minimises (docs/anonymisation.md)."""
+
     LOSS = "loss"
     DISCERNIBILITY = "discernibility"
-
-
-#: Date levels from finest to coarsest; a policy lists a subset in this order.
-DATE_LEVELS: tuple[str, ...] = ("month", "quarter", "year", "5y", "10y")
-#: Postcode levels from finest to coarsest; a policy lists a subset in this order.
-POSTCODE_LEVELS: tuple[str, ...] = ("sector", "district", "area")
-
-
-@dataclass(frozen=True)
-class HierarchySpec:
-    """A hierarchy as the policy states it (built into value mappings by pseudogate.anonymity).
-
-    Only the fields of its type are set: ``widths`` (interval), ``levels`` (date, postcode),
-    ``keep`` (mask), ``file`` (tree: the path as written in the policy).
-    """
-
-    type: HierarchyType
-    widths: tuple[int, ...] = ()
-    levels: tuple[str, ...] = ()
-    keep: tuple[int, ...] = ()
-    file: str | None = None
-
-    def canonical(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"type": self.type.value}
-        if self.type is HierarchyType.INTERVAL:
-            out["widths"] = list(self.widths)
-        elif self.type in (HierarchyType.DATE, HierarchyType.POSTCODE):
-            out["levels"] = list(self.levels)
-        elif self.type is HierarchyType.MASK:
-            out["keep"] = list(self.keep)
-        elif self.type is HierarchyType.TREE:
-            out["file"] = self.file
-        return out
 
 
 @dataclass(frozen=True)
@@ -138,7 +103,7 @@ class PrivacySettings:
     k: int
     l: int | None
     suppression_limit: float
-    metric: str  # "loss" | "discernibility"
+    metric: Metric
     suppression_fraction: Fraction = Fraction(0)
 
     def max_suppressed(self, rows: int) -> int:
@@ -151,7 +116,7 @@ class PrivacySettings:
             "k": self.k,
             "l": self.l,
             "suppression_limit": f"{frac.numerator}/{frac.denominator}",
-            "metric": self.metric,
+            "metric": self.metric.value,
         }
 
 
@@ -217,14 +182,6 @@ _COLUMN_KEYS: dict[Action, set[str]] = {
     Action.DROP: {"action"},
     Action.GENERALISE: {"action", "hierarchy"},
     Action.KEEP: {"action", "sensitive"},
-}
-_HIERARCHY_KEYS: dict[HierarchyType, set[str]] = {
-    HierarchyType.INTERVAL: {"type", "widths"},
-    HierarchyType.DATE: {"type", "levels"},
-    HierarchyType.POSTCODE: {"type", "levels"},
-    HierarchyType.MASK: {"type", "keep"},
-    HierarchyType.TREE: {"type", "file"},
-    HierarchyType.SUPPRESS: {"type"},
 }
 
 
@@ -339,44 +296,43 @@ def _choice(
                                   f"(known: {[c.value for c in choices]})") from None
 
 
+class _HierarchyParams:
+    """A hierarchy mapping of the policy, read by its type (``ParamReader``)."""
+
+    def __init__(self, w: _Where, node: yaml.Node,
+                 entries: dict[str, tuple[yaml.Node, yaml.Node]], what: str,
+                 htype: HierarchyType) -> None:
+        self._w, self._node, self._entries, self._what, self._type = w, node, entries, what, htype
+
+    def _required(self, key: str) -> yaml.Node:
+        if key not in self._entries:
+            raise self._w.error(self._node, f"{self._what}: {self._type.value} needs {key!r}")
+        return self._entries[key][1]
+
+    def has(self, key: str) -> bool:
+        return key in self._entries
+
+    def int_list(self, key: str, *, minimum: int) -> tuple[int, ...]:
+        return _int_list(self._w, self._required(key), f"{self._what} {key}", minimum=minimum)
+
+    def ordered_subset(self, key: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+        return _ordered_subset(self._w, self._required(key), f"{self._what} {key}", allowed)
+
+    def text(self, key: str) -> str:
+        return _text(self._w, self._required(key), f"{self._what} {key}")
+
+    def error(self, key: str, message: str) -> ConfigurationError:
+        return self._w.error(self._entries[key][1] if key in self._entries else self._node,
+                             f"{self._what}: {message}")
+
+
 def _hierarchy(w: _Where, node: yaml.Node, column: str) -> HierarchySpec:
     what = f"column {column!r} hierarchy"
     entries = _mapping(w, node, what)
     htype = _choice(w, node, entries, "type", HierarchyType, what, "hierarchy type")
-    _refuse_unknown(w, entries, _HIERARCHY_KEYS[htype], what)
-
-    def required(key: str) -> yaml.Node:
-        if key not in entries:
-            raise w.error(node, f"{what}: {htype.value} needs {key!r}")
-        return entries[key][1]
-
-    if htype is HierarchyType.INTERVAL:
-        widths_node = required("widths")
-        widths = _int_list(w, widths_node, f"{what} widths", minimum=1)
-        for before, after in itertools.pairwise(widths):
-            if after <= before or after % before:
-                raise w.error(widths_node, f"{what}: each width must be a larger multiple of "
-                                           f"the one before ({after} after {before} is not)")
-        return HierarchySpec(htype, widths=widths)
-    if htype is HierarchyType.DATE:
-        levels = _ordered_subset(w, required("levels"), f"{what} levels", DATE_LEVELS)
-        return HierarchySpec(htype, levels=levels)
-    if htype is HierarchyType.POSTCODE:
-        if "levels" in entries:
-            levels = _ordered_subset(w, entries["levels"][1], f"{what} levels", POSTCODE_LEVELS)
-        else:
-            levels = POSTCODE_LEVELS
-        return HierarchySpec(htype, levels=levels)
-    if htype is HierarchyType.MASK:
-        keep_node = required("keep")
-        keep = _int_list(w, keep_node, f"{what} keep", minimum=0)
-        if any(b >= a for a, b in itertools.pairwise(keep)):
-            raise w.error(keep_node, f"{what}: keep counts must be strictly decreasing")
-        return HierarchySpec(htype, keep=keep)
-    if htype is HierarchyType.TREE:
-        file_node = required("file")
-        return HierarchySpec(htype, file=_text(w, file_node, f"{what} file"))
-    return HierarchySpec(htype)
+    kind = HIERARCHY_TYPES[htype]
+    _refuse_unknown(w, entries, set(kind.keys), what)
+    return kind.parse(_HierarchyParams(w, node, entries, what, htype))
 
 
 def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> ColumnRule:
@@ -454,7 +410,7 @@ def _privacy(w: _Where, node: yaml.Node) -> PrivacySettings:
         except ValueError:
             raise w.error(metric_node, f"privacy: unknown metric {str(raw)!r} "
                                        f"(known: {[m.value for m in Metric]})") from None
-    return PrivacySettings(k=k, l=ell, suppression_limit=float(limit), metric=metric.value,
+    return PrivacySettings(k=k, l=ell, suppression_limit=float(limit), metric=metric,
                            suppression_fraction=limit)
 
 
@@ -508,13 +464,13 @@ def _parse(text: str, read_file: Callable[[str], bytes], origin: str) -> Policy:
     files: dict[str, bytes] = {}
     for rule in generalised:
         spec = rule.hierarchy
-        if spec is not None and spec.type is HierarchyType.TREE and spec.file is not None:
-            if spec.file not in files:
-                files[spec.file] = read_file(spec.file)
-            # Validate the tree now, so `policy check` refuses a malformed file.
-            from pseudogate.anonymity.tree import parse_tree_file
-
-            parse_tree_file(files[spec.file], source=f"{spec.file} (column {rule.name!r})")
+        if spec is not None:
+            kind = HIERARCHY_TYPES[spec.type]
+            for path in kind.files(spec):
+                if path not in files:
+                    files[path] = read_file(path)
+            # Validate hierarchy files now, so `policy check` refuses a malformed file.
+            kind.check_files(spec, files, column=rule.name)
     return Policy(
         name=name,
         columns=rules,

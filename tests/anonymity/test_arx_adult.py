@@ -47,7 +47,7 @@ def test_engine_finds_arx_optimum_on_adult(
         (tmp_path / f.name).write_bytes(f.read_bytes())
     (tmp_path / "p.yaml").write_text(adult_policy_text(k=k, limit=limit, metric=metric))
     result = anonymise(adult_table, load_policy(tmp_path / "p.yaml"))
-    report = result.report
+    report = result.report.to_json()
     found = tuple(report["levels"][qi] for qi in ADULT_QIS)
     if alternative is None:
         assert found == levels

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+
 import pandas as pd
 import pytest
 from pycanon import anonymity as canon
@@ -32,7 +35,7 @@ def test_when_metrics_tie_then_lowest_level_sum_wins_before_lexicographic_order(
     # (1,0) and (0,2) give the same class sizes and the same Loss; (1,0) has the lower sum
     # although (0,2) is lexicographically smaller.
     frame = pd.DataFrame({"a": ["a0", "a1", "a0", "a1"], "b": ["b0", "b0", "b1", "b1"]})
-    report = anonymise(frame, _tie_policy(metric)).report
+    report = anonymise(frame, _tie_policy(metric)).report.to_json()
     assert report["levels"] == {"a": 1, "b": 0}
     assert report["discernibility"] == 8
     assert report["loss"] == pytest.approx(2 ** 0.5 - 1)
@@ -83,7 +86,7 @@ def _frame() -> pd.DataFrame:
 
 def test_outputs_keep_input_order_drop_columns_and_tokenise_normalised_values() -> None:
     result = anonymise(_frame(), parse_policy(POLICY), keyring=_keyring())
-    table, report = result.table, result.report
+    table, report = result.table, result.report.to_json()
     assert list(table.columns) == ["diagnosis", "nhs", "dob", "postcode", "imd", "code", "sex"]
     tokeniser = _keyring().linkage_tokeniser("person")
     assert report["rows_out"] == len(table) == 6 - report["suppressed"]
@@ -134,7 +137,7 @@ def test_when_postcode_and_date_are_released_at_level_0_they_are_normalised() ->
         "privacy: {k: 2}\n")
     frame = pd.DataFrame({"pc": ["ll15 1aa", "LL151AA"], "d": ["2001-02-03", " 2001-02-03 "]})
     result = anonymise(frame, policy)
-    assert result.report["levels"] == {"pc": 0, "d": 0}
+    assert result.report.to_json()["levels"] == {"pc": 0, "d": 0}
     assert list(result.table["pc"]) == ["LL15 1AA", "LL15 1AA"]
     assert list(result.table["d"]) == ["2001-02-03", "2001-02-03"]
 
@@ -175,8 +178,8 @@ def test_when_person_column_is_given_then_k_counts_distinct_persons() -> None:
         "privacy: {k: 2}\n", files={"a.csv": TREE_A})
     # a0 has two rows of one person: as rows k=2 holds at level 0, as persons it does not.
     frame = pd.DataFrame({"person": ["p1", "p1", "p2", "p3"], "a": ["a0", "a0", "a1", "a1"]})
-    assert anonymise(frame, policy).report["levels"] == {"a": 0}
-    by_person = anonymise(frame, policy, person_column="person").report
+    assert anonymise(frame, policy).report.to_json()["levels"] == {"a": 0}
+    by_person = anonymise(frame, policy, person_column="person").report.to_json()
     assert by_person["levels"] == {"a": 1}
     assert by_person["k_achieved"] == 3
     with pytest.raises(InvalidInput, match="must be a 'keep' column"):
@@ -199,7 +202,7 @@ def test_when_lattice_exceeds_the_exact_limit_then_heuristic_is_used_and_flagged
     monkeypatch.setattr(search_module, "EXACT_LIMIT", 10)
     policy = parse_policy(POLICY.replace("l: 2, ", ""))
     result = anonymise(_frame(), policy, keyring=_keyring())
-    report = result.report
+    report = result.report.to_json()
     assert report["search"]["method"] == "heuristic" and report["search"]["optimal"] is False
     assert report["search"]["transformations"] > 10
     assert report["suppressed"] <= 1 and report["k_achieved"] >= 2
@@ -207,7 +210,7 @@ def test_when_lattice_exceeds_the_exact_limit_then_heuristic_is_used_and_flagged
 
 
 def test_report_has_the_issue_fields() -> None:
-    report = anonymise(_frame(), parse_policy(POLICY), keyring=_keyring()).report
+    report = anonymise(_frame(), parse_policy(POLICY), keyring=_keyring()).report.to_json()
     for name in ("policy_fingerprint", "levels", "k_achieved", "l_achieved", "rows_in",
                  "rows_out", "suppressed", "classes", "loss", "discernibility",
                  "prosecutor_risk", "records_by_class_size", "search"):
@@ -230,4 +233,25 @@ def test_when_a_column_holds_non_text_cells_then_it_is_refused(cells: list) -> N
 
 def test_when_columns_are_all_text_then_they_are_accepted() -> None:
     frame = pd.DataFrame({"a": ["a0", "a1"] * 2, "b": ["b0", "b1", "b1", "b0"]}, dtype=object)
-    assert anonymise(frame, _tie_policy("loss")).report["rows_in"] == 4
+    assert anonymise(frame, _tie_policy("loss")).report.to_json()["rows_in"] == 4
+
+
+def test_when_report_is_converted_at_the_edge_then_json_has_the_documented_fields_in_order() -> None:
+    report = anonymise(_frame(), parse_policy(POLICY), keyring=_keyring()).report
+    as_json = report.to_json()
+    assert list(as_json) == [
+        "policy", "policy_fingerprint", "privacy", "quasi_identifiers", "sensitive_columns",
+        "levels", "k_achieved", "l_achieved", "rows_in", "rows_out", "suppressed", "classes",
+        "loss", "loss_per_column", "discernibility", "prosecutor_risk", "records_by_class_size",
+        "records_in_larger_classes", "class_size_histogram", "search"]
+    assert list(as_json["privacy"]) == ["k", "l", "suppression_limit", "max_suppressed",
+                                        "metric", "counted_by"]
+    assert as_json["privacy"]["metric"] == "loss" and type(as_json["privacy"]["metric"]) is str
+    assert list(as_json["search"]) == ["transformations", "evaluated", "seconds", "method",
+                                       "optimal"]
+    assert json.loads(json.dumps(as_json)) == as_json  # plain JSON values only
+    assert as_json["k_achieved"] == report.k_achieved and as_json["levels"] == dict(report.levels)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.suppressed = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        report.levels["dob"] = 0  # type: ignore[index]

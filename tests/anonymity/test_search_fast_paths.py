@@ -14,7 +14,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import pseudogate.anonymity.criteria as criteria_module
+import pseudogate.anonymity.grouping as grouping_module
 import pseudogate.anonymity.search as search_module
+import pseudogate.anonymity.transformation as transformation_module
 from pseudogate.anonymity import anonymise
 from pseudogate.policy import parse_policy
 
@@ -56,9 +59,10 @@ def _table(rows: int, seed: int) -> pd.DataFrame:
 @contextlib.contextmanager
 def _shortcuts(on: bool) -> Iterator[list[int]]:
     """Force the shortcuts on (from the first pick) or off; yields [probes that proved]."""
-    names = ("PROBE_MIN_ROWS", "PROJECTION_MIN_ROWS", "PROBE_SHARE", "KEYED_MAX_SPREAD",
-             "_MEMO_MIN_ROWS", "PARALLEL_MIN_ROWS")
-    saved = {name: getattr(search_module, name) for name in names}
+    knobs = ((search_module, "PROBE_MIN_ROWS"), (search_module, "PROJECTION_MIN_ROWS"),
+             (search_module, "PROBE_SHARE"), (grouping_module, "KEYED_MAX_SPREAD"),
+             (transformation_module, "_MEMO_MIN_ROWS"), (criteria_module, "PARALLEL_MIN_ROWS"))
+    saved = [(module, name, getattr(module, name)) for module, name in knobs]
     proved = [0]
     original_probe = search_module._State.probe
 
@@ -68,15 +72,15 @@ def _shortcuts(on: bool) -> Iterator[list[int]]:
         return got
 
     values = (0, 0, 4, 8, 0, 0) if on else (1 << 62, 1 << 62, 8, 0, 1 << 62, 1 << 62)
-    for name, value in zip(names, values, strict=True):
-        setattr(search_module, name, value)
+    for (module, name), value in zip(knobs, values, strict=True):
+        setattr(module, name, value)
     search_module._State.probe = counting_probe  # type: ignore[method-assign]
     try:
         yield proved
     finally:
         search_module._State.probe = original_probe  # type: ignore[method-assign]
-        for name, value in saved.items():
-            setattr(search_module, name, value)
+        for module, name, value in saved:
+            setattr(module, name, value)
 
 
 @pytest.mark.parametrize(("limit", "metric", "sensitive", "seed", "copies"), [
@@ -101,5 +105,5 @@ def test_when_shortcuts_are_forced_then_the_result_is_unchanged(
     assert proved_on[0] > 0 or copies == 3  # the probe really proved picks unacceptable
     for field in ("levels", "suppressed", "rows_out", "classes", "k_achieved", "l_achieved",
                   "loss", "discernibility"):
-        assert fast.report[field] == plain.report[field], field
+        assert fast.report.to_json()[field] == plain.report.to_json()[field], field
     pd.testing.assert_frame_equal(fast.table, plain.table)

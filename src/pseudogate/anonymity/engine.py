@@ -9,9 +9,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
-from pseudogate.anonymity.report import build_report
-from pseudogate.anonymity.search import Problem, dense_ids, search
+from pseudogate.anonymity.report import AnonymisationReport, build_report
+from pseudogate.anonymity.search import search
+from pseudogate.anonymity.transformation import Problem
 from pseudogate.errors import InvalidInput, RowError, RowErrors
 from pseudogate.keyring import Keyring
 from pseudogate.normalise import normalise_many
@@ -23,10 +25,11 @@ __all__ = ["AnonymisationResult", "anonymise"]
 
 @dataclass(frozen=True)
 class AnonymisationResult:
-    """The anonymised table (input column order, dropped columns gone) and the JSON report."""
+    """The anonymised table (input column order, dropped columns gone) and the report
+    (``report.to_json()`` is the JSON report)."""
 
     table: pd.DataFrame
-    report: dict[str, Any]
+    report: AnonymisationReport
 
 
 def _as_text(column: pd.Series) -> pd.Series:

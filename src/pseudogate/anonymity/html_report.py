@@ -1,9 +1,10 @@
-"""A self-contained HTML view of the JSON report: inline SVG charts, no scripts, no downloads."""
+"""A self-contained HTML view of the report: inline SVG charts, no scripts, no downloads."""
 
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+
+from pseudogate.anonymity.report import AnonymisationReport
 
 __all__ = ["render_html"]
 
@@ -33,40 +34,40 @@ def _bars(items: list[tuple[str, float]], *, title: str, percent: bool) -> str:
     return "".join(parts)
 
 
-def render_html(report: dict[str, Any]) -> str:
+def render_html(report: AnonymisationReport) -> str:
     """The report for people who would rather look than read."""
-    privacy = report["privacy"]
-    k = privacy["k"]
-    sizes = [(f"class size {s}", share) for s, share in report["records_by_class_size"].items()]
-    sizes.append((f"class size > {k + 4}", report["records_in_larger_classes"]))
-    kept = [(name, 1.0 - loss) for name, loss in report["loss_per_column"].items()]
-    search = report["search"]
-    method = ("exact optimum" if search["method"] == "exact"
+    privacy = report.privacy
+    k = privacy.k
+    sizes = [(f"class size {s}", share) for s, share in report.records_by_class_size.items()]
+    sizes.append((f"class size > {k + 4}", report.records_in_larger_classes))
+    kept = [(name, 1.0 - loss) for name, loss in report.loss_per_column.items()]
+    search = report.search
+    method = ("exact optimum" if search.exact
               else '<span class="warn">heuristic (lattice too large for an exact search: the '
                    "result is acceptable but may not be optimal)</span>")
+    risk = report.prosecutor_risk
     summary = [
-        ("Policy", escape(str(report["policy"]))),
-        ("Policy fingerprint", f"<code>{escape(report['policy_fingerprint'])}</code>"),
-        ("Privacy model", escape(f"k={k}, l={privacy['l']}, suppression limit "
-                                 f"{privacy['suppression_limit']} (at most "
-                                 f"{privacy['max_suppressed']} rows), metric {privacy['metric']}")),
+        ("Policy", escape(report.policy)),
+        ("Policy fingerprint", f"<code>{escape(report.policy_fingerprint)}</code>"),
+        ("Privacy model", escape(f"k={k}, l={privacy.l}, suppression limit "
+                                 f"{privacy.suppression_limit} (at most "
+                                 f"{privacy.max_suppressed} rows), metric "
+                                 f"{privacy.metric.value}")),
         ("Rows in / out / suppressed",
-         f"{report['rows_in']:,} / {report['rows_out']:,} / {report['suppressed']:,}"),
-        ("Classes", f"{report['classes']:,}"),
-        ("k achieved / l achieved", escape(f"{report['k_achieved']} / {report['l_achieved']}")),
-        ("Loss / discernibility", f"{report['loss']:.6f} / {report['discernibility']:,}"),
-        ("Prosecutor risk (highest / average)",
-         (f"{report['prosecutor_risk']['highest']:.4f} / "
-         f"{report['prosecutor_risk']['average']:.4f}")),
-        ("Search", (f"{method}; {search['evaluated']:,} of {search['transformations']:,} "
-                   f"transformations evaluated in {search['seconds']:.3f} s")),
+         f"{report.rows_in:,} / {report.rows_out:,} / {report.suppressed:,}"),
+        ("Classes", f"{report.classes:,}"),
+        ("k achieved / l achieved", escape(f"{report.k_achieved} / {report.l_achieved}")),
+        ("Loss / discernibility", f"{report.loss:.6f} / {report.discernibility:,}"),
+        ("Prosecutor risk (highest / average)", f"{risk.highest:.4f} / {risk.average:.4f}"),
+        ("Search", (f"{method}; {search.evaluated:,} of {search.transformations:,} "
+                   f"transformations evaluated in {search.seconds:.3f} s")),
     ]
     levels = "".join(f"<tr><td>{escape(name)}</td><td>{level}</td></tr>"
-                     for name, level in report["levels"].items())
+                     for name, level in report.levels.items())
     rows = "".join(f"<tr><th>{label}</th><td>{value}</td></tr>" for label, value in summary)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        f"<title>Anonymisation report: {escape(str(report['policy']))}</title>"
+        f"<title>Anonymisation report: {escape(report.policy)}</title>"
         f"<style>{_STYLE}</style></head><body>"
         f"<h1>Anonymisation report</h1><table>{rows}</table>"
         "<h2>Records by size of their class</h2>"

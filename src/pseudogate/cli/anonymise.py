@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
                 bar.advance(target - bar.done)
 
         result = anonymise(table, policy, keyring=keyring, progress=progress)
-    report_text = json.dumps(result.report, indent=2, sort_keys=False) + "\n"
+    report_json = result.report.to_json()
+    report_text = json.dumps(report_json, indent=2, sort_keys=False) + "\n"
     html_text = render_html(result.report) if args.html is not None else None
     # All outputs are renamed into place only after every one was written.
     with contextlib.ExitStack() as stack:
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         rep_tmp.write_text(report_text, encoding="utf-8")
         if html_text is not None:
             stack.enter_context(atomic_output(args.html)).write_text(html_text, encoding="utf-8")
-    rep = result.report
+    rep = report_json
     print(
         f"{rep['rows_out']:,} of {rep['rows_in']:,} rows released ({rep['suppressed']:,} "
         f"suppressed) in {rep['classes']:,} classes; levels "

@@ -10,9 +10,9 @@ projects' extracts cannot be joined.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 import pyarrow as pa
@@ -30,11 +30,42 @@ from pseudogate.store.datasets import DatasetFiles
 from pseudogate.store.join import PERSON, JoinLayout, join_layout, left_join
 from pseudogate.tokens import Tokeniser
 
-__all__ = ["Anonymiser", "Extract", "ExtractInputs", "build_extract", "optouts_shown"]
+__all__ = ["Anonymised", "Anonymiser", "Extract", "ExtractInputs", "ManifestFigures",
+           "build_extract", "optouts_shown"]
 
-#: ``anonymise(table, policy, *, keyring=None, person_column=None) -> result`` with
-#: ``result.table`` (DataFrame) and ``result.report`` (k_achieved, l_achieved, suppressed, ...).
-Anonymiser = Callable[..., Any]
+class ManifestFigures(Protocol):
+    """The report fields an extract's manifest records."""
+
+    @property
+    def k_achieved(self) -> int | None: ...
+
+    @property
+    def l_achieved(self) -> int | None: ...
+
+    @property
+    def suppressed(self) -> int: ...
+
+    @property
+    def loss(self) -> float: ...
+
+
+class Anonymised(Protocol):
+    """An anonymiser's result: the released table and its report (an object with the
+    manifest's figures as attributes, such as ``AnonymisationReport``, or a mapping of them)."""
+
+    @property
+    def table(self) -> pd.DataFrame: ...
+
+    @property
+    def report(self) -> ManifestFigures | Mapping[str, Any]: ...
+
+
+class Anonymiser(Protocol):
+    """What builds an extract's released table: ``pseudogate.anonymity.anonymise`` or a
+    stand-in with the same call."""
+
+    def __call__(self, table: pd.DataFrame, policy: Policy, *, keyring: Keyring | None = None,
+                 person_column: str | None = None) -> Anonymised: ...
 
 DEFAULT_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 

@@ -1,0 +1,109 @@
+"""Fixtures of the fault suite: a template data directory, real gateways, the invariant check."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.manifest import load_public_key_pem
+from pseudogate.service.app import GatewaySettings, start_gateway
+from pseudogate.service.server import GatewayServer
+
+from .invariants import InvariantReport, check_invariant
+from .processes import ServeProcess
+from .workload import RAW_IDENTIFIERS, SEED, build_template, write_policies
+
+
+@pytest.fixture(scope="session")
+def policies_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_policies(tmp_path_factory.mktemp("fault-policies"))
+
+
+@pytest.fixture(scope="session")
+def public_keys() -> list[Ed25519PublicKey]:
+    """Every signing key of the keyring the gateways run on (the EXAMPLE keyring)."""
+    return [load_public_key_pem(pem) for _, pem in Keyring.load(EXAMPLE_KEYRING).public_signing_keys()]
+
+
+@pytest.fixture(scope="session")
+def template_dir(tmp_path_factory: pytest.TempPathFactory, policies_dir: Path) -> Path:
+    """A stopped gateway's data directory holding two datasets, a project and opt-outs."""
+    data = tmp_path_factory.mktemp("fault-template") / "data"
+    gateway = start_gateway(
+        GatewaySettings(port=0, insecure=True, data_dir=data, policies=policies_dir)
+    )
+    try:
+        with grpc.insecure_channel(gateway.address) as channel:
+            build_template(channel)
+    finally:
+        gateway.stop(grace=None)
+    return data
+
+
+@pytest.fixture
+def data_dir(template_dir: Path, tmp_path: Path) -> Path:
+    """A fresh copy of the template for one test."""
+    return Path(shutil.copytree(template_dir, tmp_path / "data"))
+
+
+@pytest.fixture
+def serve(policies_dir: Path, tmp_path: Path) -> Iterator[Callable[[Path], ServeProcess]]:
+    """Start ``pseudogate serve`` processes; every one still running is killed at the end."""
+    started: list[ServeProcess] = []
+    logs = tmp_path / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def start(data: Path) -> ServeProcess:
+        process = ServeProcess(
+            data_dir=data, policies=policies_dir, logs=logs, name=f"serve{len(started)}"
+        )
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            process.kill()
+
+
+@pytest.fixture
+def gateway(policies_dir: Path) -> Iterator[Callable[..., GatewayServer]]:
+    """Start in-process gateways (for settings ``serve`` has no flag for); all stopped at the end."""
+    started: list[GatewayServer] = []
+
+    def start(data: Path, **settings: object) -> GatewayServer:
+        server = start_gateway(
+            GatewaySettings(
+                port=0, insecure=True, data_dir=data, policies=policies_dir, **settings  # type: ignore[arg-type]
+            )
+        )
+        started.append(server)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop(grace=None)
+
+
+@pytest.fixture
+def invariant(public_keys: list[Ed25519PublicKey]) -> Callable[..., InvariantReport]:
+    """Check the invariant of a stopped data directory; print what was checked; fail on problems."""
+
+    def check(data: Path, *, context: str = "", **options: object) -> InvariantReport:
+        report = check_invariant(
+            data, public_keys=public_keys, raw_identifiers=RAW_IDENTIFIERS, **options  # type: ignore[arg-type]
+        )
+        print(report)
+        assert not report.problems, f"[fault seed {SEED}] {context}\n{report}"
+        return report
+
+    return check

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import grpc
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
 from pseudogate.manifest import load_public_key_pem
 from pseudogate.service.app import GatewaySettings, start_gateway
@@ -96,14 +99,33 @@ def gateway(policies_dir: Path) -> Iterator[Callable[..., GatewayServer]]:
 
 @pytest.fixture
 def invariant(public_keys: list[Ed25519PublicKey]) -> Callable[..., InvariantReport]:
-    """Check the invariant of a stopped data directory; print what was checked; fail on problems."""
+    """Check the invariant of a stopped data directory and print what was checked; fail on
+    problems unless ``fail=False`` (the caller then judges the report)."""
 
-    def check(data: Path, *, context: str = "", **options: object) -> InvariantReport:
+    def check(data: Path, *, context: str = "", fail: bool = True, **options: object) -> InvariantReport:
         report = check_invariant(
             data, public_keys=public_keys, raw_identifiers=RAW_IDENTIFIERS, **options  # type: ignore[arg-type]
         )
         print(report)
-        assert not report.problems, f"[fault seed {SEED}] {context}\n{report}"
+        assert not (fail and report.problems), f"[fault seed {SEED}] {context}\n{report}"
         return report
 
     return check
+
+
+@contextlib.contextmanager
+def _audit_write_lock(data: Path) -> Iterator[None]:
+    blocker = sqlite3.connect(data / AUDIT_DB_NAME, isolation_level=None, timeout=10)
+    try:
+        blocker.execute("BEGIN IMMEDIATE")  # the gateway's next audit write waits for this
+        yield
+    finally:
+        if blocker.in_transaction:
+            blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+@pytest.fixture
+def audit_write_lock() -> Callable[[Path], contextlib.AbstractContextManager[None]]:
+    """``with audit_write_lock(data_dir):`` holds the audit database's write lock."""
+    return _audit_write_lock

@@ -6,55 +6,62 @@ stop (SIGTERM), and the invariant (tests/faults/invariants.py). A client that wa
 must find its change committed: acknowledged changes are durable. A client that received
 extract data must find the extract audited.
 
-Deterministic points: after the submission header, mid-stream, all batches sent with the stream
-still open, the first extract message received, and "audit pending": the test holds the audit
+Deterministic points: after the submission header, mid-stream (half the Arrow batches sent, the
+stream open), the first extract message received, and "audit pending": the test holds the audit
 database's write lock, so the server is killed while its audit write waits (the catalog is
-watched for a commit made before the audit event; the serve default audit timeout is 5 s).
-Random points: delays drawn from ``random.Random(SEED)``; the seed is in every test id and
-failure message (set PSEUDOGATE_FAULT_SEED to try others).
+watched for a commit made before the audit event; serve's audit write timeout is 5 s).
+Random points: delays from the start of the call, drawn from ``random.Random(SEED)``; the seed
+is in every test id and failure message (set PSEUDOGATE_FAULT_SEED to try others).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 
-from pseudogate.audit import AUDIT_DB_NAME
-from pseudogate.v1 import admin_pb2_grpc, dataset_pb2, dataset_pb2_grpc, extract_pb2_grpc
-
 from .invariants import InvariantReport, read_catalog, read_events
 from .processes import ServeProcess
 from .workload import (
+    EXTRACT,
     GP_DATASET,
     NEW_PROJECT,
+    OPTOUTS,
+    PROJECT,
     SEED,
+    SUBMISSION_BATCHES,
+    SUBMIT,
     TEMPLATE_PROJECT,
-    extract_request,
-    gp_header,
-    optouts_request,
-    project_request,
-    submission_batches,
+    Outcome,
+    run_change,
     submission_rows,
 )
 
-SUBMIT, PROJECT, OPTOUTS, EXTRACT = "SubmitDataset", "CreateProject", "ImportOptOuts", "CreateExtract"
 #: Random delays are drawn from [0, span]: a little longer than the change takes on an idle
 #: machine, so some points fall after the answer (durability) and most inside the change.
 RANDOM_SPAN = {SUBMIT: 0.15, PROJECT: 0.08, OPTOUTS: 0.08, EXTRACT: 0.4}
-RANDOM_POINTS = 2
+#: Random points per state change (PSEUDOGATE_FAULT_RANDOM_POINTS for a longer run; each point
+#: starts two gateway processes, about 2 s on an idle machine).
+RANDOM_POINTS = int(os.environ.get("PSEUDOGATE_FAULT_RANDOM_POINTS", "2"))
 SETTLE = 0.2  # after the client paused, time for the server to take in what it sent
 AUDIT_PENDING = 0.6  # how long to let the server wait on the locked audit log (well under 5 s)
 AUDIT_PENDING_COMMIT = 2.5  # how long to watch the catalog for a commit made before the audit
-CALL_TIMEOUT = 60.0
+#: Where the client pauses: after so many of the submission's Arrow batches (the stream still
+#: open), or after the first extract message.
+PAUSE: dict[str, int | str] = {
+    "after_header": 0,
+    "mid_stream": SUBMISSION_BATCHES // 2,
+    "first_message": "first_message",
+}
 H1_AUDIT_AFTER_COMMIT = pytest.mark.xfail(
     strict=True, reason="fixed on branch h1 (issue 14 #1): committed before its audit event"
 )
@@ -63,7 +70,7 @@ H1_AUDIT_AFTER_COMMIT = pytest.mark.xfail(
 @dataclass(frozen=True)
 class KillPoint:
     change: str
-    when: str  # after_header | mid_stream | all_sent | first_message | audit_pending | random
+    when: str  # after_header | mid_stream | first_message | audit_pending | random
     delay: float = 0.0
 
     def __str__(self) -> str:
@@ -77,7 +84,6 @@ def _points() -> list[Any]:
     chosen: list[Any] = [
         KillPoint(SUBMIT, "after_header"),
         KillPoint(SUBMIT, "mid_stream"),
-        KillPoint(SUBMIT, "all_sent"),
         KillPoint(SUBMIT, "audit_pending"),
         pytest.param(KillPoint(PROJECT, "audit_pending"), marks=H1_AUDIT_AFTER_COMMIT),
         pytest.param(KillPoint(OPTOUTS, "audit_pending"), marks=H1_AUDIT_AFTER_COMMIT),
@@ -89,62 +95,6 @@ def _points() -> list[Any]:
     return chosen
 
 
-@dataclass
-class Outcome:
-    """What the client saw."""
-
-    code: grpc.StatusCode | None = None
-    response: Any = None
-    messages: int = 0  # extract messages received
-    paused: threading.Event = field(default_factory=threading.Event)
-    resume: threading.Event = field(default_factory=threading.Event)
-
-
-def _pausing_requests(outcome: Outcome, pause_after: int | None) -> Iterator[dataset_pb2.SubmitDatasetRequest]:
-    """The submission under test; pauses (stream open) after ``pause_after`` Arrow batches."""
-    batches = submission_batches()
-    yield gp_header()
-    for n, payload in enumerate(batches):
-        if n == pause_after:
-            outcome.paused.set()
-            outcome.resume.wait(CALL_TIMEOUT)
-        yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload)
-    if pause_after == len(batches):
-        outcome.paused.set()
-        outcome.resume.wait(CALL_TIMEOUT)
-
-
-def _run(channel: grpc.Channel, point: KillPoint, outcome: Outcome) -> None:
-    try:
-        if point.change == SUBMIT:
-            pause = {"after_header": 0, "mid_stream": len(submission_batches()) // 2, "all_sent": len(submission_batches())}
-            outcome.response = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset(
-                _pausing_requests(outcome, pause.get(point.when)), timeout=CALL_TIMEOUT
-            )
-        elif point.change == PROJECT:
-            outcome.response = admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
-                project_request(), timeout=CALL_TIMEOUT
-            )
-        elif point.change == OPTOUTS:
-            outcome.response = admin_pb2_grpc.AdminServiceStub(channel).ImportOptOuts(
-                optouts_request(), timeout=CALL_TIMEOUT
-            )
-        else:
-            stream = extract_pb2_grpc.ExtractServiceStub(channel).CreateExtract(
-                extract_request(), timeout=CALL_TIMEOUT
-            )
-            for _ in stream:
-                outcome.messages += 1
-                if point.when == "first_message" and outcome.messages == 1:
-                    outcome.paused.set()
-                    outcome.resume.wait(CALL_TIMEOUT)
-        outcome.code = grpc.StatusCode.OK
-    except grpc.RpcError as exc:
-        outcome.code = exc.code()
-    finally:
-        outcome.paused.set()
-
-
 def _commit_seen(data: Path, change: str) -> Callable[[], bool] | None:
     """For changes that, on some gateways, commit before their audit event: has it committed?"""
     if change == PROJECT:
@@ -154,15 +104,23 @@ def _commit_seen(data: Path, change: str) -> Callable[[], bool] | None:
     return None
 
 
-def _kill_at(point: KillPoint, server: ServeProcess, data: Path) -> Outcome:
+def _kill_at(
+    point: KillPoint,
+    server: ServeProcess,
+    data: Path,
+    audit_write_lock: Callable[[Path], contextlib.AbstractContextManager[None]],
+) -> Outcome:
     outcome = Outcome()
-    blocker: sqlite3.Connection | None = None
-    if point.when == "audit_pending":
-        blocker = sqlite3.connect(data / AUDIT_DB_NAME, isolation_level=None, timeout=10)
-        blocker.execute("BEGIN IMMEDIATE")  # the server's next audit write waits for this
-    with grpc.insecure_channel(server.address) as channel:
+    with contextlib.ExitStack() as stack, grpc.insecure_channel(server.address) as channel:
+        if point.when == "audit_pending":
+            stack.enter_context(audit_write_lock(data))
         grpc.channel_ready_future(channel).result(timeout=30)
-        client = threading.Thread(target=_run, args=(channel, point, outcome), daemon=True)
+        client = threading.Thread(
+            target=run_change,
+            args=(channel, point.change, outcome),
+            kwargs={"pause": PAUSE.get(point.when)},
+            daemon=True,
+        )
         started = time.monotonic()
         client.start()
         try:
@@ -174,16 +132,13 @@ def _kill_at(point: KillPoint, server: ServeProcess, data: Path) -> Outcome:
                 while time.monotonic() < deadline and not (committed and committed()):
                     time.sleep(0.02)
             else:
-                assert outcome.paused.wait(CALL_TIMEOUT), "the client never reached its pause"
+                assert outcome.paused.wait(60), "the client never reached its pause"
                 if point.when != "first_message":
                     time.sleep(SETTLE)
         finally:
             server.kill()
             outcome.resume.set()
-            if blocker is not None:
-                blocker.execute("ROLLBACK")
-                blocker.close()
-            client.join(CALL_TIMEOUT)
+        client.join(60)
     assert outcome.code is not None, "the client call did not end after the kill"
     return outcome
 
@@ -220,13 +175,20 @@ def test_when_the_gateway_is_killed_during_a_state_change_then_it_restarts_and_t
     data_dir: Path,
     serve: Callable[[Path], ServeProcess],
     invariant: Callable[..., InvariantReport],
+    audit_write_lock: Callable[[Path], contextlib.AbstractContextManager[None]],
 ) -> None:
-    outcome = _kill_at(point, serve(data_dir), data_dir)
+    outcome = _kill_at(point, serve(data_dir), data_dir, audit_write_lock)
     restarted = serve(data_dir)  # must start on what the kill left
     assert restarted.terminate() == 0, restarted.log_tail()
     context = f"kill point {point}, client saw {outcome.code and outcome.code.name}"
     print(context)
     assert not list((data_dir / "tmp").iterdir()), f"{context}: start-up left staging files"
     lost = _acknowledged_changes_are_committed(point, outcome, data_dir)
-    invariant(data_dir, context=context)
     assert not lost, f"[fault seed {SEED}] {context}: {lost}"
+    report = invariant(data_dir, context=context, fail=False)
+    unaudited = f"is committed but no OK {point.change} event records it"
+    if point.change in (PROJECT, OPTOUTS) and report.problems and all(unaudited in p for p in report.problems):
+        # On this base these changes commit before their audit event is written; a random kill
+        # lands in between only sometimes, so the random points cannot carry a strict marker.
+        pytest.xfail(f"fixed on branch h1 (issue 14 #1): killed between commit and audit ({context})")
+    assert not report.problems, f"[fault seed {SEED}] {context}\n{report}"

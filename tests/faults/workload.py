@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import random
+import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -22,9 +25,10 @@ from pseudogate.v1 import (
     dataset_pb2,
     dataset_pb2_grpc,
     extract_pb2,
+    extract_pb2_grpc,
 )
 
-from .invariants import RawIdentifiers
+from .invariants import OPTOUTS, PROJECT, SUBMIT, RawIdentifiers
 
 #: One seed for every random choice of the suite (kill delays, messy spellings). Failures print
 #: it; set PSEUDOGATE_FAULT_SEED to replay another one.
@@ -206,3 +210,76 @@ def requests(
     yield first
     for payload in payloads:
         yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload)
+
+
+# -- one client call per state change -----------------------------------------------------------
+
+EXTRACT = "CreateExtract"
+#: The state changes under test, by RPC method name (an extract changes no state, but it must
+#: be audited before any of it leaves the gateway).
+CHANGES = (SUBMIT, PROJECT, OPTOUTS, EXTRACT)
+CALL_TIMEOUT = 60.0
+
+
+@dataclass
+class Outcome:
+    """What the client of one state change saw; ``paused`` is set where it pauses (and at the
+    end), and it goes on when ``resume`` is set."""
+
+    code: grpc.StatusCode | None = None
+    details: str = ""
+    response: Any = None
+    messages: int = 0  # extract messages received
+    paused: threading.Event = field(default_factory=threading.Event)
+    resume: threading.Event = field(default_factory=threading.Event)
+
+    def pause(self) -> None:
+        self.paused.set()
+        self.resume.wait(CALL_TIMEOUT)
+
+
+def _pausing_submission(outcome: Outcome, pause_after: int | None) -> Iterator[dataset_pb2.SubmitDatasetRequest]:
+    """The submission under test; pauses, stream open, after ``pause_after`` Arrow batches."""
+    batches = submission_batches()
+    yield gp_header()
+    for n, payload in enumerate(batches):
+        if n == pause_after:
+            outcome.pause()
+        yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload)
+    if pause_after == len(batches):
+        outcome.pause()
+
+
+def run_change(
+    channel: grpc.Channel, change: str, outcome: Outcome, *, pause: int | str | None = None
+) -> Outcome:
+    """Make one state change and record what came back. ``pause``: for a submission, the number
+    of Arrow batches after which to pause; for an extract, "first_message"."""
+    try:
+        if change == SUBMIT:
+            outcome.response = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset(
+                _pausing_submission(outcome, pause if isinstance(pause, int) else None),
+                timeout=CALL_TIMEOUT,
+            )
+        elif change == PROJECT:
+            outcome.response = admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
+                project_request(), timeout=CALL_TIMEOUT
+            )
+        elif change == OPTOUTS:
+            outcome.response = admin_pb2_grpc.AdminServiceStub(channel).ImportOptOuts(
+                optouts_request(), timeout=CALL_TIMEOUT
+            )
+        else:
+            stream = extract_pb2_grpc.ExtractServiceStub(channel).CreateExtract(
+                extract_request(), timeout=CALL_TIMEOUT
+            )
+            for _ in stream:
+                outcome.messages += 1
+                if pause == "first_message" and outcome.messages == 1:
+                    outcome.pause()
+        outcome.code = grpc.StatusCode.OK
+    except grpc.RpcError as exc:
+        outcome.code, outcome.details = exc.code(), exc.details() or ""
+    finally:
+        outcome.paused.set()
+    return outcome

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sqlite3
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -129,3 +131,48 @@ def _audit_write_lock(data: Path) -> Iterator[None]:
 def audit_write_lock() -> Callable[[Path], contextlib.AbstractContextManager[None]]:
     """``with audit_write_lock(data_dir):`` holds the audit database's write lock."""
     return _audit_write_lock
+
+
+#: A writable folder on a small filesystem that someone mounted for the full-disk tests, for
+#: machines where the test may not mount one itself.
+SMALL_FS_ENV = "PSEUDOGATE_FAULT_SMALL_FS"
+SMALL_FS_SIZE = 16 * 1024 * 1024
+_SMALL_FS_LIMIT = 256 * 1024 * 1024  # filling more than this would make the test slow
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """An empty folder on a small filesystem the test may fill: a tmpfs it mounts (root only),
+    or a folder under $PSEUDOGATE_FAULT_SMALL_FS. Skips, saying how to enable it, otherwise."""
+    preset = os.environ.get(SMALL_FS_ENV)
+    if preset:
+        folder = Path(preset) / f"pseudogate-faults-{os.getpid()}-{tmp_path.name}"
+        folder.mkdir()
+        try:
+            stat = os.statvfs(folder)
+            if stat.f_bavail * stat.f_frsize > _SMALL_FS_LIMIT:
+                pytest.skip(f"{SMALL_FS_ENV}={preset} has more than 256 MiB free: too big to fill")
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
+    how = (
+        f"run the tests as root (with CAP_SYS_ADMIN), or mount a small filesystem yourself "
+        f"(e.g. sudo mount -t tmpfs -o size=16m tmpfs /mnt/small && sudo chown $USER /mnt/small) "
+        f"and set {SMALL_FS_ENV}=/mnt/small"
+    )
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip(f"full-disk tests need a small filesystem: {how}")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS_SIZE},mode=0700", "tmpfs", str(mount_point)],
+        capture_output=True, text=True, check=False,
+    )
+    if mounted.returncode != 0:
+        reason = (mounted.stderr.strip().splitlines() or ["mount failed"])[0]
+        pytest.skip(f"cannot mount a tmpfs ({reason}): {how}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], capture_output=True, check=False)

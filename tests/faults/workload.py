@@ -169,6 +169,12 @@ def submission_batches(people: Sequence[Person] = _SUBMISSION, *, parts: int = S
     return [gp_batch(people[i : i + size], f"part{i}") for i in range(0, len(people), size)]
 
 
+def large_submission(rows: int = 20_000, *, parts: int = 8) -> list[bytes]:
+    """About 1 MB of Parquet once stored: more than a nearly full disk has room for."""
+    people = (PEOPLE * (rows // len(PEOPLE) + 1))[:rows]
+    return submission_batches(people, parts=parts)
+
+
 def submission_rows(people: Sequence[Person] = _SUBMISSION) -> int:
     return len(people)
 

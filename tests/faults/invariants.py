@@ -43,6 +43,7 @@ __all__ = [
     "audit_agreement",
     "check_invariant",
     "find_raw_identifiers",
+    "raw_identifier_problems",
     "read_catalog",
     "read_events",
 ]
@@ -235,10 +236,15 @@ def _reconciled(event: Mapping[str, Any], later: Iterable[Mapping[str, Any]]) ->
 
 
 def audit_agreement(
-    state: CatalogState, events: Sequence[Mapping[str, Any]], *, reconciliation: bool
+    state: CatalogState,
+    events: Sequence[Mapping[str, Any]],
+    *,
+    reconciliation: bool,
+    uncommitted_out: list[Mapping[str, Any]] | None = None,
 ) -> list[str]:
     """Problems in (d): commits without an OK event; with ``reconciliation``, also OK events of
-    state changes that neither committed nor were reconciled by a later event."""
+    state changes that neither committed nor were reconciled by a later event. The OK events
+    without a commit are appended to ``uncommitted_out``, if given."""
     ok = [e for e in events if e.get("status") == "OK" and not _is_follow_up(e)]
     problems: list[str] = []
     uncommitted: list[Mapping[str, Any]] = []
@@ -284,6 +290,8 @@ def audit_agreement(
     ]
     uncommitted += extra
 
+    if uncommitted_out is not None:
+        uncommitted_out += uncommitted
     if reconciliation:
         for event in sorted(uncommitted, key=lambda e: e.get("seq", 0)):
             later = [e for e in events if e.get("seq", 0) > event.get("seq", 0)]
@@ -391,7 +399,11 @@ def check_invariant(
     events = read_events(data_dir)
     if reconciliation is None:
         reconciliation = any("details" in e for e in events)
-    report.problems += [f"(d) {p}" for p in audit_agreement(state, events, reconciliation=reconciliation)]
+    uncommitted: list[Mapping[str, Any]] = []
+    agreement = audit_agreement(
+        state, events, reconciliation=reconciliation, uncommitted_out=uncommitted
+    )
+    report.problems += [f"(d) {p}" for p in agreement]
     report.checked.append(
         f"(d) every committed version ({len(state.versions)}), project ({len(state.projects)}) "
         f"and opt-out snapshot ({len(state.snapshots)}) has an OK event"
@@ -400,18 +412,26 @@ def check_invariant(
     if reconciliation:
         report.checked.append(converse)
     else:
+        seqs = ", ".join(str(e.get("seq")) for e in uncommitted) or "none"
         report.skipped.append(
             f"{converse}: the log's events carry no 'details' (no change ids, no reconciliation "
-            "events on this gateway)"
+            f"events on this gateway); OK state-changing events without a commit: {seqs}"
         )
 
     # (e)
-    for path in files:
+    report.problems += raw_identifier_problems(data_dir, raw_identifiers)
+    report.checked.append(f"(e) no raw identifier in any byte of {len(files)} file(s)")
+    return report
+
+
+def raw_identifier_problems(data_dir: Path, raw_identifiers: RawIdentifiers) -> list[str]:
+    """(e) alone: it also holds for a data directory that a killed gateway just left."""
+    problems = []
+    for path in _files(data_dir):
         found = find_raw_identifiers(path.read_bytes(), raw_identifiers)
         if found:
-            report.problems.append(
+            problems.append(
                 f"(e) {path.relative_to(data_dir)} holds raw identifiers of the test data: "
                 + ", ".join(found)
             )
-    report.checked.append(f"(e) no raw identifier in any byte of {len(files)} file(s)")
-    return report
+    return problems

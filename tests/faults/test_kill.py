@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 import pytest
 
-from .invariants import InvariantReport, read_catalog, read_events
+from .invariants import InvariantReport, raw_identifier_problems, read_catalog, read_events
 from .processes import ServeProcess
 from .workload import (
     EXTRACT,
@@ -37,6 +37,7 @@ from .workload import (
     NEW_PROJECT,
     OPTOUTS,
     PROJECT,
+    RAW_IDENTIFIERS,
     SEED,
     SUBMISSION_BATCHES,
     SUBMIT,
@@ -54,7 +55,7 @@ RANDOM_SPAN = {SUBMIT: 0.15, PROJECT: 0.08, OPTOUTS: 0.08, EXTRACT: 0.4}
 RANDOM_POINTS = int(os.environ.get("PSEUDOGATE_FAULT_RANDOM_POINTS", "2"))
 SETTLE = 0.2  # after the client paused, time for the server to take in what it sent
 AUDIT_PENDING = 0.6  # how long to let the server wait on the locked audit log (well under 5 s)
-AUDIT_PENDING_COMMIT = 2.5  # how long to watch the catalog for a commit made before the audit
+AUDIT_PENDING_COMMIT = 3.0  # how long to watch the catalog for a commit made before the audit
 #: Where the client pauses: after so many of the submission's Arrow batches (the stream still
 #: open), or after the first extract message.
 PAUSE: dict[str, int | str] = {
@@ -178,6 +179,9 @@ def test_when_the_gateway_is_killed_during_a_state_change_then_it_restarts_and_t
     audit_write_lock: Callable[[Path], contextlib.AbstractContextManager[None]],
 ) -> None:
     outcome = _kill_at(point, serve(data_dir), data_dir, audit_write_lock)
+    # What the kill left (journals, WAL, staging files) holds no raw identifier either.
+    leaked = raw_identifier_problems(data_dir, RAW_IDENTIFIERS)
+    assert not leaked, f"[fault seed {SEED}] kill point {point}, before the restart: {leaked}"
     restarted = serve(data_dir)  # must start on what the kill left
     assert restarted.terminate() == 0, restarted.log_tail()
     context = f"kill point {point}, client saw {outcome.code and outcome.code.name}"

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -33,7 +34,8 @@ def policies_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def public_keys() -> list[Ed25519PublicKey]:
     """Every signing key of the keyring the gateways run on (the EXAMPLE keyring)."""
-    return [load_public_key_pem(pem) for _, pem in Keyring.load(EXAMPLE_KEYRING).public_signing_keys()]
+    keys = Keyring.load(EXAMPLE_KEYRING).public_signing_keys()
+    return [load_public_key_pem(pem) for _, pem in keys]
 
 
 @pytest.fixture(scope="session")
@@ -80,15 +82,13 @@ def serve(policies_dir: Path, tmp_path: Path) -> Iterator[Callable[[Path], Serve
 
 @pytest.fixture
 def gateway(policies_dir: Path) -> Iterator[Callable[..., GatewayServer]]:
-    """Start in-process gateways (for settings ``serve`` has no flag for); all stopped at the end."""
+    """Start in-process gateways (for settings that ``serve`` has no flag for); each is stopped
+    at the end."""
     started: list[GatewayServer] = []
 
-    def start(data: Path, **settings: object) -> GatewayServer:
-        server = start_gateway(
-            GatewaySettings(
-                port=0, insecure=True, data_dir=data, policies=policies_dir, **settings  # type: ignore[arg-type]
-            )
-        )
+    def start(data: Path, **settings: Any) -> GatewayServer:
+        options: dict[str, Any] = {"port": 0, "insecure": True, "policies": policies_dir}
+        server = start_gateway(GatewaySettings(data_dir=data, **options | settings))
         started.append(server)
         return server
 
@@ -104,9 +104,11 @@ def invariant(public_keys: list[Ed25519PublicKey]) -> Callable[..., InvariantRep
     """Check the invariant of a stopped data directory and print what was checked; fail on
     problems unless ``fail=False`` (the caller then judges the report)."""
 
-    def check(data: Path, *, context: str = "", fail: bool = True, **options: object) -> InvariantReport:
+    def check(
+        data: Path, *, context: str = "", fail: bool = True, **options: Any
+    ) -> InvariantReport:
         report = check_invariant(
-            data, public_keys=public_keys, raw_identifiers=RAW_IDENTIFIERS, **options  # type: ignore[arg-type]
+            data, public_keys=public_keys, raw_identifiers=RAW_IDENTIFIERS, **options
         )
         print(report)
         assert not (fail and report.problems), f"[fault seed {SEED}] {context}\n{report}"
@@ -166,7 +168,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip(f"full-disk tests need a small filesystem: {how}")
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS_SIZE},mode=0700", "tmpfs", str(mount_point)],
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_FS_SIZE},mode=0700", "tmpfs", mount_point],
         capture_output=True, text=True, check=False,
     )
     if mounted.returncode != 0:

@@ -43,6 +43,7 @@ __all__ = [
     "audit_agreement",
     "check_invariant",
     "find_raw_identifiers",
+    "method_name",
     "raw_identifier_problems",
     "read_catalog",
     "read_events",

@@ -14,6 +14,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -62,7 +63,7 @@ class FullDisk:
     before: CatalogState
     stored_before: list[str]
 
-    def submit(self) -> tuple[grpc.StatusCode, str, object]:
+    def submit(self) -> tuple[grpc.StatusCode, str, Any]:
         with grpc.insecure_channel(self.server.address) as channel:
             try:
                 reply = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset(
@@ -116,6 +117,6 @@ def test_when_the_disk_is_full_then_nothing_partial_is_left_and_the_gateway_reco
     full_disk.filler.unlink()
     code, details, stored = full_disk.submit()
     assert code == grpc.StatusCode.OK, (code, details)
-    assert stored.version == 2 and (GP_DATASET, 2) in read_catalog(data).versions  # type: ignore[attr-defined]
+    assert stored.version == 2 and (GP_DATASET, 2) in read_catalog(data).versions
     full_disk.server.stop(grace=None)
     invariant(data, context="after a full disk was freed")

@@ -16,17 +16,26 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.store.catalog import Catalog
 
-from .invariants import CatalogState, audit_agreement, check_invariant, read_catalog
+from .invariants import (
+    CatalogState,
+    InvariantReport,
+    audit_agreement,
+    check_invariant,
+    read_catalog,
+)
 from .workload import PEOPLE, RAW_IDENTIFIERS, TEMPLATE_PROJECT
 
 SUBMIT = "/pseudogate.v1.DatasetService/SubmitDataset"
+GP_V1 = "gp_diagnoses v1 (datasets/gp_diagnoses/1.parquet)"
+COUNCIL_V1 = "council_care v1 (datasets/council_care/1.parquet)"
+HOLDS = "holds raw identifiers of the test data"
 
 
 def test_when_the_template_is_untouched_then_every_part_of_the_invariant_holds(
-    data_dir: Path, invariant: Callable[..., object]
+    data_dir: Path, invariant: Callable[..., InvariantReport]
 ) -> None:
     report = invariant(data_dir)
-    assert [c[:3] for c in report.checked] == ["(a)", "(b)", "(c)", "(d)", "(e)"]  # type: ignore[attr-defined]
+    assert [c[:3] for c in report.checked] == ["(a)", "(b)", "(c)", "(d)", "(e)"]
 
 
 def _remove_a_version_file(data: Path) -> None:
@@ -73,21 +82,24 @@ def _spell_an_nhs_number_in_a_staging_file(data: Path) -> None:
 
 def _hide_an_email_in_the_catalog(data: Path) -> None:
     with sqlite3.connect(data / Catalog.FILE_NAME) as db:
-        db.execute("UPDATE datasets SET owner = ? WHERE name = 'council_care'", (PEOPLE[9].email.upper(),))
+        db.execute(
+            "UPDATE datasets SET owner = ? WHERE name = 'council_care'",
+            (PEOPLE[9].email.upper(),),
+        )
     db.close()
 
 
 @pytest.mark.parametrize(
     ("plant", "expected"),
     [
-        (_remove_a_version_file, "(a) gp_diagnoses v1 (datasets/gp_diagnoses/1.parquet): the file does not exist"),
-        (_truncate_a_version_file, "(a) council_care v1 (datasets/council_care/1.parquet): unreadable"),
-        (_add_an_unnamed_version, "(b) datasets/gp_diagnoses/7.parquet is not named by the catalog"),
+        (_remove_a_version_file, f"(a) {GP_V1}: the file does not exist"),
+        (_truncate_a_version_file, f"(a) {COUNCIL_V1}: unreadable"),
+        (_add_an_unnamed_version, "(b) datasets/gp_diagnoses/7.parquet is not named"),
         (_leave_a_staging_file_beside_the_catalog, "(b) unexpected file .catalog.sqlite3.abc.tmp"),
         (_commit_a_project_without_an_event, "(d) catalog: project 'ghost' is committed but no OK"),
         (_edit_an_audit_event, "(c) the audit log does not verify: first bad sequence number 2"),
-        (_spell_an_nhs_number_in_a_staging_file, "(e) tmp/left-over holds raw identifiers of the test data: 1 NHS number(s)"),
-        (_hide_an_email_in_the_catalog, "(e) catalog.sqlite3 holds raw identifiers of the test data: 1 email(s)"),
+        (_spell_an_nhs_number_in_a_staging_file, f"(e) tmp/left-over {HOLDS}: 1 NHS number(s)"),
+        (_hide_an_email_in_the_catalog, f"(e) catalog.sqlite3 {HOLDS}: 1 email(s)"),
     ],
     ids=lambda v: v.__name__.strip("_") if callable(v) else "",
 )
@@ -103,7 +115,7 @@ def test_when_a_fault_is_planted_then_the_invariant_names_it(
 
 
 def test_when_files_are_only_in_quarantine_or_staging_then_they_are_allowed(
-    data_dir: Path, invariant: Callable[..., object]
+    data_dir: Path, invariant: Callable[..., InvariantReport]
 ) -> None:
     (data_dir / "quarantine" / "gp_diagnoses").mkdir(parents=True)
     (data_dir / "quarantine" / "gp_diagnoses" / "9.parquet").write_bytes(b"PAR1")
@@ -129,7 +141,8 @@ def test_when_an_ok_change_never_committed_then_only_the_reconciliation_check_ob
     orphan = [_event(1, change=change)]
     assert audit_agreement(empty, orphan, reconciliation=False) == []
     (problem,) = audit_agreement(empty, orphan, reconciliation=True)
-    assert problem.startswith("audit: event 1 (OK SubmitDataset") and "no later event reconciles" in problem
+    assert problem.startswith("audit: event 1 (OK SubmitDataset")
+    assert "no later event reconciles" in problem
     for follow_up in (_event(2, "ABORTED", change=change), _event(2, "OK", reconciles=1)):
         assert audit_agreement(empty, [*orphan, follow_up], reconciliation=True) == []
     committed = read_catalog(data_dir)

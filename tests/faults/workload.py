@@ -155,7 +155,9 @@ def council_batch(people: Sequence[Person]) -> bytes:
 
 def header(dataset: str, policy: str, organisation: str) -> dataset_pb2.SubmitDatasetRequest:
     return dataset_pb2.SubmitDatasetRequest(
-        header=dataset_pb2.SubmissionHeader(dataset=dataset, policy=policy, organisation=organisation)
+        header=dataset_pb2.SubmissionHeader(
+            dataset=dataset, policy=policy, organisation=organisation
+        )
     )
 
 
@@ -163,7 +165,9 @@ def gp_header() -> dataset_pb2.SubmitDatasetRequest:
     return header(GP_DATASET, "gp-ingest", GP_ORG)
 
 
-def submission_batches(people: Sequence[Person] = _SUBMISSION, *, parts: int = SUBMISSION_BATCHES) -> list[bytes]:
+def submission_batches(
+    people: Sequence[Person] = _SUBMISSION, *, parts: int = SUBMISSION_BATCHES
+) -> list[bytes]:
     """The submission under test, as several Arrow IPC messages."""
     size = -(-len(people) // parts)
     return [gp_batch(people[i : i + size], f"part{i}") for i in range(0, len(people), size)]
@@ -244,7 +248,9 @@ class Outcome:
         self.resume.wait(CALL_TIMEOUT)
 
 
-def _pausing_submission(outcome: Outcome, pause_after: int | None) -> Iterator[dataset_pb2.SubmitDatasetRequest]:
+def _pausing_submission(
+    outcome: Outcome, pause_after: int | None
+) -> Iterator[dataset_pb2.SubmitDatasetRequest]:
     """The submission under test; pauses, stream open, after ``pause_after`` Arrow batches."""
     batches = submission_batches()
     yield gp_header()

@@ -60,8 +60,12 @@ RANDOM_SPAN = {SUBMIT: 0.15, PROJECT: 0.08, OPTOUTS: 0.08, EXTRACT: 0.4}
 #: starts two gateway processes, about 2 s on an idle machine).
 RANDOM_POINTS = int(os.environ.get("PSEUDOGATE_FAULT_RANDOM_POINTS", "2"))
 SETTLE = 0.2  # after the client paused, time for the server to take in what it sent
-AUDIT_PENDING = 0.6  # how long to let the server wait on the locked audit log (well under 5 s)
-AUDIT_PENDING_COMMIT = 3.0  # how long to watch the catalog for a commit made before the audit
+#: After the whole request is sent, how long the server gets to reach its audit write and wait
+#: on the locked log (serve's audit write timeout is 5 s) ...
+AUDIT_PENDING = 0.5
+#: ... or, for changes that may commit before they audit, how long the catalog is watched for
+#: that commit (the kill follows it at once).
+AUDIT_PENDING_COMMIT = 3.0
 #: Where the client pauses: after so many of the submission's Arrow batches (the stream still
 #: open), or after the first extract message.
 PAUSE: dict[str, int | str] = {
@@ -135,8 +139,10 @@ def _kill_at(
             if point.when == "random":
                 time.sleep(max(0.0, point.delay - (time.monotonic() - started)))
             elif point.when == "audit_pending":
+                assert outcome.sent.wait(60), "the client never sent its whole request"
                 committed = _commit_seen(data, point.change)
-                deadline = started + (AUDIT_PENDING if committed is None else AUDIT_PENDING_COMMIT)
+                wait = AUDIT_PENDING if committed is None else AUDIT_PENDING_COMMIT
+                deadline = time.monotonic() + wait
                 while time.monotonic() < deadline and not (committed and committed()):
                     time.sleep(0.02)
             else:

@@ -233,13 +233,14 @@ CALL_TIMEOUT = 60.0
 
 @dataclass
 class Outcome:
-    """What the client of one state change saw; ``paused`` is set where it pauses (and at the
-    end), and it goes on when ``resume`` is set."""
+    """What the client of one state change saw. ``sent`` is set once the whole request is on
+    its way; ``paused`` where the client pauses (and at the end); it goes on at ``resume``."""
 
     code: grpc.StatusCode | None = None
     details: str = ""
     response: Any = None
     messages: int = 0  # extract messages received
+    sent: threading.Event = field(default_factory=threading.Event)
     paused: threading.Event = field(default_factory=threading.Event)
     resume: threading.Event = field(default_factory=threading.Event)
 
@@ -260,6 +261,7 @@ def _pausing_submission(
         yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload)
     if pause_after == len(batches):
         outcome.pause()
+    outcome.sent.set()
 
 
 def run_change(
@@ -267,6 +269,8 @@ def run_change(
 ) -> Outcome:
     """Make one state change and record what came back. ``pause``: for a submission, the number
     of Arrow batches after which to pause; for an extract, "first_message"."""
+    if change != SUBMIT:
+        outcome.sent.set()  # one request message
     try:
         if change == SUBMIT:
             outcome.response = dataset_pb2_grpc.DatasetServiceStub(channel).SubmitDataset(

@@ -46,11 +46,11 @@ from .workload import (
     RAW_IDENTIFIERS,
     SEED,
     SUBMISSION_BATCHES,
+    SUBMISSION_ROWS,
     SUBMIT,
     TEMPLATE_PROJECT,
     Outcome,
     run_change,
-    submission_rows,
 )
 
 #: Random delays are drawn from [0, span]: a little longer than the change takes on an idle
@@ -167,7 +167,7 @@ def _acknowledged_changes_are_committed(
         return []
     if point.change == SUBMIT:
         stored = state.versions.get((GP_DATASET, response.version))
-        if stored is None or stored[1] != response.rows or response.rows != submission_rows():
+        if stored is None or stored[1] != response.rows or response.rows != SUBMISSION_ROWS:
             problems.append(f"acknowledged {GP_DATASET} v{response.version} is not committed whole")
     elif point.change == PROJECT:
         if NEW_PROJECT not in state.projects:

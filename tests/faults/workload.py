@@ -90,6 +90,7 @@ _TEMPLATE_OPTOUTS = PEOPLE[380:400]
 _SUBMISSION = PEOPLE[:600]  # the submission under test: gp_diagnoses version 2
 _NEW_OPTOUTS = PEOPLE[600:640]
 SUBMISSION_BATCHES = 4
+SUBMISSION_ROWS = len(_SUBMISSION)
 _DIAGNOSES = ("asthma", "diabetes", "hypertension", "copd", "none")
 _PACKAGES = ("home care", "day centre", "meals")
 
@@ -177,10 +178,6 @@ def large_submission(rows: int = 20_000, *, parts: int = 8) -> list[bytes]:
     """About 1 MB of Parquet once stored: more than a nearly full disk has room for."""
     people = (PEOPLE * (rows // len(PEOPLE) + 1))[:rows]
     return submission_batches(people, parts=parts)
-
-
-def submission_rows(people: Sequence[Person] = _SUBMISSION) -> int:
-    return len(people)
 
 
 def project_request(project: str = NEW_PROJECT) -> admin_pb2.CreateProjectRequest:

@@ -40,7 +40,11 @@ class ServeProcess:
                 ],
                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env,
             )
-        self.port = self._wait_ready()
+        try:
+            self.port = self._wait_ready()
+        except BaseException:
+            self.kill()  # never leave a half-started server behind
+            raise
 
     @property
     def address(self) -> str:
@@ -62,7 +66,6 @@ class ServeProcess:
                     f"was ready:\n{self.log_tail()}"
                 )
             if time.monotonic() > deadline:
-                self.kill()
                 raise AssertionError(f"pseudogate serve on {self.data_dir} did not start in time")
             time.sleep(0.02)
 

@@ -73,9 +73,6 @@ PAUSE: dict[str, int | str] = {
     "mid_stream": SUBMISSION_BATCHES // 2,
     "first_message": "first_message",
 }
-H1_AUDIT_AFTER_COMMIT = pytest.mark.xfail(
-    strict=True, reason="fixed on branch h1 (issue 14 #1): committed before its audit event"
-)
 
 
 @dataclass(frozen=True)
@@ -96,8 +93,8 @@ def _points() -> list[Any]:
         KillPoint(SUBMIT, "after_header"),
         KillPoint(SUBMIT, "mid_stream"),
         KillPoint(SUBMIT, "audit_pending"),
-        pytest.param(KillPoint(PROJECT, "audit_pending"), marks=H1_AUDIT_AFTER_COMMIT),
-        pytest.param(KillPoint(OPTOUTS, "audit_pending"), marks=H1_AUDIT_AFTER_COMMIT),
+        KillPoint(PROJECT, "audit_pending"),
+        KillPoint(OPTOUTS, "audit_pending"),
         KillPoint(EXTRACT, "audit_pending"),
         KillPoint(EXTRACT, "first_message"),
     ]
@@ -206,10 +203,4 @@ def test_when_the_gateway_is_killed_during_a_state_change_then_it_restarts_and_t
     lost = _acknowledged_changes_are_committed(point, outcome, data_dir)
     assert not lost, f"[fault seed {SEED}] {context}: {lost}"
     report = invariant(data_dir, context=context, fail=False)
-    unaudited = f"is committed but no OK {point.change} event records it"
-    only_unaudited = report.problems and all(unaudited in p for p in report.problems)
-    if point.change in (PROJECT, OPTOUTS) and only_unaudited:
-        # On this base these changes commit before their audit event is written; a random kill
-        # lands in between only sometimes, so random points cannot be marked strictly.
-        pytest.xfail("fixed on branch h1 (issue 14 #1): killed between commit and audit")
     assert not report.problems, f"[fault seed {SEED}] {context}\n{report}"

@@ -20,10 +20,6 @@ from pseudogate.service.server import GatewayServer
 from .invariants import InvariantReport, read_catalog
 from .workload import EXTRACT, OPTOUTS, PROJECT, SEED, SUBMIT, Outcome, run_change
 
-H1_AUDIT_AFTER_COMMIT = pytest.mark.xfail(
-    strict=True, reason="fixed on branch h1 (issue 14 #1): commits, then fails to audit"
-)
-
 
 def _files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
@@ -33,8 +29,8 @@ def _files(root: Path) -> list[str]:
     "change",
     [
         SUBMIT,
-        pytest.param(PROJECT, marks=H1_AUDIT_AFTER_COMMIT),
-        pytest.param(OPTOUTS, marks=H1_AUDIT_AFTER_COMMIT),
+        PROJECT,
+        OPTOUTS,
         EXTRACT,
     ],
 )

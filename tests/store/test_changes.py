@@ -48,9 +48,13 @@ def populated(store: Store) -> Store:
 
 
 def _project(project_id: str = "p1") -> dict[str, object]:
-    return dict(project_id=project_id, researcher="uni", datasets=["gp_diagnoses"],
-                policy_text=POLICY,
-                expires="2025-12-31")
+    return {
+        "project_id": project_id,
+        "researcher": "uni",
+        "datasets": ["gp_diagnoses"],
+        "policy_text": POLICY,
+        "expires": "2025-12-31",
+    }
 
 
 def test_when_the_event_cannot_be_recorded_then_no_submission_is_stored(

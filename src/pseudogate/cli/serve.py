@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
-import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -138,14 +138,18 @@ def run(args: argparse.Namespace) -> int:
         warn(EXAMPLE_KEYS_WARNING)
     if settings.insecure:
         warn(INSECURE_WARNING)
+    # The handler only appends to a list: a handler that takes a lock (Event.set) can deadlock
+    # with the main thread holding that same lock when the signal arrives. Installed before
+    # start-up, so a signal that comes as soon as the ready file exists still stops cleanly.
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     gateway = start_gateway(settings, notice=warn)
     print(f"pseudogate: serving on {settings.host}:{gateway.port}", flush=True)
     if args.ready_file:
         args.ready_file.write_text(f"{gateway.port}\n", encoding="utf-8")
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
+    while not stopping:
+        time.sleep(0.2)
     print("pseudogate: shutting down", flush=True)
     gateway.stop()
     return 0

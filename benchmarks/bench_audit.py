@@ -26,8 +26,8 @@ from pseudogate.audit import (
 )
 from pseudogate.audit.chain import GENESIS_HASH
 from pseudogate.audit.log import SCHEMA
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Signer
-from pseudogate.manifest import load_public_key_pem
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Signer
+from pseudogate.core.manifest import load_public_key_pem
 
 APPEND_EVENTS = 5_000
 THREADS = 4

@@ -54,11 +54,11 @@ def _serve(kind: str, port_queue: mp.Queue, stop: mp.Event) -> None:  # type: ig
     if kind == "no-audit":
         # Baseline for the audit overhead only: the same servicer and interceptor, no audit sink.
         # (The real gateway cannot be started without its audit log.)
-        from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
+        from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+        from pseudogate.core.tokenisation import Tokenisation, load_domain_config
         from pseudogate.service.access import InsecureAccess
         from pseudogate.service.server import ServiceBinding, build_server
         from pseudogate.service.tokenisation import TokenisationServicer
-        from pseudogate.tokenisation import Tokenisation, load_domain_config
 
         core = Tokenisation(keyring=Keyring.load(EXAMPLE_KEYRING), config=load_domain_config(None))
         bare = build_server(
@@ -215,7 +215,7 @@ def _run(kind: str, values: list[str], measure=_measure) -> float:  # type: igno
 
 def main() -> None:
     rng = random.Random(5)
-    from pseudogate.synthetic import messy_nhs_number, nhs_number
+    from pseudogate.tools.synthetic import messy_nhs_number, nhs_number
 
     values = [messy_nhs_number(nhs_number(rng), rng) for _ in range(VALUES_PER_MESSAGE)]
     print(f"# TokeniseStream on loopback ({platform.processor() or platform.machine()}, "

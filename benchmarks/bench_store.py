@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from pseudogate.arrow_ipc import ipc_stream_bytes
-from pseudogate.keyring import Keyring
-from pseudogate.policy import parse_policy
-from pseudogate.store import Store
+from pseudogate.core.arrow_ipc import ipc_stream_bytes
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import parse_policy
+from pseudogate.gateway import Store
 
 RECORDS = 1_000_000
 ROWS_PER_MESSAGE = 200_000

@@ -21,10 +21,10 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from pseudogate import normalise as normalise_module
-from pseudogate._accel import fastmac
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.normalise import Kind, normalise_many
+from pseudogate.core import normalise as normalise_module
+from pseudogate.core._accel import fastmac
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.normalise import Kind, normalise_many
 
 N = 1_000_000
 RUNS = 3

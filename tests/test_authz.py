@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-from pseudogate.authz import (
+from pseudogate.core.authz import (
     INSECURE,
     ROLE_TABLE,
     Identity,
@@ -17,7 +17,7 @@ from pseudogate.authz import (
     is_unaudited,
     spiffe_uri,
 )
-from pseudogate.errors import PermissionDenied
+from pseudogate.core.errors import PermissionDenied
 
 V1 = "/pseudogate.v1."
 

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from pseudogate import cli
-from pseudogate.authz import Identity, Role, identity_from_certificate
-from pseudogate.certs import (
+from pseudogate.core.authz import Identity, Role, identity_from_certificate
+from pseudogate.core.errors import InvalidInput, PermissionDenied
+from pseudogate.tools.certs import (
     CertificateAuthority,
     cert_pem,
     issue_client_cert,
@@ -28,7 +29,6 @@ from pseudogate.certs import (
     uri_sans,
     write_dev_certs,
 )
-from pseudogate.errors import InvalidInput, PermissionDenied
 
 ORGS = [
     "gp-denbigh:provider",

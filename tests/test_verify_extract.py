@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from pycanon import anonymity as pycanon
 
 from pseudogate import cli
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Signer
-from pseudogate.manifest import content_sha256, load_public_key_pem, sign_manifest
-from pseudogate.policy import load_policy
-from pseudogate.verify_extract import (
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Signer
+from pseudogate.core.manifest import content_sha256, load_public_key_pem, sign_manifest
+from pseudogate.core.policy import load_policy
+from pseudogate.tools.verify_extract import (
     CheckStatus,
     recompute_k,
     recompute_l,

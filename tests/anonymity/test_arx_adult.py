@@ -9,7 +9,7 @@ import pytest
 from pycanon import anonymity as canon
 
 from pseudogate.anonymity import anonymise
-from pseudogate.policy import load_policy
+from pseudogate.core.policy import load_policy
 from tests.anonymity.conftest import ADULT_QIS, adult_policy_text
 
 # (k, limit, metric) -> (levels, suppressed, classes, metric value, alternative optimum or None)

@@ -21,8 +21,8 @@ from pycanon import anonymity as canon
 
 import pseudogate.anonymity.search as search_module
 from pseudogate.anonymity import anonymise
-from pseudogate.errors import FailedPrecondition
-from pseudogate.policy import parse_policy
+from pseudogate.core.errors import FailedPrecondition
+from pseudogate.core.policy import parse_policy
 
 
 @st.composite

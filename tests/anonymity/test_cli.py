@@ -165,7 +165,7 @@ def test_policy_check_prints_the_fingerprint(files: Path) -> None:
     done = subprocess.run([*CLI, "policy", "check",
                            str(files / "policy.yaml")], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    from pseudogate.policy import load_policy
+    from pseudogate.core.policy import load_policy
 
     assert f"fingerprint: {load_policy(files / 'policy.yaml').fingerprint}" in done.stdout
     (files / "h" / "edu.csv").write_text(EDU + "master;school;*\n")

@@ -11,10 +11,10 @@ from pycanon import anonymity as canon
 
 import pseudogate.anonymity.search as search_module
 from pseudogate.anonymity import anonymise
-from pseudogate.errors import FailedPrecondition, InvalidInput, RowErrors
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.normalise import Kind, normalise
-from pseudogate.policy import parse_policy
+from pseudogate.core.errors import FailedPrecondition, InvalidInput, RowErrors
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.normalise import Kind, normalise
+from pseudogate.core.policy import parse_policy
 
 TREE_A = b"a0;A;*\na1;A;*\n"
 TREE_B = b"b0;b0x;B;*\nb1;b1x;B;*\n"
@@ -114,7 +114,7 @@ def test_generalised_values_follow_the_documented_labels() -> None:
 
 def test_hierarchy_levels_match_the_issue_examples() -> None:
     from pseudogate.anonymity.hierarchies import level_labels
-    from pseudogate.policy import HierarchySpec, HierarchyType
+    from pseudogate.core.policy import HierarchySpec, HierarchyType
 
     date = HierarchySpec(HierarchyType.DATE, levels=("month", "quarter", "year", "5y", "10y"))
     assert level_labels(date, "1958-11-02") == [

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pseudogate.errors import ConfigurationError
-from pseudogate.hierarchy_types import HIERARCHY_TYPES, HierarchySpec, HierarchyType
-from pseudogate.policy import parse_policy
+from pseudogate.core.errors import ConfigurationError
+from pseudogate.core.hierarchy_types import HIERARCHY_TYPES, HierarchySpec, HierarchyType
+from pseudogate.core.policy import parse_policy
 
 
 def test_when_a_hierarchy_type_exists_then_the_table_has_exactly_one_class_for_it() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import ConfigurationError, InvalidInput
-from pseudogate.normalise import Kind
-from pseudogate.policy import (
+from pseudogate.core.errors import ConfigurationError, InvalidInput
+from pseudogate.core.normalise import Kind
+from pseudogate.core.policy import (
     Action,
     HierarchyType,
     load_policy,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.policy import parse_policy
+from pseudogate.core.policy import parse_policy
 from tests.anonymity.conftest import ADULT_QIS, adult_policy_text
 
 TREE = b"a;ab;*\nb;ab;*\nc;c;*\n"

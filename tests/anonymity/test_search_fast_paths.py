@@ -19,7 +19,7 @@ import pseudogate.anonymity.grouping as grouping_module
 import pseudogate.anonymity.search as search_module
 import pseudogate.anonymity.transformation as transformation_module
 from pseudogate.anonymity import anonymise
-from pseudogate.policy import parse_policy
+from pseudogate.core.policy import parse_policy
 
 GROUPS = b"".join(f"g{i};G{i % 4};*\n".encode() for i in range(12))
 

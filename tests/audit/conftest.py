@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.audit import AuditLog, build_event
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Signer
-from pseudogate.manifest import load_public_key_pem
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Signer
+from pseudogate.core.manifest import load_public_key_pem
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from pseudogate.audit import (
     verify_checkpoint_signature,
     verify_export,
 )
-from pseudogate.errors import VerificationFailed
+from pseudogate.core.errors import VerificationFailed
 
 VECTOR: dict[str, Any] = json.loads(
     (Path(__file__).parent / "vectors" / "chain.json").read_text(encoding="utf-8")

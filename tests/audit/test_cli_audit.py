@@ -12,9 +12,9 @@ import pytest
 
 from pseudogate import cli
 from pseudogate.audit import AuditLog
-from pseudogate.authz import Role
-from pseudogate.certs import write_dev_certs
-from pseudogate.keyring import Signer
+from pseudogate.core.authz import Role
+from pseudogate.core.keyring import Signer
+from pseudogate.tools.certs import write_dev_certs
 from pseudogate.v1 import audit_pb2, audit_pb2_grpc
 
 from .conftest import StepClock, sample_event
@@ -198,7 +198,7 @@ def test_when_the_log_spans_a_key_rotation_then_verify_takes_every_key(
     log: AuditLog, signer: Signer, public_key_file: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from pseudogate.keyring import Keyring, Purpose
+    from pseudogate.core.keyring import Keyring, Purpose
 
     ring = Keyring.generate()
     new = ring.signer(key_id=ring.add(Purpose.SIGNING).id)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from pseudogate.audit import AuditLog
-from pseudogate.keyring import Signer
+from pseudogate.core.keyring import Signer
 
 from .conftest import StepClock, sample_event
 

@@ -17,7 +17,7 @@ from pseudogate.audit.events import (
     now_rfc3339,
     prepare_event,
 )
-from pseudogate.errors import InvalidInput
+from pseudogate.core.errors import InvalidInput
 
 from .conftest import sample_event
 

@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.audit import AuditLog, verify_database, verify_export
-from pseudogate.errors import InvalidInput, Unavailable
-from pseudogate.keyring import Signer
+from pseudogate.core.errors import InvalidInput, Unavailable
+from pseudogate.core.keyring import Signer
 
 from .conftest import StepClock, sample_event
 

@@ -21,8 +21,8 @@ from pseudogate.audit import (
     verify_database,
     verify_export,
 )
-from pseudogate.errors import VerificationFailed
-from pseudogate.keyring import Signer
+from pseudogate.core.errors import VerificationFailed
+from pseudogate.core.keyring import Signer
 
 from .conftest import StepClock, sample_event
 
@@ -382,7 +382,7 @@ def test_when_a_body_is_not_canonical_then_it_is_detected(
 def rotated(tmp_path: Path, signer: Signer) -> tuple[Path, list[str], Signer]:
     """A log checkpointed under ``signer`` (seq 1-6), then under a new key after a rotation
     and restart (seq 7-12); returns the database, its export and the new signer."""
-    from pseudogate.keyring import Keyring, Purpose
+    from pseudogate.core.keyring import Keyring, Purpose
 
     ring = Keyring.generate()
     new = ring.signer(key_id=ring.add(Purpose.SIGNING).id)
@@ -400,7 +400,7 @@ def rotated(tmp_path: Path, signer: Signer) -> tuple[Path, list[str], Signer]:
 
 
 def _key(s: Signer) -> Ed25519PublicKey:
-    from pseudogate.manifest import load_public_key_pem
+    from pseudogate.core.manifest import load_public_key_pem
 
     return load_public_key_pem(s.public_key_pem())
 

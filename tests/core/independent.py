@@ -1,7 +1,7 @@
 """An independent implementation of the token construction, for tests only.
 
 Written from docs/tokens.md with hashlib/hmac and a hand-written HKDF (RFC 5869), so it
-shares no code with pseudogate.tokens.
+shares no code with pseudogate.core.tokens.
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pseudogate import normalise as normalise_module
-from pseudogate._accel import fastmac
-from pseudogate.normalise import HYPHENS, SPACES, Kind, normalise_many
-from pseudogate.tokens import Tokeniser
+from pseudogate.core import normalise as normalise_module
+from pseudogate.core._accel import fastmac
+from pseudogate.core.normalise import HYPHENS, SPACES, Kind, normalise_many
+from pseudogate.core.tokens import Tokeniser
 
 can_build = (
     shutil.which(os.environ.get("CC", "gcc")) is not None
@@ -32,7 +32,7 @@ needs_accelerator = pytest.mark.skipif(fastmac is None, reason="C accelerator no
 def test_accelerator_is_built_wherever_it_can_be() -> None:
     """A C compile error would otherwise fall back to pure Python silently."""
     if can_build and not forced_pure:
-        assert fastmac is not None, "gcc and Python.h are present but pseudogate._fastmac is not"
+        assert fastmac is not None, "gcc and Python.h are present but pseudogate.core._fastmac is not"
     else:
         assert fastmac is None or not forced_pure
 

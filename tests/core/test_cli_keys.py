@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pseudogate.cli import main
-from pseudogate.keyring import MASTER_KEY_ENV, Keyring, KeyStatus, Purpose
+from pseudogate.core.keyring import MASTER_KEY_ENV, Keyring, KeyStatus, Purpose
 
 ROOT = Path(__file__).resolve().parents[2]
 

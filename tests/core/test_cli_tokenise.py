@@ -13,8 +13,8 @@ import pytest
 
 from pseudogate.cli import main
 from pseudogate.cli.tokenise import tokenise_csv
-from pseudogate.keyring import Keyring
-from pseudogate.normalise import Kind
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.normalise import Kind
 
 from . import independent
 
@@ -149,7 +149,7 @@ def test_an_invalid_row_in_a_later_chunk_still_leaves_no_output(tmp_path: Path) 
     rows = [(str(i), "943 476 5919", "x", "") for i in range(50)] + [("50", "9434765918", "", "")]
     src, dst = write_csv(tmp_path / "in.csv", rows), tmp_path / "out.csv"
     tokeniser = Keyring.load(EXAMPLE).linkage_tokeniser("nhs_number")
-    from pseudogate.errors import RowErrors
+    from pseudogate.core.errors import RowErrors
 
     with pytest.raises(RowErrors) as info:
         tokenise_csv(

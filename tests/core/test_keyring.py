@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from pseudogate.errors import ConfigurationError, FailedPrecondition, NotFound
-from pseudogate.keyring import (
+from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
+from pseudogate.core.keyring import (
     EXAMPLE_KEYRING,
     MASTER_KEY_ENV,
     Keyring,
@@ -184,7 +184,7 @@ def master(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_wrapped_keys_round_trip_under_the_master_key(tmp_path: Path, master: Path) -> None:
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     ring = Keyring.generate(wrap_under=load_master_key(master))
     ring.save(tmp_path / "ring.json")
@@ -198,7 +198,7 @@ def test_wrapped_keys_round_trip_under_the_master_key(tmp_path: Path, master: Pa
 
 
 def test_wrapped_keys_do_not_open_under_a_wrong_master_key(tmp_path: Path, master: Path) -> None:
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     Keyring.generate(wrap_under=load_master_key(master)).save(tmp_path / "ring.json")
     other = tmp_path / "other.key"
@@ -208,7 +208,7 @@ def test_wrapped_keys_do_not_open_under_a_wrong_master_key(tmp_path: Path, maste
 
 
 def test_wrapped_material_is_bound_to_its_key_id(tmp_path: Path, master: Path) -> None:
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     Keyring.generate(wrap_under=load_master_key(master)).save(tmp_path / "ring.json")
     doc = json.loads((tmp_path / "ring.json").read_text())
@@ -220,7 +220,7 @@ def test_wrapped_material_is_bound_to_its_key_id(tmp_path: Path, master: Path) -
 def test_when_keys_are_wrapped_and_no_master_key_is_set_then_refused(
     tmp_path: Path, master: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     Keyring.generate(wrap_under=load_master_key(master)).save(tmp_path / "ring.json")
     monkeypatch.delenv(MASTER_KEY_ENV)
@@ -230,7 +230,7 @@ def test_when_keys_are_wrapped_and_no_master_key_is_set_then_refused(
 
 def test_when_master_key_file_is_open_to_others_then_refused(tmp_path: Path, master: Path) -> None:
     os.chmod(master, 0o644)
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     with pytest.raises(ConfigurationError, match="accessible by group or others"):
         load_master_key(master)
@@ -302,7 +302,7 @@ def test_wrapped_material_is_nonce_ciphertext_tag_with_the_documented_aad(
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    from pseudogate.keyring import load_master_key
+    from pseudogate.core.keyring import load_master_key
 
     ring = Keyring.generate(wrap_under=load_master_key(master))
     ring.save(tmp_path / "ring.json")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pseudogate.errors import InvalidInput
-from pseudogate.normalise import (
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.normalise import (
     HYPHENS,
     SPACES,
     InvalidValue,

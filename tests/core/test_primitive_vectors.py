@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pseudogate.tokens import TOKEN_BYTES, Tokeniser, derive_key
+from pseudogate.core.tokens import TOKEN_BYTES, Tokeniser, derive_key
 
 from .independent import hkdf_sha256
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import pytest
 
 from pseudogate.cli import UMASK, main
-from pseudogate.fileio import atomic_write_text, make_private_dir, make_private_file, shared_entries
+from pseudogate.core.fileio import (
+    atomic_write_text,
+    make_private_dir,
+    make_private_file,
+    shared_entries,
+)
 
 
 @contextlib.contextmanager

@@ -7,8 +7,8 @@ import re
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from pseudogate.normalise import HYPHENS, SPACES, Kind, normalise, normalise_many
-from pseudogate.tokens import DOMAIN_INFO_PREFIX, Tokeniser, derive_key
+from pseudogate.core.normalise import HYPHENS, SPACES, Kind, normalise, normalise_many
+from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, Tokeniser, derive_key
 
 TOKEN_RE = re.compile(r"^[a-z0-9-]{1,16}_[a-z2-7]{32}$")
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.normalise import Kind, normalise, normalise_many
-from pseudogate.tokens import DOMAIN_INFO_PREFIX, Tokeniser, derive_key
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.normalise import Kind, normalise, normalise_many
+from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, Tokeniser, derive_key
 
 from . import independent
 

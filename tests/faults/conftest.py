@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.audit import AUDIT_DB_NAME
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.manifest import load_public_key_pem
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.manifest import load_public_key_pem
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 

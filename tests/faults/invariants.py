@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.audit import AUDIT_DB_NAME, verify_database
-from pseudogate.errors import VerificationFailed
+from pseudogate.core.errors import VerificationFailed
+from pseudogate.gateway.store import LOCK_FILE
 from pseudogate.store.catalog import Catalog
-from pseudogate.store.store import LOCK_FILE
 
 __all__ = [
     "STATE_CHANGES",

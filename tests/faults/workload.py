@@ -17,8 +17,8 @@ from typing import Any
 
 import grpc
 
-from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
-from pseudogate.synthetic import Person, make_people, messy_nhs_number
+from pseudogate.core.arrow_ipc import ipc_stream_bytes, text_table
+from pseudogate.tools.synthetic import Person, make_people, messy_nhs_number
 from pseudogate.v1 import (
     admin_pb2,
     admin_pb2_grpc,

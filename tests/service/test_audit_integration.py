@@ -90,8 +90,8 @@ def test_when_the_signing_key_is_rotated_then_auditors_fetch_every_key_and_the_l
     rotation are signed by the old key, later ones by the new; `keys public --all` publishes
     both and `audit verify` accepts the bundle, while the current key alone does not do."""
     from pseudogate.cli import main
-    from pseudogate.keyring import Keyring, KeyStatus, Purpose
-    from pseudogate.manifest import load_public_keys_pem
+    from pseudogate.core.keyring import Keyring, KeyStatus, Purpose
+    from pseudogate.core.manifest import load_public_keys_pem
     from pseudogate.v1 import audit_pb2, audit_pb2_grpc
 
     ring_path, data = tmp_path / "keyring.json", tmp_path / "data"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.demo import run_demo
-from pseudogate.synthetic import make_people
+from pseudogate.tools.demo import run_demo
+from pseudogate.tools.synthetic import make_people
 
 
 def test_when_the_demo_runs_then_every_check_holds_and_the_store_holds_no_raw_values(

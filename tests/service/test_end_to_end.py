@@ -23,11 +23,11 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pseudogate.cli import main
-from pseudogate.demo import COUNCIL_POLICY, GP_POLICY
-from pseudogate.manifest import content_sha256, load_public_key_pem, verify_manifest_signature
+from pseudogate.core.manifest import content_sha256, load_public_key_pem, verify_manifest_signature
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
-from pseudogate.synthetic import make_people, messy_nhs_number, messy_postcode
+from pseudogate.tools.demo import COUNCIL_POLICY, GP_POLICY
+from pseudogate.tools.synthetic import make_people, messy_nhs_number, messy_postcode
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_KEYS = json.loads((ROOT / "keys_example" / "keyring.json").read_text())
@@ -60,7 +60,7 @@ def _key(purpose: str) -> tuple[str, bytes]:
 
 
 def _token(purpose: str, info: str, value: str) -> str:
-    """The token construction, written out independently of pseudogate.tokens."""
+    """The token construction, written out independently of pseudogate.core.tokens."""
     key_id, material = _key(purpose)
     kd = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=info.encode()).derive(material)
     mac = hmac.new(kd, value.encode(), hashlib.sha256).digest()[:20]

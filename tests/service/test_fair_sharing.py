@@ -20,15 +20,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from pseudogate.audit import AUDIT_DB_NAME
-from pseudogate.authz import Identity, Role
-from pseudogate.certs import write_dev_certs
 from pseudogate.cli import build_parser, main
 from pseudogate.cli.serve import settings_from_args
-from pseudogate.demo import GP_POLICY
+from pseudogate.core.authz import Identity, Role
 from pseudogate.service.access import InsecureAccess
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.limits import StreamLimits
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
+from pseudogate.tools.certs import write_dev_certs
+from pseudogate.tools.demo import GP_POLICY
 from pseudogate.v1 import (
     dataset_pb2,
     dataset_pb2_grpc,

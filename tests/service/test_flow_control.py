@@ -10,10 +10,10 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pseudogate.errors import ConfigurationError
+from pseudogate.core.errors import ConfigurationError
+from pseudogate.core.tokenisation import load_domain_config
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
-from pseudogate.tokenisation import load_domain_config
 from pseudogate.v1 import tokenisation_pb2 as pb
 from pseudogate.v1 import tokenisation_pb2_grpc as pb_grpc
 

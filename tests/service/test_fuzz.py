@@ -14,9 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pseudogate.demo import GP_POLICY
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
+from pseudogate.tools.demo import GP_POLICY
 from tests.service.rpcs import Rpc, all_rpcs
 
 C = grpc.StatusCode

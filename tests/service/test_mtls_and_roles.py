@@ -13,8 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from pseudogate.audit import AUDIT_DB_NAME
-from pseudogate.authz import ROLE_TABLE, Role
-from pseudogate.certs import (
+from pseudogate.core.authz import ROLE_TABLE, Role
+from pseudogate.service.app import GatewaySettings, start_gateway
+from pseudogate.service.server import GatewayServer, TlsFiles
+from pseudogate.tools.certs import (
     cert_pem,
     issue_client_cert,
     key_pem,
@@ -22,9 +24,7 @@ from pseudogate.certs import (
     make_ca,
     write_dev_certs,
 )
-from pseudogate.demo import GP_POLICY
-from pseudogate.service.app import GatewaySettings, start_gateway
-from pseudogate.service.server import GatewayServer, TlsFiles
+from pseudogate.tools.demo import GP_POLICY
 from tests.service.rpcs import all_rpcs, status_of
 
 ORGS = {
@@ -169,7 +169,7 @@ def test_when_the_certificate_comes_from_another_ca_then_the_handshake_is_refuse
 def _our_ca(pki: Path):  # type: ignore[no-untyped-def]
     from cryptography.hazmat.primitives import serialization
 
-    from pseudogate.certs import CertificateAuthority
+    from pseudogate.tools.certs import CertificateAuthority
 
     key = serialization.load_pem_private_key((pki / "ca.key").read_bytes(), password=None)
     return CertificateAuthority(load_certificate((pki / "ca.pem").read_bytes()), key)  # type: ignore[arg-type]

@@ -16,7 +16,7 @@ import pytest
 
 from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.cli import main
-from pseudogate.demo import GP_POLICY
+from pseudogate.tools.demo import GP_POLICY
 from pseudogate.v1 import tokenisation_pb2 as pb
 from pseudogate.v1 import tokenisation_pb2_grpc as pb_grpc
 

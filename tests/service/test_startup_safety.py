@@ -25,12 +25,12 @@ import pytest
 
 from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.cli import main
-from pseudogate.errors import FailedPrecondition
-from pseudogate.fileio import shared_entries
-from pseudogate.keyring import EXAMPLE_KEYRING, MASTER_KEY_ENV, Keyring, Purpose
-from pseudogate.policy import parse_policy
+from pseudogate.core.errors import FailedPrecondition
+from pseudogate.core.fileio import shared_entries
+from pseudogate.core.keyring import EXAMPLE_KEYRING, MASTER_KEY_ENV, Keyring, Purpose
+from pseudogate.core.policy import parse_policy
+from pseudogate.gateway import Store
 from pseudogate.service.app import GatewaySettings, start_gateway
-from pseudogate.store import Store
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
 from tests.store.helpers import GP_POLICY, gp_columns, ipc, people, submit
 

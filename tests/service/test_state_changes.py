@@ -23,7 +23,7 @@ from pseudogate.audit.reconcile import ABORTED
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 from pseudogate.store.catalog import Catalog
-from pseudogate.synthetic import nhs_number
+from pseudogate.tools.synthetic import nhs_number
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc, dataset_pb2, dataset_pb2_grpc
 from tests.store.helpers import GP_POLICY, gp_columns, ipc, people
 

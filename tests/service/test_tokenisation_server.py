@@ -11,9 +11,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.normalise import normalise
-from pseudogate.tokenisation import MAX_BATCH_VALUES
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.normalise import normalise
+from pseudogate.core.tokenisation import MAX_BATCH_VALUES
 from pseudogate.v1 import tokenisation_pb2 as pb
 from pseudogate.v1 import tokenisation_pb2_grpc as pb_grpc
 
@@ -152,7 +152,7 @@ def test_when_rpcs_run_then_logs_hold_no_raw_identifier(
 
 def test_when_rows_are_refused_then_status_details_name_rows_not_values() -> None:
     # Rich status details are built in one place; check their shape without a server.
-    from pseudogate.errors import RowError, RowErrors
+    from pseudogate.core.errors import RowError, RowErrors
     from pseudogate.service.errors import status_for
 
     status = status_for(RowErrors([RowError(3, "bad_format", "nhs_number")]))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.keyring import Keyring
-from pseudogate.policy import Policy, parse_policy
-from pseudogate.store import Store
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.gateway import Store
 
 from .helpers import COUNCIL_POLICY, GP_POLICY, Clock, keyring_document
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 
-from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
-from pseudogate.store import Store
-from pseudogate.synthetic import nhs_number
+from pseudogate.core.arrow_ipc import ipc_stream_bytes, text_table
+from pseudogate.gateway import Store
+from pseudogate.tools.synthetic import nhs_number
 
 LINKAGE_KEY = bytes(range(32))
 PROJECT_KEY = bytes(range(32, 64))

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import Unavailable
-from pseudogate.keyring import Keyring
-from pseudogate.policy import Policy
-from pseudogate.store import Store
+from pseudogate.core.errors import Unavailable
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import Policy
+from pseudogate.gateway import Store
+from pseudogate.gateway.changes import ChangeFacts
 from pseudogate.store.catalog import Catalog
-from pseudogate.store.changes import ChangeFacts
 
 from .helpers import files_under, gp_columns, ipc, people, submit
 

@@ -8,13 +8,13 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pseudogate.keyring import Keyring
-from pseudogate.manifest import content_sha256
-from pseudogate.normalise import Kind, normalise_many
-from pseudogate.store import table_content_sha256
-from pseudogate.store.columns import normalise_array, tokenise_array
-from pseudogate.store.join import left_join
-from pseudogate.tokens import _b32_lower
+from pseudogate.core.columns import normalise_array, tokenise_array
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.manifest import content_sha256
+from pseudogate.core.normalise import Kind, normalise_many
+from pseudogate.core.tokens import _b32_lower
+from pseudogate.gateway import table_content_sha256
+from pseudogate.gateway.join import left_join
 
 from .helpers import keyring_document
 

@@ -18,11 +18,11 @@ import pyarrow as pa
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from pseudogate.errors import FailedPrecondition, PermissionDenied
-from pseudogate.keyring import Keyring, Purpose
-from pseudogate.manifest import MANIFEST_FIELDS
-from pseudogate.policy import Policy, parse_policy
-from pseudogate.store import Store
+from pseudogate.core.errors import FailedPrecondition, PermissionDenied
+from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.manifest import MANIFEST_FIELDS
+from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.gateway import Store
 
 from .helpers import (
     COUNCIL_POLICY,

@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pseudogate.arrow_ipc import ipc_stream_bytes
-from pseudogate.errors import (
+from pseudogate.core.arrow_ipc import ipc_stream_bytes
+from pseudogate.core.errors import (
     FailedPrecondition,
     InvalidInput,
     PermissionDenied,
@@ -18,10 +18,10 @@ from pseudogate.errors import (
     RowErrors,
     Unavailable,
 )
-from pseudogate.keyring import Keyring
-from pseudogate.policy import Policy
-from pseudogate.store import MAX_MESSAGE_BYTES, Store
-from pseudogate.store.ingestion import MAX_ROW_ERRORS
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import Policy
+from pseudogate.gateway import MAX_MESSAGE_BYTES, Store
+from pseudogate.gateway.ingestion import MAX_ROW_ERRORS
 
 from .helpers import (
     Clock,

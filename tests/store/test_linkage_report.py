@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from pseudogate.store import Store
+from pseudogate.gateway import Store
 
 from .helpers import council_columns, gp_columns, ipc, people, submit
 

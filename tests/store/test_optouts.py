@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import RowErrors
-from pseudogate.store import Store
+from pseudogate.core.errors import RowErrors
+from pseudogate.gateway import Store
 
 from .helpers import linkage_token, people
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from pseudogate.errors import RowErrors
-from pseudogate.keyring import Keyring
-from pseudogate.policy import parse_policy
-from pseudogate.store import Store
+from pseudogate.core.errors import RowErrors
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import parse_policy
+from pseudogate.gateway import Store
 
 from .helpers import GP_POLICY, Clock, council_columns, gp_columns, ipc, people, submit
 

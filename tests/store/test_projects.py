@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from pseudogate.errors import AlreadyExists, FailedPrecondition, InvalidInput
-from pseudogate.store import Store
+from pseudogate.core.errors import AlreadyExists, FailedPrecondition, InvalidInput
+from pseudogate.gateway import Store
 
 from .helpers import council_columns, gp_columns, ipc, people, submit
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import ConfigurationError, ResourceExhausted
-from pseudogate.keyring import Keyring
-from pseudogate.policy import Policy
-from pseudogate.store import Store
+from pseudogate.core.errors import ConfigurationError, ResourceExhausted
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import Policy
+from pseudogate.gateway import Store
 
 from .helpers import Clock, council_columns, files_under, gp_columns, ipc, people, submit
 

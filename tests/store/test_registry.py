@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import ConfigurationError
-from pseudogate.store import load_policy_registry
+from pseudogate.core.errors import ConfigurationError
+from pseudogate.gateway import load_policy_registry
 
 from .helpers import COUNCIL_POLICY, GP_POLICY
 

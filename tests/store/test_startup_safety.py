@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.errors import FailedPrecondition
-from pseudogate.keyring import Keyring
-from pseudogate.policy import Policy
-from pseudogate.store import Store
+from pseudogate.core.errors import FailedPrecondition
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import Policy
+from pseudogate.gateway import Store
 from pseudogate.store.catalog import ProjectRow
 from pseudogate.store.datasets import DatasetFiles
 

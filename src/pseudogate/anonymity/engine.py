@@ -14,10 +14,10 @@ from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import AnonymisationReport, build_report
 from pseudogate.anonymity.search import search
 from pseudogate.anonymity.transformation import Problem
-from pseudogate.errors import InvalidInput, RowError, RowErrors
-from pseudogate.keyring import Keyring
-from pseudogate.normalise import normalise_many
-from pseudogate.policy import Action, Policy
+from pseudogate.core.errors import InvalidInput, RowError, RowErrors
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.normalise import normalise_many
+from pseudogate.core.policy import Action, Policy
 
 __all__ = ["AnonymisationResult", "anonymise"]
 

@@ -2,7 +2,7 @@
 
 Level 0 is the original value (normalised for dates and postcodes), the last level is whatever
 the hierarchy's top is (``*`` for every built-in type). Each hierarchy type (the table
-``pseudogate.hierarchy_types.HIERARCHY_TYPES``) places the distinct values and labels their
+``pseudogate.core.hierarchy_types.HIERARCHY_TYPES``) places the distinct values and labels their
 levels as text; this module encodes them as integer codes once per distinct value, so a
 million-row column costs one factorisation plus work per distinct value.
 """
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from pseudogate.errors import RowError
-from pseudogate.hierarchy_types import HIERARCHY_TYPES, Levels
-from pseudogate.policy import HierarchySpec
+from pseudogate.core.errors import RowError
+from pseudogate.core.hierarchy_types import HIERARCHY_TYPES, Levels
+from pseudogate.core.policy import HierarchySpec
 
 __all__ = ["ColumnHierarchy", "build_hierarchy", "level_labels"]
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
-from pseudogate.policy import Metric
+from pseudogate.core.policy import Metric
 
 if TYPE_CHECKING:
     from pseudogate.anonymity.transformation import NodeResult, Problem

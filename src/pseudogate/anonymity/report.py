@@ -16,7 +16,7 @@ import pandas as pd
 
 from pseudogate.anonymity.search import SearchOutcome
 from pseudogate.anonymity.transformation import Problem
-from pseudogate.policy import Metric, Policy
+from pseudogate.core.policy import Metric, Policy
 
 __all__ = ["AnonymisationReport", "PrivacyModel", "ProsecutorRisk", "SearchSummary",
            "build_report", "class_sizes"]

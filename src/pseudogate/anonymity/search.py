@@ -34,7 +34,7 @@ from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.lattice import Lattice, climb
 from pseudogate.anonymity.metrics import METRICS, LowerBound
 from pseudogate.anonymity.transformation import ClassTable, NodeResult, Problem, evaluate
-from pseudogate.errors import FailedPrecondition
+from pseudogate.core.errors import FailedPrecondition
 
 __all__ = [
     "EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "dense_ids", "evaluate", "search",

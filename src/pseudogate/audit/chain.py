@@ -21,7 +21,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pseudogate.errors import VerificationFailed
+from pseudogate.core.errors import VerificationFailed
 
 __all__ = [
     "CHECKPOINT_FIELDS",

@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pseudogate.errors import InvalidInput
-from pseudogate.identifiers import direct_identifier_in
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.identifiers import direct_identifier_in
 
 __all__ = [
     "DETAIL_NAMES",

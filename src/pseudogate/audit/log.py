@@ -23,8 +23,8 @@ from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
 from pseudogate.audit.events import EVENT_FIELDS, now_rfc3339, prepare_event, rfc3339, utc_now
-from pseudogate.errors import Unavailable
-from pseudogate.keyring import Signer
+from pseudogate.core.errors import Unavailable
+from pseudogate.core.keyring import Signer
 
 __all__ = ["AUDIT_DB_NAME", "SCHEMA", "AuditLog"]
 

@@ -2,7 +2,7 @@
 
 Every state change writes its audit event (with a random change id in ``details.change``)
 *before* it commits, and commits a row under the same id in the store's ``applied_changes``
-(:mod:`pseudogate.store.changes`). If the process dies in between, the log says ``OK`` for a
+(:mod:`pseudogate.gateway.changes`). If the process dies in between, the log says ``OK`` for a
 change that was never stored. At start-up, before serving, :func:`reconcile` looks at every
 event since the last reconciled sequence number: an ``OK`` event whose change id the store never
 applied gets a follow-up event, status ``ABORTED``, naming the change id and the seq it settles.

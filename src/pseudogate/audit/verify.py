@@ -24,7 +24,7 @@ from pseudogate.audit.chain import (
     verify_checkpoint_signature,
 )
 from pseudogate.audit.events import TIME_RE, details_ok
-from pseudogate.errors import VerificationFailed
+from pseudogate.core.errors import VerificationFailed
 
 __all__ = ["AuditVerificationFailed", "VerificationReport", "verify_database", "verify_export"]
 

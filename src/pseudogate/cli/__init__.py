@@ -18,7 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from pseudogate.errors import ErrorCode, PseudogateError
+from pseudogate.core.errors import ErrorCode, PseudogateError
 
 __all__ = ["COMMAND_MODULES", "UMASK", "main"]
 

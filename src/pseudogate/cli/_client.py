@@ -9,7 +9,7 @@ from pathlib import Path
 
 import grpc
 
-from pseudogate.errors import InvalidInput, PseudogateError
+from pseudogate.core.errors import InvalidInput, PseudogateError
 from pseudogate.service.server import MAX_MESSAGE_BYTES
 
 __all__ = ["RemoteError", "add_client_arguments", "open_channel", "rpc_errors"]

@@ -6,7 +6,7 @@ import sys
 import time
 from typing import NoReturn, Self, TextIO
 
-from pseudogate.errors import InvalidInput
+from pseudogate.core.errors import InvalidInput
 
 __all__ = ["EXAMPLE_KEYS_WARNING", "Progress", "fail", "warn"]
 

@@ -20,9 +20,9 @@ import pandas as pd
 from pseudogate.anonymity import anonymise
 from pseudogate.anonymity.html_report import render_html
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.fileio import atomic_output
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.policy import load_policy
+from pseudogate.core.fileio import atomic_output
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+from pseudogate.core.policy import load_policy
 
 __all__ = ["read_table", "register"]
 

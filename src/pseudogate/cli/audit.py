@@ -12,9 +12,9 @@ from typing import Any
 from pseudogate.audit import AuditVerificationFailed, verify_database, verify_export
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import Progress, fail
-from pseudogate.errors import VerificationFailed
-from pseudogate.fileio import atomic_output
-from pseudogate.manifest import load_public_keys_pem
+from pseudogate.core.errors import VerificationFailed
+from pseudogate.core.fileio import atomic_output
+from pseudogate.core.manifest import load_public_keys_pem
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 

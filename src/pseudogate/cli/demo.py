@@ -22,7 +22,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pseudogate.demo import run_demo
+    from pseudogate.tools.demo import run_demo
 
     warn(EXAMPLE_KEYS_WARNING)
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pseudogate.certs import parse_org_role, write_dev_certs
+from pseudogate.tools.certs import parse_org_role, write_dev_certs
 
 
 def register(sub: Any) -> None:

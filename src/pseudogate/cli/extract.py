@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import Progress, fail, warn
-from pseudogate.errors import InvalidInput
-from pseudogate.fileio import atomic_output, atomic_write_text
-from pseudogate.manifest import content_sha256
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.fileio import atomic_output, atomic_write_text
+from pseudogate.core.manifest import content_sha256
 from pseudogate.v1 import extract_pb2, extract_pb2_grpc
 
 

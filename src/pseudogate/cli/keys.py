@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, fail, warn
 from pseudogate.cli.keys_public import register_public
-from pseudogate.keyring import (
+from pseudogate.core.keyring import (
     MASTER_KEY_ENV,
     KeyInfo,
     Keyring,

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
-from pseudogate.fileio import atomic_write_text
+from pseudogate.core.fileio import atomic_write_text
 from pseudogate.v1 import audit_pb2, audit_pb2_grpc
 
 __all__ = ["register_public"]

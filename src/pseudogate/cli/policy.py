@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from pseudogate.policy import load_policy
+from pseudogate.core.policy import load_policy
 
 __all__ = ["register"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import fail
-from pseudogate.policy import load_policy
+from pseudogate.core.policy import load_policy
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
 

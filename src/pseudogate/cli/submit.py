@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from pseudogate.arrow_ipc import ipc_stream_bytes
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import Progress, fail
-from pseudogate.store import MAX_MESSAGE_BYTES
+from pseudogate.core.arrow_ipc import ipc_stream_bytes
+from pseudogate.gateway import MAX_MESSAGE_BYTES
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
 
 _BLOCK_BYTES = 8 * 1024 * 1024

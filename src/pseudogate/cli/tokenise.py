@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.errors import RowError, RowErrors
-from pseudogate.fileio import atomic_output
-from pseudogate.keyring import Keyring
-from pseudogate.normalise import Kind, normalise_many
-from pseudogate.tokenisation import DEFAULT_DOMAINS
-from pseudogate.tokens import Tokeniser
+from pseudogate.core.errors import RowError, RowErrors
+from pseudogate.core.fileio import atomic_output
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.normalise import Kind, normalise_many
+from pseudogate.core.tokenisation import DEFAULT_DOMAINS
+from pseudogate.core.tokens import Tokeniser
 
 __all__ = ["register", "tokenise_csv"]
 

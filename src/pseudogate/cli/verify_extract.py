@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import fail
-from pseudogate.manifest import load_public_key_pem
-from pseudogate.verify_extract import load_manifest, verify_extract
+from pseudogate.core.manifest import load_public_key_pem
+from pseudogate.tools.verify_extract import load_manifest, verify_extract
 
 
 def register(sub: Any) -> None:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.manifest)
     policy = None
     if args.policy is not None:
-        from pseudogate.policy import load_policy
+        from pseudogate.core.policy import load_policy
 
         policy = load_policy(args.policy)
     result = verify_extract(args.file, manifest, public_key, policy=policy)

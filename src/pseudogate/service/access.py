@@ -1,6 +1,6 @@
 """Who is calling: identities from mTLS client certificates, or the insecure identity.
 
-The role table itself lives in :mod:`pseudogate.authz` (one place); this module only reads the
+The role table itself lives in :mod:`pseudogate.core.authz` (one place); this module only reads the
 caller's certificate from the gRPC context.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import grpc
 
-from pseudogate import authz
-from pseudogate.errors import PermissionDenied
+from pseudogate.core import authz
+from pseudogate.core.errors import PermissionDenied
 
 __all__ = ["InsecureAccess", "MtlsAccess"]
 

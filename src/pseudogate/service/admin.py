@@ -7,11 +7,11 @@ import json
 
 import grpc
 
-from pseudogate.errors import InvalidInput
-from pseudogate.keyring import Keyring
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.keyring import Keyring
+from pseudogate.gateway import Store
 from pseudogate.service.calls import current_call
 from pseudogate.service.changes import apply_change
-from pseudogate.store import Store
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
 __all__ = ["DEFAULT_LINKAGE_DOMAIN", "AdminServicer"]

@@ -12,10 +12,12 @@ from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
 from pseudogate.audit.reconcile import reconcile
-from pseudogate.errors import ConfigurationError, FailedPrecondition, PermissionDenied
-from pseudogate.fileio import make_private_dir, make_private_file, shared_entries
-from pseudogate.keyring import EXAMPLE_KEYRING, Keyring, Purpose
-from pseudogate.policy import Policy
+from pseudogate.core.errors import ConfigurationError, FailedPrecondition, PermissionDenied
+from pseudogate.core.fileio import make_private_dir, make_private_file, shared_entries
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Purpose
+from pseudogate.core.policy import Policy
+from pseudogate.core.tokenisation import Tokenisation, load_domain_config
+from pseudogate.gateway import Store, load_policy_registry
 from pseudogate.service.access import InsecureAccess, MtlsAccess
 from pseudogate.service.admin import AdminServicer
 from pseudogate.service.audit import AuditServicer
@@ -24,9 +26,7 @@ from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.limits import StreamLimits
 from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
-from pseudogate.store import Store, load_policy_registry
 from pseudogate.store.catalog import Catalog
-from pseudogate.tokenisation import Tokenisation, load_domain_config
 from pseudogate.v1 import (
     admin_pb2,
     admin_pb2_grpc,

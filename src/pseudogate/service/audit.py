@@ -8,9 +8,9 @@ from collections.abc import Callable, Iterator, Sequence
 import grpc
 
 from pseudogate.audit import AuditLog
-from pseudogate.errors import NotFound
-from pseudogate.keyring import KeyInfo, Signer
-from pseudogate.policy import Policy
+from pseudogate.core.errors import NotFound
+from pseudogate.core.keyring import KeyInfo, Signer
+from pseudogate.core.policy import Policy
 from pseudogate.service.calls import current_call
 from pseudogate.v1 import audit_pb2, audit_pb2_grpc
 

@@ -4,15 +4,15 @@ Every state-changing RPC (SubmitDataset, CreateProject, ImportOptOuts, CreateExt
 later one) prepares its change in the store and hands it to :func:`apply_change`. The change's
 facts become the call's audit event, which is written before anything is committed; if it
 cannot be written the call fails ``UNAVAILABLE`` and nothing is committed
-(:mod:`pseudogate.store.changes` holds the rule's domain side).
+(:mod:`pseudogate.gateway.changes` holds the rule's domain side).
 """
 
 from __future__ import annotations
 
 from typing import TypeVar
 
+from pseudogate.gateway.changes import ChangeFacts, PreparedChange
 from pseudogate.service.calls import Call, current_call
-from pseudogate.store.changes import ChangeFacts, PreparedChange
 
 __all__ = ["apply_change"]
 

@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 import grpc
 
-from pseudogate.errors import InvalidInput
+from pseudogate.core.errors import InvalidInput
+from pseudogate.gateway import Store
 from pseudogate.service.calls import current_call
 from pseudogate.service.changes import apply_change
-from pseudogate.store import Store
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
 
 __all__ = ["INSECURE_ROLE", "DatasetServicer"]

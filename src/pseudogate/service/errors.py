@@ -7,7 +7,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from pseudogate.errors import ErrorCode, PseudogateError, RowErrors
+from pseudogate.core.errors import ErrorCode, PseudogateError, RowErrors
 
 __all__ = ["MAX_DETAIL_VIOLATIONS", "grpc_code", "internal_status", "status_for"]
 

@@ -8,10 +8,10 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from pseudogate.gateway import Store
 from pseudogate.service.calls import current_call
 from pseudogate.service.changes import apply_change
 from pseudogate.service.datasets import INSECURE_ROLE
-from pseudogate.store import Store
 from pseudogate.v1 import extract_pb2, extract_pb2_grpc
 
 __all__ = ["ROWS_PER_MESSAGE", "ExtractServicer"]

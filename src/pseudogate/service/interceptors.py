@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import grpc
 
-from pseudogate.errors import InvalidInput, PseudogateError, Unavailable
+from pseudogate.core.errors import InvalidInput, PseudogateError, Unavailable
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
 from pseudogate.service.limits import FairShare

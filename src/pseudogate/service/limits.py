@@ -34,7 +34,7 @@ from typing import Any
 
 import grpc
 
-from pseudogate.errors import ConfigurationError, ErrorCode, PseudogateError, ResourceExhausted
+from pseudogate.core.errors import ConfigurationError, ErrorCode, PseudogateError, ResourceExhausted
 from pseudogate.service.calls import current_call
 
 __all__ = [

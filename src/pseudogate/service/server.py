@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from pseudogate.errors import ConfigurationError
+from pseudogate.core.errors import ConfigurationError
 from pseudogate.service.interceptors import AccessControl, AuditSink, GatewayInterceptor
 from pseudogate.service.limits import RESERVED_WORKERS, FairShare, StreamLimits
 

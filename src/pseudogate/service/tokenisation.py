@@ -6,8 +6,8 @@ from collections.abc import Iterable, Iterator
 
 import grpc
 
+from pseudogate.core.tokenisation import Tokenisation, TokenisationResult
 from pseudogate.service.calls import current_call
-from pseudogate.tokenisation import Tokenisation, TokenisationResult
 from pseudogate.v1 import common_pb2, tokenisation_pb2, tokenisation_pb2_grpc
 
 __all__ = ["TokenisationServicer"]

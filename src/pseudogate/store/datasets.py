@@ -25,8 +25,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pseudogate.errors import FailedPrecondition
-from pseudogate.fileio import PRIVATE_FILE_MODE, make_private_dir
+from pseudogate.core.errors import FailedPrecondition
+from pseudogate.core.fileio import PRIVATE_FILE_MODE, make_private_dir
 
 __all__ = ["QUARANTINE_DIR", "DatasetFiles", "StartupSweep"]
 

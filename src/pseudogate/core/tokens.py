@@ -20,7 +20,7 @@ import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from pseudogate._accel import fastmac
+from pseudogate.core._accel import fastmac
 
 __all__ = ["DOMAIN_INFO_PREFIX", "PROJECT_INFO_PREFIX", "TOKEN_BYTES", "Tokeniser", "derive_key"]
 

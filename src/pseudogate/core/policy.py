@@ -24,15 +24,15 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pseudogate.errors import ConfigurationError, InvalidInput
-from pseudogate.hierarchy_types import (
+from pseudogate.core.errors import ConfigurationError, InvalidInput
+from pseudogate.core.hierarchy_types import (
     DATE_LEVELS,
     HIERARCHY_TYPES,
     POSTCODE_LEVELS,
     HierarchySpec,
     HierarchyType,
 )
-from pseudogate.normalise import Kind
+from pseudogate.core.normalise import Kind
 
 __all__ = [
     "DATE_LEVELS",

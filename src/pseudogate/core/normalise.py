@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from pseudogate._accel import fastmac
-from pseudogate.errors import InvalidInput
+from pseudogate.core._accel import fastmac
+from pseudogate.core.errors import InvalidInput
 
 __all__ = [
     "HYPHENS",

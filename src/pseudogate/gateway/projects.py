@@ -11,10 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import date
 
-from pseudogate.errors import InvalidInput
-from pseudogate.policy import Action, Policy
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.policy import Action, Policy
+from pseudogate.gateway.join import PERSON, JoinLayout
 from pseudogate.store.catalog import ProjectRow
-from pseudogate.store.join import PERSON, JoinLayout
 
 __all__ = ["DOMAIN_RE", "PROJECT_ID_RE", "ProjectRecord", "check_extract_policy", "parse_expiry"]
 

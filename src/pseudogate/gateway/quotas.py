@@ -9,7 +9,7 @@ they may overshoot the quota by at most what that organisation's concurrent stre
 
 from __future__ import annotations
 
-from pseudogate.errors import ConfigurationError, ResourceExhausted
+from pseudogate.core.errors import ConfigurationError, ResourceExhausted
 from pseudogate.store.catalog import Catalog
 from pseudogate.store.datasets import DatasetFiles
 

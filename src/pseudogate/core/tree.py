@@ -10,7 +10,7 @@ import csv
 import io
 from dataclasses import dataclass
 
-from pseudogate.errors import ConfigurationError
+from pseudogate.core.errors import ConfigurationError
 
 __all__ = ["TreeTable", "parse_tree_file"]
 

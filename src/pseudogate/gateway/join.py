@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.errors import FailedPrecondition
+from pseudogate.core.errors import FailedPrecondition
 from pseudogate.store.catalog import VersionRecord
 
 __all__ = ["PERSON", "JoinLayout", "join_layout", "left_join"]

@@ -19,11 +19,11 @@ from typing import Any
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pseudogate.errors import InvalidInput, VerificationFailed
-from pseudogate.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
-from pseudogate.manifest import ContentHasher, verify_manifest_signature
-from pseudogate.normalise import is_valid_nhs_number
-from pseudogate.policy import HierarchyType, Policy
+from pseudogate.core.errors import InvalidInput, VerificationFailed
+from pseudogate.core.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
+from pseudogate.core.manifest import ContentHasher, verify_manifest_signature
+from pseudogate.core.normalise import is_valid_nhs_number
+from pseudogate.core.policy import HierarchyType, Policy
 
 __all__ = [
     "PERSON_COLUMN",

@@ -1,6 +1,6 @@
 """The extract's ``content_sha256``, computed column-wise over an Arrow table.
 
-Same bytes as :func:`pseudogate.manifest.content_sha256` (tested): the header, then each row,
+Same bytes as :func:`pseudogate.core.manifest.content_sha256` (tested): the header, then each row,
 as ``json.dumps(cells, ensure_ascii=False, separators=(",", ":")) + "\\n"``. For a list of
 strings that line is ``"[" + ",".join(json.dumps(cell, ensure_ascii=False)) + "]\\n"``, so each
 distinct cell is JSON-encoded once and the lines are assembled by Arrow without a Python loop

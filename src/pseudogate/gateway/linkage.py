@@ -8,8 +8,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pseudogate.core.columns import as_text
 from pseudogate.store.catalog import Catalog
-from pseudogate.store.columns import as_text
 from pseudogate.store.datasets import DatasetFiles
 
 __all__ = ["linkage_report"]

@@ -7,7 +7,7 @@ goes to a temporary Parquet file; raw identifiers stay in memory for one message
 
 The life cycle is ``add_arrow_ipc``* → ``prepare`` → ``commit`` (or ``abort`` at any point).
 ``prepare`` finishes every check and the file; ``commit(record=...)`` then follows the store's
-one rule for state changes (:mod:`pseudogate.store.changes`): it plans the version, has the audit
+one rule for state changes (:mod:`pseudogate.gateway.changes`): it plans the version, has the audit
 event written, and publishes the file and the catalog rows in one transaction.
 """
 
@@ -26,7 +26,8 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pseudogate.errors import (
+from pseudogate.core.columns import as_text, tokenise_array
+from pseudogate.core.errors import (
     FailedPrecondition,
     InvalidInput,
     PermissionDenied,
@@ -34,20 +35,19 @@ from pseudogate.errors import (
     RowError,
     RowErrors,
 )
-from pseudogate.keyring import Keyring, Purpose
-from pseudogate.policy import Action, Policy
-from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
-from pseudogate.store.changes import (
+from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.policy import Action, Policy
+from pseudogate.core.tokens import Tokeniser
+from pseudogate.gateway.changes import (
     ChangeFacts,
     Recorder,
     commit_in_catalog,
     new_change_id,
     unaudited,
 )
-from pseudogate.store.columns import as_text, tokenise_array
+from pseudogate.gateway.quotas import StorageQuota
+from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
 from pseudogate.store.datasets import DatasetFiles
-from pseudogate.store.quotas import StorageQuota
-from pseudogate.tokens import Tokeniser
 
 __all__ = [
     "DATASET_NAME_RE",

@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pseudogate.authz import ORG_RE, Role, spiffe_uri
-from pseudogate.errors import InvalidInput
-from pseudogate.fileio import atomic_write_bytes
+from pseudogate.core.authz import ORG_RE, Role, load_certificate, spiffe_uri, uri_sans
+from pseudogate.core.errors import InvalidInput
+from pseudogate.core.fileio import atomic_write_bytes
 
 __all__ = [
     "RESERVED_NAMES",
@@ -190,29 +190,6 @@ def key_pem(key: PrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def load_certificate(data: bytes | str | x509.Certificate) -> x509.Certificate:
-    """A certificate from PEM or DER bytes (or text)."""
-    if isinstance(data, x509.Certificate):
-        return data
-    raw = data.encode("ascii") if isinstance(data, str) else bytes(data)
-    try:
-        if raw.lstrip().startswith(b"-----BEGIN"):
-            return x509.load_pem_x509_certificate(raw)
-        return x509.load_der_x509_certificate(raw)
-    except ValueError:
-        raise InvalidInput("not a PEM or DER X.509 certificate") from None
-
-
-def uri_sans(certificate: bytes | str | x509.Certificate) -> list[str]:
-    """The URI subject alternative names of a certificate (empty if it has none)."""
-    cert = load_certificate(certificate)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return []
-    return list(san.get_values_for_type(x509.UniformResourceIdentifier))
 
 
 def parse_org_role(spec: str) -> tuple[str, Role]:

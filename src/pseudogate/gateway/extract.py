@@ -18,17 +18,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.arrow_ipc import ipc_stream_bytes
-from pseudogate.errors import FailedPrecondition, InvalidInput
-from pseudogate.keyring import Keyring
-from pseudogate.manifest import MANIFEST_FIELDS, sign_manifest
-from pseudogate.policy import Policy
+from pseudogate.core.arrow_ipc import ipc_stream_bytes
+from pseudogate.core.columns import as_text, token_array
+from pseudogate.core.content_hash import table_content_sha256
+from pseudogate.core.errors import FailedPrecondition, InvalidInput
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.manifest import MANIFEST_FIELDS, sign_manifest
+from pseudogate.core.policy import Policy
+from pseudogate.core.tokens import Tokeniser
+from pseudogate.gateway.join import PERSON, JoinLayout, join_layout, left_join
 from pseudogate.store.catalog import OptOutSnapshot, VersionRecord
-from pseudogate.store.columns import as_text, token_array
-from pseudogate.store.content_hash import table_content_sha256
 from pseudogate.store.datasets import DatasetFiles
-from pseudogate.store.join import PERSON, JoinLayout, join_layout, left_join
-from pseudogate.tokens import Tokeniser
 
 __all__ = ["Anonymised", "Anonymiser", "Extract", "ExtractInputs", "ManifestFigures",
            "build_extract", "optouts_shown"]

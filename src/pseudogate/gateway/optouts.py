@@ -12,10 +12,10 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.errors import InvalidInput, RowError, RowErrors
-from pseudogate.normalise import Kind
-from pseudogate.store.columns import tokenise_array
-from pseudogate.tokens import Tokeniser
+from pseudogate.core.columns import tokenise_array
+from pseudogate.core.errors import InvalidInput, RowError, RowErrors
+from pseudogate.core.normalise import Kind
+from pseudogate.core.tokens import Tokeniser
 
 __all__ = ["optout_tokens"]
 

@@ -18,16 +18,17 @@ from pathlib import Path
 import grpc
 import pyarrow as pa
 
-from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.audit import verify_export
-from pseudogate.manifest import (
+from pseudogate.core.arrow_ipc import ipc_stream_bytes, text_table
+from pseudogate.core.manifest import (
     content_sha256,
     load_public_key_pem,
     verify_manifest_signature,
 )
-from pseudogate.policy import load_policy
+from pseudogate.core.policy import load_policy
 from pseudogate.service.app import GatewaySettings, start_gateway
-from pseudogate.synthetic import Person, make_people, messy_nhs_number, messy_postcode
+from pseudogate.tools.synthetic import Person, make_people, messy_nhs_number, messy_postcode
+from pseudogate.tools.verify_extract import verify_extract
 from pseudogate.v1 import (
     admin_pb2,
     admin_pb2_grpc,
@@ -40,7 +41,6 @@ from pseudogate.v1 import (
     tokenisation_pb2,
     tokenisation_pb2_grpc,
 )
-from pseudogate.verify_extract import verify_extract
 
 __all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "GP_POLICY", "run_demo"]
 

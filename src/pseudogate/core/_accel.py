@@ -1,7 +1,7 @@
-"""The optional C accelerator (pseudogate._fastmac), or None.
+"""The optional C accelerator (pseudogate.core._fastmac), or None.
 
 The C module computes exactly what tokens.py and normalise.py compute in Python, only faster
-(docs/performance.md). It is built from src/pseudogate/_fastmac.c when a C compiler and the
+(docs/performance.md). It is built from src/pseudogate/core/_fastmac.c when a C compiler and the
 Python headers are present; without them, or with PSEUDOGATE_PURE_PYTHON=1, everything runs in
 pure Python with identical results.
 """
@@ -18,7 +18,7 @@ def _load() -> ModuleType | None:
     if os.environ.get("PSEUDOGATE_PURE_PYTHON") == "1":
         return None
     try:
-        from pseudogate import _fastmac
+        from pseudogate.core import _fastmac
     except ImportError:
         return None
     return _fastmac

@@ -19,7 +19,7 @@ from typing import Any, Self
 
 import pyarrow as pa
 
-from pseudogate.errors import (
+from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
     InvalidInput,
@@ -27,31 +27,31 @@ from pseudogate.errors import (
     PermissionDenied,
     Unavailable,
 )
-from pseudogate.fileio import make_private_dir, make_private_file
-from pseudogate.keyring import Keyring, Purpose
-from pseudogate.policy import Policy, parse_policy
-from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
-from pseudogate.store.changes import (
+from pseudogate.core.fileio import make_private_dir, make_private_file
+from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.gateway.changes import (
     ExtractRelease,
     PreparedOptOuts,
     PreparedProject,
     Recorder,
     unaudited,
 )
-from pseudogate.store.datasets import DatasetFiles, StartupSweep
-from pseudogate.store.extract import Anonymiser, Extract, ExtractInputs, build_extract
-from pseudogate.store.ingestion import Submission, check_dataset_name, rfc3339
-from pseudogate.store.join import join_layout
-from pseudogate.store.linkage import linkage_report
-from pseudogate.store.optouts import optout_tokens
-from pseudogate.store.projects import (
+from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build_extract
+from pseudogate.gateway.ingestion import Submission, check_dataset_name, rfc3339
+from pseudogate.gateway.join import join_layout
+from pseudogate.gateway.linkage import linkage_report
+from pseudogate.gateway.optouts import optout_tokens
+from pseudogate.gateway.projects import (
     DOMAIN_RE,
     PROJECT_ID_RE,
     ProjectRecord,
     check_extract_policy,
     parse_expiry,
 )
-from pseudogate.store.quotas import StorageQuota
+from pseudogate.gateway.quotas import StorageQuota
+from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
+from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
 __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
@@ -59,7 +59,7 @@ DEFAULT_DOMAIN = "person"
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: unfinished submissions and quarantines unlisted files, which could be another process's work.
 LOCK_FILE = "store.lock"
-log = logging.getLogger(__name__)
+log = logging.getLogger("pseudogate.store")  # the name operators filter on, kept across moves
 #: One message for both cases, so that a caller cannot learn which projects exist.
 _PROJECT_DENIED = "project {!r} does not exist or is not yours"
 

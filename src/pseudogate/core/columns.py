@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.normalise import Kind, Reason, normalise_many
-from pseudogate.tokens import Tokeniser
+from pseudogate.core.normalise import Kind, Reason, normalise_many
+from pseudogate.core.tokens import Tokeniser
 
 __all__ = ["as_text", "normalise_array", "token_array", "tokenise_array"]
 

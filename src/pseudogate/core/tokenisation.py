@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
-from pseudogate.errors import ConfigurationError, InvalidInput, ResourceExhausted
-from pseudogate.keyring import Keyring
-from pseudogate.normalise import Kind, Reason, normalise_many
-from pseudogate.tokens import Tokeniser
+from pseudogate.core.errors import ConfigurationError, InvalidInput, ResourceExhausted
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.normalise import Kind, Reason, normalise_many
+from pseudogate.core.tokens import Tokeniser
 
 __all__ = [
     "DEFAULT_DOMAINS",

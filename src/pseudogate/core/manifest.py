@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pseudogate.errors import InvalidInput, VerificationFailed
+from pseudogate.core.errors import InvalidInput, VerificationFailed
 
 __all__ = [
     "MANIFEST_FIELDS",

@@ -1,5 +1,5 @@
 """Patterns of direct identifiers in free text, shared by the extract scan for auditors
-(:mod:`pseudogate.verify_extract`) and the audit log's check of the names it records.
+(:mod:`pseudogate.tools.verify_extract`) and the audit log's check of the names it records.
 
 - NHS number: the text, without spaces and hyphens, is 10 digits with a valid check digit.
 - UK postcode: a full postcode (outward code, optional space, inward code) anywhere, any case.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from pseudogate.normalise import is_valid_nhs_number
+from pseudogate.core.normalise import is_valid_nhs_number
 
 __all__ = [
     "EMAIL_IN_TEXT",

@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pseudogate.errors import PermissionDenied
+from cryptography import x509
+
+from pseudogate.core.errors import InvalidInput, PermissionDenied
 
 __all__ = [
     "INSECURE",
@@ -28,7 +30,9 @@ __all__ = [
     "identity_from_certificate",
     "identity_from_uris",
     "is_unaudited",
+    "load_certificate",
     "spiffe_uri",
+    "uri_sans",
 ]
 
 #: Organisation names in identities and file names.
@@ -165,6 +169,27 @@ def identity_from_uris(uris: Sequence[str]) -> Identity:
 
 def identity_from_certificate(certificate: bytes | str) -> Identity:
     """The identity in a PEM (or DER) client certificate, e.g. grpc's ``x509_pem_cert``."""
-    from pseudogate.certs import uri_sans
-
     return identity_from_uris(uri_sans(certificate))
+
+
+def load_certificate(data: bytes | str | x509.Certificate) -> x509.Certificate:
+    """A certificate from PEM or DER bytes (or text)."""
+    if isinstance(data, x509.Certificate):
+        return data
+    raw = data.encode("ascii") if isinstance(data, str) else bytes(data)
+    try:
+        if raw.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificate(raw)
+        return x509.load_der_x509_certificate(raw)
+    except ValueError:
+        raise InvalidInput("not a PEM or DER X.509 certificate") from None
+
+
+def uri_sans(certificate: bytes | str | x509.Certificate) -> list[str]:
+    """The URI subject alternative names of a certificate (empty if it has none)."""
+    cert = load_certificate(certificate)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return []
+    return list(san.get_values_for_type(x509.UniformResourceIdentifier))

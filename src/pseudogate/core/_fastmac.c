@@ -1,5 +1,5 @@
 /*
- * pseudogate._fastmac: the token construction's hot loop in C (optional accelerator).
+ * pseudogate.core._fastmac: the token construction's hot loop in C (optional accelerator).
  *
  * Tokens are key_id "_" base32(HMAC-SHA256(K_d, v)[0:20]) (docs/tokens.md). In Python the
  * per-value cost is dominated by interpreter overhead (hmac copy/update/digest, base32), not by
@@ -388,7 +388,7 @@ static PyMethodDef Hmac_methods[] = {
 
 static PyTypeObject HmacType = {
     PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "pseudogate._fastmac.HmacSha256",
+    .tp_name = "pseudogate.core._fastmac.HmacSha256",
     .tp_doc = "HMAC-SHA256 under one key, for batches of token values.",
     .tp_basicsize = sizeof(HmacObject),
     .tp_flags = Py_TPFLAGS_DEFAULT,
@@ -528,7 +528,7 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef fastmac_module = {
-    PyModuleDef_HEAD_INIT, "pseudogate._fastmac",
+    PyModuleDef_HEAD_INIT, "pseudogate.core._fastmac",
     "Batched HMAC-SHA256 tokens and NHS number checks (optional C accelerator).", -1,
     module_methods, NULL, NULL, NULL, NULL};
 

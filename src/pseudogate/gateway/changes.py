@@ -29,11 +29,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from pseudogate.errors import AlreadyExists
+from pseudogate.core.errors import AlreadyExists
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow
 
 if TYPE_CHECKING:
-    from pseudogate.store.extract import Extract
+    from pseudogate.gateway.extract import Extract
 
 __all__ = [
     "ChangeFacts",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pseudogate.errors import ConfigurationError, InvalidInput
-from pseudogate.policy import Policy, load_policy, require_ingestion_policy
+from pseudogate.core.errors import ConfigurationError, InvalidInput
+from pseudogate.core.policy import Policy, load_policy, require_ingestion_policy
 
 __all__ = ["load_policy_registry"]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("pseudogate.store.registry")  # name kept across moves
 
 _SUFFIXES = (".yaml", ".yml")
 

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
 
-from pseudogate.errors import ConfigurationError
-from pseudogate.normalise import InvalidValue, Kind, normalise
+from pseudogate.core.errors import ConfigurationError
+from pseudogate.core.normalise import InvalidValue, Kind, normalise
 
 __all__ = [
     "DATE_LEVELS",
@@ -385,7 +385,7 @@ class TreeHierarchy:
 
     def check_files(self, spec: HierarchySpec, files: Mapping[str, bytes], *, column: str) -> None:
         # Imported here: pseudogate.anonymity imports the policy, which imports this module.
-        from pseudogate.anonymity.tree import parse_tree_file
+        from pseudogate.core.tree import parse_tree_file
 
         for path in self.files(spec):
             parse_tree_file(files[path], source=f"{path} (column {column!r})")
@@ -395,7 +395,7 @@ class TreeHierarchy:
 
     def levels(self, spec: HierarchySpec, values: Sequence[str], *,
                files: Mapping[str, bytes], column: str) -> Levels:
-        from pseudogate.anonymity.tree import parse_tree_file
+        from pseudogate.core.tree import parse_tree_file
 
         assert spec.file is not None
         if spec.file not in files:

@@ -33,8 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from pseudogate.errors import ConfigurationError, FailedPrecondition, NotFound
-from pseudogate.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
+from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
+from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
 
 __all__ = [
     "EXAMPLE_KEYRING",
@@ -56,7 +56,7 @@ _FINGERPRINT_PREFIX = b"pseudogate/v1/key-fingerprint/"
 _ENTRY_FIELDS = frozenset({"id", "purpose", "status", "created", "material", "material_wrapped"})
 
 #: The example keyring shipped inside the package (identical to keys_example/keyring.json).
-EXAMPLE_KEYRING = Path(__file__).parent / "data" / "example_keyring.json"
+EXAMPLE_KEYRING = Path(__file__).parent.parent / "data" / "example_keyring.json"
 
 
 class Purpose(enum.StrEnum):

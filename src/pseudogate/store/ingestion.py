@@ -35,7 +35,7 @@ from pseudogate.errors import (
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Action, Policy
 from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
-from pseudogate.store.columns import as_text, tokenise_array
+from pseudogate.store.columns import INVALID_UTF8, tokenise_array, valid_text
 from pseudogate.store.datasets import DatasetFiles
 from pseudogate.tokens import Tokeniser
 
@@ -189,8 +189,14 @@ class Submission:
         self._rows += table.num_rows
         arrays: list[pa.Array] = []
         errors: list[RowError] = []
+        # Every column, dropped ones too: Arrow does not validate utf8 read from IPC, and bytes
+        # that are not UTF-8 would break every later read of the stored dataset.
+        texts: dict[str, pa.Array] = {}
+        for name in table.schema.names:
+            texts[name], not_utf8 = valid_text(table.column(name))
+            errors.extend(RowError(offset + i + 1, INVALID_UTF8, name) for i in not_utf8)
         for info in self._stored:
-            values = as_text(table.column(info.name))
+            values = texts[info.name]
             if info.action == Action.TOKENISE.value:
                 assert info.domain is not None and info.kind is not None
                 rule = self.policy.rule(info.name)
@@ -198,12 +204,17 @@ class Submission:
                 tokens, bad = tokenise_array(
                     values, kind=rule.kind, tokeniser=self._tokenisers[info.domain]
                 )
-                errors.extend(RowError(offset + i + 1, reason, info.name) for i, reason in bad)
+                taken = {e.row for e in errors if e.column == info.name}  # already invalid_utf8
+                errors.extend(
+                    RowError(offset + i + 1, reason, info.name)
+                    for i, reason in bad
+                    if offset + i + 1 not in taken
+                )
                 arrays.append(tokens)
             else:
                 arrays.append(values)
         if errors:
-            order = {c.name: n for n, c in enumerate(self._stored)}
+            order = {name: n for n, name in enumerate(table.schema.names)}
             errors.sort(key=lambda e: (e.row, order[e.column]))
             self._errors.extend(errors)
             self._discard_output()  # an invalid submission is refused: write nothing more

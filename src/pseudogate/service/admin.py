@@ -54,12 +54,19 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.ImportOptOutsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ImportOptOutsResponse:
         call = current_call()
+        domain = request.domain or DEFAULT_LINKAGE_DOMAIN
+        previous = self._store.latest_optout_snapshot(domain)
         snapshot = self._store.import_optouts(
-            list(request.nhs_numbers), domain=request.domain or DEFAULT_LINKAGE_DOMAIN
+            list(request.nhs_numbers), domain=domain, allow_empty=request.allow_empty
         )
         call.counts["snapshot"] = snapshot.id
         call.counts["people"] = snapshot.count
-        return admin_pb2.ImportOptOutsResponse(snapshot=snapshot.id, count=snapshot.count)
+        return admin_pb2.ImportOptOutsResponse(
+            snapshot=snapshot.id,
+            count=snapshot.count,
+            previous_snapshot=previous.id if previous else 0,
+            previous_count=previous.count if previous else 0,
+        )
 
     def LinkageReport(
         self, request: admin_pb2.LinkageReportRequest, context: grpc.ServicerContext

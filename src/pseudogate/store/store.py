@@ -34,7 +34,7 @@ from pseudogate.store.extract import Anonymiser, Extract, ExtractInputs, build_e
 from pseudogate.store.ingestion import Submission, check_dataset_name, rfc3339
 from pseudogate.store.join import join_layout
 from pseudogate.store.linkage import linkage_report
-from pseudogate.store.optouts import optout_tokens
+from pseudogate.store.optouts import check_not_empty, optout_tokens
 from pseudogate.store.projects import (
     DOMAIN_RE,
     PROJECT_ID_RE,
@@ -247,12 +247,16 @@ class Store:
     # -- opt-outs -------------------------------------------------------------------------------
 
     def import_optouts(
-        self, nhs_numbers: Sequence[str], *, domain: str = DEFAULT_DOMAIN
+        self, nhs_numbers: Sequence[str], *, domain: str = DEFAULT_DOMAIN, allow_empty: bool = False
     ) -> OptOutSnapshot:
-        """Store a new complete opt-out snapshot (tokens only); returns its id and count."""
+        """Store a new complete opt-out snapshot (tokens only); returns its id and count.
+
+        An empty list is refused unless ``allow_empty``: it would clear every opt-out.
+        """
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
             raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        check_not_empty(nhs_numbers, allow_empty=allow_empty)
         tokeniser = self.keyring.linkage_tokeniser(domain)
         tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)
         with self.catalog.transaction() as db:

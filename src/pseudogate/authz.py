@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from pseudogate.errors import PermissionDenied
+from pseudogate.errors import InvalidInput, PermissionDenied
 
 __all__ = [
     "INSECURE",
@@ -24,6 +24,7 @@ __all__ = [
     "Identity",
     "Role",
     "allowed_roles",
+    "check_organisation",
     "authorise",
     "identity_from_certificate",
     "identity_from_uris",
@@ -130,6 +131,18 @@ def authorise(identity: Identity, method: str) -> Role | None:
         f"role {identity.role_name!r} may not call {method} "
         f"(allowed: {', '.join(sorted(r.value for r in allowed))})"
     )
+
+
+def check_organisation(value: object, *, field: str) -> str:
+    """``value`` if it is an organisation name by the certificate rule (ORG_RE), else
+    InvalidInput naming ``field`` (never the value): a name no certificate can carry would make
+    a project nobody can extract, or a dataset no certified provider owns."""
+    if not isinstance(value, str) or not ORG_RE.fullmatch(value):
+        raise InvalidInput(
+            f"{field} must be an organisation name as in certificates: lowercase letters, "
+            "digits and '-', 1-63 characters"
+        )
+    return value
 
 
 def spiffe_uri(organisation: str, role: Role | str) -> str:

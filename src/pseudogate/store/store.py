@@ -18,6 +18,7 @@ from typing import Any, Self
 
 import pyarrow as pa
 
+from pseudogate.authz import check_organisation
 from pseudogate.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -149,8 +150,7 @@ class Store:
     def begin_submission(self, *, dataset: str, policy_name: str, organisation: str) -> Submission:
         """Start a submission; checks the name, the policy and who owns the dataset."""
         check_dataset_name(dataset)
-        if not organisation or not organisation.strip():
-            raise InvalidInput("the submitting organisation is required")
+        check_organisation(organisation, field="the submitting organisation")
         if policy_name not in self.policies:
             known = ", ".join(sorted(self.policies)) or "none"
             raise InvalidInput(f"no ingestion policy named {policy_name!r} (registered: {known})")
@@ -195,8 +195,7 @@ class Store:
         """Register a project; its policy must fit the datasets' latest schemas."""
         if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
             raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-        if not researcher or not researcher.strip():
-            raise InvalidInput("the researcher organisation is required")
+        check_organisation(researcher, field="the researcher organisation")
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
             raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")

@@ -21,7 +21,14 @@ from typing import Any, Protocol
 
 import grpc
 
-from pseudogate.errors import InvalidInput, PseudogateError, Unavailable
+from pseudogate.errors import (
+    InvalidInput,
+    PseudogateError,
+    StorageFull,
+    Unavailable,
+    is_storage_full,
+    storage_full,
+)
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
 
@@ -54,6 +61,12 @@ AuditSink = Callable[[Mapping[str, Any]], None]
 
 class AuditUnavailable(Unavailable):
     """The audit event could not be written: the call fails closed."""
+
+
+class AuditStorageFull(AuditUnavailable):
+    """The audit event could not be written for lack of space: RESOURCE_EXHAUSTED."""
+
+    code = StorageFull.code
 
 
 class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -178,10 +191,21 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         try:
             self._audit(event)
         except Exception as exc:  # noqa: BLE001 - any failure to audit fails closed
-            log.error("audit write failed (%s)", type(exc).__name__)
+            # Our own errors say why in value-free words; anything else by type only.
+            why = str(exc) if isinstance(exc, PseudogateError) else type(exc).__name__
+            if isinstance(exc, StorageFull):
+                why = f"storage full at {exc.path}"
+            log.error("audit write failed: %s", why)
+            if isinstance(exc, StorageFull):
+                raise AuditStorageFull(
+                    "storage full: the audit log cannot be written; the call was refused"
+                ) from None
             raise AuditUnavailable("audit log unavailable; the call was refused") from None
 
     def _fail(self, call: Call, exc: BaseException, context: grpc.ServicerContext) -> None:
+        if not isinstance(exc, PseudogateError) and is_storage_full(exc):
+            # Escaped the layers that translate it: still the caller's RESOURCE_EXHAUSTED.
+            exc = storage_full(getattr(exc, "filename", None) or "an unknown path", exc)
         if isinstance(exc, PseudogateError):
             status, code_name = status_for(exc), grpc_code(exc).name
         elif not context.is_active():

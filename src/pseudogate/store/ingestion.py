@@ -12,6 +12,7 @@ The life cycle is ``add_arrow_ipc``* → ``prepare`` → ``commit`` (or ``abort`
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from pseudogate.errors import (
     ResourceExhausted,
     RowError,
     RowErrors,
+    translating_storage_full,
 )
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Action, Policy
@@ -167,7 +169,8 @@ class Submission:
         """
         self._require(_State.OPEN)
         try:
-            return self._add(payload)
+            with translating_storage_full(self._temp or self._files.tmp_dir):
+                return self._add(payload)
         except BaseException:
             self.abort()
             raise
@@ -274,10 +277,10 @@ class Submission:
 
     def _discard_output(self) -> None:
         if self._writer is not None:
-            try:
-                self._writer.close()
-            finally:
-                self._writer = None
+            writer, self._writer = self._writer, None
+            # The file is deleted next: a close that fails (disk full) must not keep it.
+            with contextlib.suppress(OSError):
+                writer.close()
         if self._temp is not None:
             self._temp.unlink(missing_ok=True)
             self._temp = None
@@ -295,7 +298,8 @@ class Submission:
             if self._rows == 0:
                 raise InvalidInput("the submission holds no records")
             assert self._writer is not None
-            self._writer.close()
+            with translating_storage_full(self._temp or self._files.tmp_dir):
+                self._writer.close()
             self._writer = None
         except BaseException:
             self.abort()
@@ -341,7 +345,8 @@ class Submission:
                     created_at=now,
                 )
                 self._catalog.insert_version(db, record)
-                published = self._files.publish(self._temp, relative)
+                with translating_storage_full(self._files.datasets_dir):
+                    published = self._files.publish(self._temp, relative)
                 self._temp = None
         except BaseException:
             if published is not None:

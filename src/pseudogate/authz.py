@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from pseudogate.errors import InvalidInput, PermissionDenied
+from pseudogate.identifiers import contains_identifier
 
 __all__ = [
     "INSECURE",
@@ -142,6 +143,9 @@ def check_organisation(value: object, *, field: str) -> str:
             f"{field} must be an organisation name as in certificates: lowercase letters, "
             "digits and '-', 1-63 characters"
         )
+    if contains_identifier(value):
+        raise InvalidInput(f"{field} looks like an identifier (an NHS number or postcode): an "
+                           "organisation name names an organisation, not a person")
     return value
 
 

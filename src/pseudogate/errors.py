@@ -12,6 +12,7 @@ import enum
 import errno
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ __all__ = [
     "Unavailable",
     "VerificationFailed",
     "is_storage_full",
+    "shown",
     "storage_full",
     "translating_storage_full",
 ]
@@ -54,9 +56,36 @@ class ErrorCode(enum.Enum):
 
 
 class PseudogateError(Exception):
-    """Root of every error the domain core raises on purpose."""
+    """Root of every error the domain core raises on purpose.
+
+    Messages are built from rows, columns, reasons and names; as a last line of defence any
+    NHS number, postcode or email address in one is replaced by "(withheld)" here, so that a
+    name a caller typed (a project "943 476 5919") never travels back in an error.
+    """
 
     code: ErrorCode = ErrorCode.INTERNAL
+
+    def __init__(self, *args: object) -> None:
+        from pseudogate.identifiers import redact  # lazily: identifiers imports this module
+
+        super().__init__(*(redact(a) if isinstance(a, str) else a for a in args))
+
+
+_SHOWABLE = re.compile(r"[A-Za-z0-9_.:/-]{1,64}")
+
+
+def shown(text: object) -> str:
+    """``text`` quoted for a message if it may be shown, else "(withheld)".
+
+    For names callers type (policy keys and values, dataset, project, policy names): shown
+    only if it is short, has no spaces or '@' (a person's name or an email address in the
+    wrong field) and is not a direct identifier; otherwise the message says where, not what.
+    """
+    from pseudogate.identifiers import WITHHELD, contains_identifier
+
+    if isinstance(text, str) and _SHOWABLE.fullmatch(text) and not contains_identifier(text):
+        return repr(text)
+    return WITHHELD
 
 
 class InvalidInput(PseudogateError):

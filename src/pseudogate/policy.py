@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pseudogate.errors import ConfigurationError, InvalidInput
+from pseudogate.errors import ConfigurationError, InvalidInput, shown
+from pseudogate.identifiers import contains_identifier
 from pseudogate.normalise import Kind
 
 __all__ = [
@@ -193,17 +194,19 @@ class Policy:
 
     def check_input_columns(self, columns: Sequence[str]) -> None:
         """Refuse an input whose columns differ from the policy's (the policy fails closed)."""
+        # Input column names are the caller's (a file without a header has data there): they
+        # are quoted only when they may be shown, and always located by position.
         seen: set[str] = set()
-        for col in columns:
+        for n, col in enumerate(columns, start=1):
             if col in seen:
-                raise InvalidInput(f"input column {col!r} appears more than once")
+                raise InvalidInput(f"input column {n} {shown(col)} appears more than once")
             seen.add(col)
         named = {rule.name for rule in self.columns}
-        for col in columns:
+        for n, col in enumerate(columns, start=1):
             if col not in named:
                 raise InvalidInput(
-                    f"input column {col!r} is not named in policy {self.name!r} "
-                    "(every input column must be listed)"
+                    f"input column {shown(col)} is not named in policy {shown(self.name)} "
+                    f"(it is column {n} of the input; every input column must be listed)"
                 )
         for rule in self.columns:
             if rule.name not in seen:
@@ -335,7 +338,7 @@ def _refuse_unknown(w: _Where, entries: Mapping[str, tuple[yaml.Node, yaml.Node]
                     allowed: set[str], what: str) -> None:
     for key, (key_node, _) in entries.items():
         if key not in allowed:
-            raise w.error(key_node, f"{what}: unknown key {key!r} (allowed: {sorted(allowed)})")
+            raise w.error(key_node, f"{what}: unknown key {shown(key)} (allowed: {sorted(allowed)})")
 
 
 def _scalar(w: _Where, node: yaml.Node, what: str) -> Any:
@@ -396,7 +399,7 @@ def _ordered_subset(w: _Where, node: yaml.Node, what: str, allowed: tuple[str, .
     levels = _text_list(w, node, what)
     for level in levels:
         if level not in allowed:
-            raise w.error(node, f"{what}: unknown level {level!r} (allowed: {list(allowed)})")
+            raise w.error(node, f"{what}: unknown level {shown(level)} (allowed: {list(allowed)})")
     positions = [allowed.index(level) for level in levels]
     if any(b <= a for a, b in itertools.pairwise(positions)):
         raise w.error(node, f"{what}: levels must go from finer to coarser without repeats "
@@ -424,7 +427,7 @@ def _choice(
     try:
         return choices(str(raw))
     except ValueError:
-        raise w.error(value_node, f"{what}: unknown {label} {str(raw)!r} "
+        raise w.error(value_node, f"{what}: unknown {label} {shown(str(raw))} "
                                   f"(known: {[c.value for c in choices]})") from None
 
 
@@ -470,8 +473,9 @@ def _hierarchy(w: _Where, node: yaml.Node, column: str) -> HierarchySpec:
 
 def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> ColumnRule:
     what = f"column {name!r}"
-    if not _NAME_RE.fullmatch(name):
-        raise w.error(key_node, f"column name {name!r} is not allowed")
+    if not _NAME_RE.fullmatch(name) or contains_identifier(name):
+        # A policy names columns, never people: an identifier here is data in the wrong place.
+        raise w.error(key_node, f"column name {shown(name)} is not allowed")
     entries = _mapping(w, node, what)
     action = _choice(w, node, entries, "action", Action, what, "action")
     _refuse_unknown(w, entries, _COLUMN_KEYS[action], what)
@@ -484,13 +488,13 @@ def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> Colum
         try:
             kind = Kind(str(raw_kind))
         except ValueError:
-            raise w.error(kind_node, f"{what}: unknown kind {str(raw_kind)!r} "
+            raise w.error(kind_node, f"{what}: unknown kind {shown(str(raw_kind))} "
                                      f"(known: {[k.value for k in Kind]})") from None
         domain = kind.value
         if "domain" in entries:
             domain_node = entries["domain"][1]
             domain = _text(w, domain_node, f"{what} domain")
-            if not _DOMAIN_RE.fullmatch(domain):
+            if not _DOMAIN_RE.fullmatch(domain) or contains_identifier(domain):
                 raise w.error(domain_node, f"{what}: domain must be lowercase letters, digits, "
                                            "'_', '.' or '-'")
         return ColumnRule(name, action, kind=kind, domain=domain, line=line)
@@ -545,7 +549,7 @@ def _privacy(w: _Where, node: yaml.Node) -> PrivacySettings:
         try:
             metric = Metric(str(raw))
         except ValueError:
-            raise w.error(metric_node, f"privacy: unknown metric {str(raw)!r} "
+            raise w.error(metric_node, f"privacy: unknown metric {shown(str(raw))} "
                                        f"(known: {[m.value for m in Metric]})") from None
     return PrivacySettings(k=k, l=ell, suppression_limit=float(limit), metric=metric.value,
                            suppression_fraction=limit)
@@ -581,6 +585,9 @@ def _parse(text: str, read_file: Callable[[str], bytes], origin: str) -> Policy:
     name = _text(w, top["name"][1], "name")
     if len(name) > MAX_NAME_CHARS:
         raise w.error(top["name"][1], f"name must have at most {MAX_NAME_CHARS} characters")
+    if contains_identifier(name):
+        raise w.error(top["name"][1], "name looks like an identifier (an NHS number, postcode or "
+                                      "email address): name the policy, not a person")
     columns_node = top["columns"][1]
     column_entries = _mapping(w, columns_node, "columns")
     if not column_entries:

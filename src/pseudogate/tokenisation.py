@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from pseudogate.errors import ConfigurationError, InvalidInput, ResourceExhausted
+from pseudogate.errors import ConfigurationError, InvalidInput, ResourceExhausted, shown
 from pseudogate.keyring import Keyring
 from pseudogate.normalise import Kind, Reason, normalise_many
 from pseudogate.tokens import Tokeniser
@@ -53,7 +53,7 @@ class DomainConfig:
             return self.domains[domain]
         except KeyError:
             raise InvalidInput(
-                f"unknown domain {domain!r}; known domains: {', '.join(sorted(self.domains))}"
+                f"unknown domain {shown(domain)}; known domains: {', '.join(sorted(self.domains))}"
             ) from None
 
 

@@ -34,6 +34,7 @@ from pseudogate.errors import (
     RowErrors,
     translating_storage_full,
 )
+from pseudogate.identifiers import contains_identifier
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Action, Policy
 from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
@@ -61,8 +62,13 @@ _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def check_dataset_name(name: str) -> None:
+    """Refuse a malformed name, or one that is a direct identifier (a dataset "ll112ab"): names
+    travel into messages, listings and the audit log."""
     if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name):
         raise InvalidInput("dataset name must match [a-z][a-z0-9_]{0,62}")
+    if contains_identifier(name):
+        raise InvalidInput("dataset name looks like an identifier (an NHS number or postcode): "
+                           "choose a name that is not one")
 
 
 def rfc3339(moment: datetime) -> str:

@@ -26,7 +26,9 @@ from pseudogate.errors import (
     NotFound,
     PermissionDenied,
     Unavailable,
+    shown,
 )
+from pseudogate.identifiers import contains_identifier
 from pseudogate.keyring import Keyring, Purpose
 from pseudogate.policy import Policy, parse_policy
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
@@ -51,7 +53,7 @@ DEFAULT_DOMAIN = "person"
 #: the debris of crashed writes, which would be another process's work in progress.
 LOCK_FILE = "store.lock"
 #: One message for both cases, so that a caller cannot learn which projects exist.
-_PROJECT_DENIED = "project {!r} does not exist or is not yours"
+_PROJECT_DENIED = "project {} does not exist or is not yours"
 
 
 def _utc_now() -> datetime:
@@ -138,7 +140,7 @@ class Store:
             return self.policies[name]
         except KeyError:
             known = ", ".join(sorted(self.policies)) or "none"
-            raise NotFound(f"no ingestion policy named {name!r} (registered: {known})") from None
+            raise NotFound(f"no ingestion policy named {shown(name)} (registered: {known})") from None
 
     def project_policy(self, project_id: str, *, organisation: str | None = None) -> Policy:
         """The extract policy a project is bound to (same refusal as extracts for others)."""
@@ -153,7 +155,9 @@ class Store:
         check_organisation(organisation, field="the submitting organisation")
         if policy_name not in self.policies:
             known = ", ".join(sorted(self.policies)) or "none"
-            raise InvalidInput(f"no ingestion policy named {policy_name!r} (registered: {known})")
+            raise InvalidInput(
+                f"no ingestion policy named {shown(policy_name)} (registered: {known})"
+            )
         owner = self.catalog.dataset_owner(dataset)
         if owner is not None and owner != organisation:
             raise PermissionDenied(f"dataset {dataset!r} belongs to another organisation")
@@ -195,6 +199,9 @@ class Store:
         """Register a project; its policy must fit the datasets' latest schemas."""
         if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
             raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+        if contains_identifier(project_id):
+            raise InvalidInput("project id looks like an identifier (an NHS number or postcode): "
+                               "choose an id that is not one")
         check_organisation(researcher, field="the researcher organisation")
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
@@ -240,7 +247,7 @@ class Store:
     def _project_row(self, project_id: str, *, organisation: str | None) -> ProjectRow:
         row = self.catalog.project(project_id) if isinstance(project_id, str) else None
         if row is None or (organisation is not None and row.researcher != organisation):
-            raise PermissionDenied(_PROJECT_DENIED.format(project_id))
+            raise PermissionDenied(_PROJECT_DENIED.format(shown(project_id)))
         return row
 
     # -- opt-outs -------------------------------------------------------------------------------

@@ -119,3 +119,40 @@ def test_when_a_submission_holds_invalid_utf8_then_bad_request_names_row_and_col
     assert [(v.field, v.description) for v in bad.field_violations] == [
         ("row 2 column diagnosis", "invalid_utf8")
     ]
+
+
+def _bad_utf8_request() -> bytes:
+    """A TokeniseRequest (domain "person") whose 2nd and 4th values are not UTF-8."""
+    def field(number: int, raw: bytes) -> bytes:
+        return bytes([number << 3 | 2, len(raw)]) + raw
+
+    values = [b"4010232137", b"\xff\xfe", b"9990000018", b"D\xc3"]
+    return field(1, b"person") + b"".join(field(2, v) for v in values)
+
+
+def test_when_a_tokenise_request_holds_strings_that_are_not_utf8_then_rows_are_reported(
+    chan: grpc.Channel,
+) -> None:
+    call = chan.unary_unary("/pseudogate.v1.TokenisationService/Tokenise",
+                            request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(_bad_utf8_request(), timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    status = rpc_status.from_call(caught.value)
+    assert status is not None
+    bad = error_details_pb2.BadRequest()
+    assert status.details[0].Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("row 2 column values", "invalid_utf8"), ("row 4 column values", "invalid_utf8")
+    ]
+
+
+def test_when_a_request_is_not_protobuf_at_all_then_it_is_still_plainly_malformed(
+    chan: grpc.Channel,
+) -> None:
+    call = chan.unary_unary("/pseudogate.v1.TokenisationService/Tokenise",
+                            request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    with pytest.raises(grpc.RpcError) as caught:
+        call(b"\x0f\xff\xff", timeout=10)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed request message" in (caught.value.details() or "")

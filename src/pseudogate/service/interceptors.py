@@ -24,6 +24,8 @@ import grpc
 from pseudogate.errors import (
     InvalidInput,
     PseudogateError,
+    RowError,
+    RowErrors,
     StorageFull,
     Unavailable,
     is_storage_full,
@@ -31,6 +33,7 @@ from pseudogate.errors import (
 )
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
+from pseudogate.service.wire import invalid_utf8_fields
 
 __all__ = ["AccessControl", "AuditSink", "GatewayInterceptor", "Identity"]
 
@@ -238,6 +241,9 @@ def _where(exc: BaseException) -> str:
 class _Malformed:
     """Stands in for a request message that did not parse (so it becomes INVALID_ARGUMENT)."""
 
+    def __init__(self, errors: list[RowError] | None = None) -> None:
+        self.errors = errors or []
+
 
 _MALFORMED = _Malformed()
 
@@ -246,18 +252,23 @@ def _lenient(deserialise: Callable[[bytes], Any] | None) -> Callable[[bytes], An
     """grpc answers INTERNAL when a deserializer raises; malformed input is the client's error."""
     if deserialise is None:
         return None
+    descriptor = getattr(getattr(deserialise, "__self__", None), "DESCRIPTOR", None)
 
     def parse(data: bytes) -> Any:
         try:
             return deserialise(data)
         except Exception:  # noqa: BLE001 - any parse failure is a malformed message
-            return _MALFORMED
+            # Strings that are not UTF-8 are located, as row errors (issue 14 #4).
+            errors = invalid_utf8_fields(descriptor, data) if descriptor is not None else []
+            return _Malformed(errors) if errors else _MALFORMED
 
     return parse
 
 
 def _refuse_malformed(message: Any) -> Any:
-    if message is _MALFORMED:
+    if isinstance(message, _Malformed):
+        if message.errors:
+            raise RowErrors(message.errors, context="the request (string fields must be UTF-8)")
         raise InvalidInput("malformed request message: it does not parse as the RPC's request type")
     return message
 

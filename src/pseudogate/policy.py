@@ -305,6 +305,30 @@ def _compose(text: str, origin: str) -> yaml.Node | None:
         loader.dispose()
 
 
+def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
+    """Python data of a small YAML document (a server config) within the policy bounds.
+
+    Errors name ``origin`` and the line, never the text (PyYAML's own message quotes it).
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise ConfigurationError(f"{what} {origin}: {size} bytes; at most {MAX_POLICY_BYTES}")
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    except _TooBig as exc:
+        where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
+        raise ConfigurationError(f"{what} {origin}{where}: too large ({exc.problem})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigurationError(f"{what} {origin}{where}: not valid YAML") from None
+    except (ValueError, OverflowError, ArithmeticError, RecursionError):
+        raise ConfigurationError(f"{what} {origin}: a value cannot be read") from None
+    finally:
+        loader.dispose()
+
+
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 
 

@@ -130,3 +130,23 @@ def test_when_serve_loads_an_unbounded_policy_then_one_line_and_exit_2(tmp_path:
     errors = [line for line in done.stderr.splitlines() if "error" in line]
     assert errors == [f"pseudogate serve: error: policy {tmp_path / 'policies' / 'gp.yaml'} "
                       "line 3: too large (nested deeper than 16 levels)"]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [("domains: " + "[" * 50_000 + "]" * 50_000, "line 1: too large"),
+     ("max_batch_values: " + "9" * 100_000, "a value cannot be read"),
+     ("domains: {a: nhs_number\n9434765919: [", "line 2: not valid YAML")],
+    ids=["deep", "huge number", "broken next to data"],
+)
+def test_when_a_server_config_is_unbounded_then_a_located_error_without_its_text(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    from pseudogate.tokenisation import load_domain_config
+
+    path = tmp_path / "gateway.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigurationError) as caught:
+        load_domain_config(path)
+    assert f"config {path}" in str(caught.value) and message in str(caught.value)
+    assert "9434765919" not in str(caught.value) and len(str(caught.value)) < 300

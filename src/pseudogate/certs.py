@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pseudogate.authz import ORG_RE, Role, check_organisation, spiffe_uri
+from pseudogate.authz import Role, check_organisation, spiffe_uri
 from pseudogate.errors import InvalidInput
 from pseudogate.fileio import atomic_write_bytes
 

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 from pseudogate.errors import ConfigurationError, InvalidInput, ResourceExhausted, shown
 from pseudogate.keyring import Keyring
 from pseudogate.normalise import Kind, Reason, normalise_many

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import pyarrow as pa
 import pytest
+from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from google.rpc import error_details_pb2
 from pseudogate.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.demo import GP_POLICY
 from pseudogate.service.app import GatewaySettings, start_gateway

@@ -101,9 +101,9 @@ def test_when_enospc_escapes_a_servicer_then_resource_exhausted_not_internal(
         raise OSError(errno.ENOSPC, "No space left on device", "/srv/data/tmp/x")
 
     monkeypatch.setattr(Store, "linkage_report", full)
-    with grpc.insecure_channel(gateway.address) as ch, caplog.at_level(logging.INFO):
-        with pytest.raises(grpc.RpcError) as caught:
-            admin_pb2_grpc.AdminServiceStub(ch).LinkageReport(admin_pb2.LinkageReportRequest())
+    with grpc.insecure_channel(gateway.address) as ch, caplog.at_level(logging.INFO), \
+            pytest.raises(grpc.RpcError) as caught:
+        admin_pb2_grpc.AdminServiceStub(ch).LinkageReport(admin_pb2.LinkageReportRequest())
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "storage full: cannot write /srv/data/tmp/x (No space left on device)" in caplog.text
     assert "unexpected OSError" not in caplog.text
@@ -116,9 +116,9 @@ def test_when_the_audit_log_is_full_then_the_call_is_resource_exhausted_and_the_
         raise storage_full(self.path, OSError(errno.ENOSPC, "No space left on device"))
 
     monkeypatch.setattr(AuditLog, "append", full)
-    with grpc.insecure_channel(gateway.address) as ch, caplog.at_level(logging.INFO):
-        with pytest.raises(grpc.RpcError) as caught:
-            admin_pb2_grpc.AdminServiceStub(ch).ListKeys(admin_pb2.ListKeysRequest())
+    with grpc.insecure_channel(gateway.address) as ch, caplog.at_level(logging.INFO), \
+            pytest.raises(grpc.RpcError) as caught:
+        admin_pb2_grpc.AdminServiceStub(ch).ListKeys(admin_pb2.ListKeysRequest())
     assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "storage full" in (caught.value.details() or "")
     assert "audit write failed: storage full at " in caplog.text

@@ -73,9 +73,8 @@ def test_when_the_catalog_is_full_then_an_opt_out_import_is_storage_full_and_cha
     store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     numbers = [p["nhs_number"] for p in people(400)]
-    with _full_catalog(monkeypatch), caplog.at_level(logging.ERROR):
-        with pytest.raises(StorageFull):
-            store.import_optouts(numbers)
+    with _full_catalog(monkeypatch), caplog.at_level(logging.ERROR), pytest.raises(StorageFull):
+        store.import_optouts(numbers)
     assert store.latest_optout_snapshot() is None
     assert any(f"cannot write {store.catalog.path}" in r.getMessage() for r in caplog.records)
     assert not any(n in caplog.text for n in numbers)
@@ -84,9 +83,10 @@ def test_when_the_catalog_is_full_then_an_opt_out_import_is_storage_full_and_cha
 def test_when_a_path_names_an_identifier_then_the_log_names_a_folder_above_it(
     caplog: pytest.LogCaptureFixture, tmp_path: Path,
 ) -> None:
-    with caplog.at_level(logging.ERROR), pytest.raises(StorageFull) as caught:
-        with translating_storage_full(tmp_path / "datasets" / "ll112ab" / "1.parquet"):
-            raise OSError(errno.EDQUOT, "Disk quota exceeded")
+    target = tmp_path / "datasets" / "ll112ab" / "1.parquet"
+    with caplog.at_level(logging.ERROR), pytest.raises(StorageFull) as caught, \
+            translating_storage_full(target):
+        raise OSError(errno.EDQUOT, "Disk quota exceeded")
     assert caught.value.path == str(tmp_path / "datasets")
     assert "ll112ab" not in caplog.text
 

@@ -68,7 +68,7 @@ def _walk(data: bytes, descriptor: Descriptor, prefix: str, depth: int) -> list[
             except UnicodeDecodeError:
                 found.append(RowError(seen[number] if field.is_repeated else 1, "invalid_utf8",
                                       name))
-        elif field.type == _MESSAGE:
+        elif field.type == _MESSAGE and field.message_type is not None:
             found.extend(_walk(chunk, field.message_type, f"{name}.", depth + 1))
     return found
 

@@ -93,3 +93,31 @@ def test_when_bytes_are_checked_then_exactly_the_non_utf8_values_are_found(
     text, bad = valid_text(array)
     text.validate(full=True)
     assert all(text[i].as_py() == "" for i in bad)
+
+
+def test_when_a_stored_version_holds_invalid_utf8_then_extracts_are_refused_clearly(
+    store: Store,
+) -> None:
+    """A version stored before submissions were checked (written here behind the store's back)."""
+    import pyarrow.parquet as pq
+
+    from pseudogate.errors import FailedPrecondition
+
+    from .helpers import council_columns
+    from .test_projects import POLICY
+
+    submit(store, "gp_diagnoses", "gp", "gp-org", ipc_stream_bytes(_table(gp_columns(people(3)), {})))
+    submit(store, "social_care", "council", "council-org",
+           ipc_stream_bytes(_table(council_columns(people(3)), {})))
+    store.create_project(project_id="p1", researcher="uni",
+                         datasets=["gp_diagnoses", "social_care"], policy_text=POLICY,
+                         expires="2025-12-31")
+    version = store.catalog.latest_version("gp_diagnoses")
+    assert version is not None
+    path = store.files.path(version.file)
+    table = pq.read_table(path)
+    column = table.schema.get_field_index("diagnosis")
+    broken = pa.array([b"D1", b"D\xff", b"D3"], pa.binary()).view(pa.string())
+    pq.write_table(table.set_column(column, table.schema.field(column), broken), path)
+    with pytest.raises(FailedPrecondition, match="not UTF-8.*resubmit it"):
+        store.build_extract("p1", organisation="uni")

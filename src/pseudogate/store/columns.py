@@ -12,7 +12,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.errors import InvalidInput
+from pseudogate.errors import FailedPrecondition, InvalidInput
 from pseudogate.normalise import Kind, Reason, normalise_many
 from pseudogate.tokens import Tokeniser
 
@@ -32,13 +32,27 @@ INVALID_UTF8 = "invalid_utf8"
 _NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
 
 
-def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous utf8 array with nulls replaced by "" (null and empty are both missing)."""
+def _contiguous_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     if array.null_count:
         array = pc.fill_null(array, "")
     return array
+
+
+def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous utf8 array with nulls replaced by "" (null and empty are both missing).
+
+    For stored data: a version written before submissions were checked for UTF-8 may hold
+    bytes that are not, which would fail later conversions obscurely; refuse it clearly.
+    """
+    text = _contiguous_text(array)
+    if invalid_utf8_rows(text):
+        raise FailedPrecondition(
+            "a stored dataset holds bytes that are not UTF-8 (it was stored before submissions "
+            "were checked): resubmit it"
+        )
+    return text
 
 
 def invalid_utf8_rows(array: pa.Array) -> list[int]:
@@ -76,7 +90,7 @@ def valid_text(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int]]:
     Callers report the indices as ``invalid_utf8`` row errors and may still process the other
     rows (so that one submission attempt shows every invalid row).
     """
-    text = as_text(array)
+    text = _contiguous_text(array)
     bad = invalid_utf8_rows(text)
     if bad:
         mask = np.zeros(len(text), dtype=bool)

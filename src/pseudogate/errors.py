@@ -147,8 +147,9 @@ def is_storage_full(exc: BaseException) -> bool:
 def translating_storage_full(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn a lack of space while writing ``path`` into :class:`StorageFull`, logging the path.
 
-    ``path`` must be a data-directory path that names no identifier (a catalog, a temporary
-    file); the log line says which file system is full so that the operator can act.
+    ``path`` is a data-directory path (a catalog, a temporary file); the log line says which
+    file system is full so that the operator can act (a path holding an identifier is logged
+    as its nearest folder that does not).
     """
     try:
         yield
@@ -162,14 +163,13 @@ def translating_storage_full(path: str | os.PathLike[str]) -> Iterator[None]:
 
 def storage_full(path: str | os.PathLike[str], exc: BaseException) -> StorageFull:
     """Log which path is full (and why, never a value) and return the error to raise."""
-    from pseudogate.identifiers import direct_identifier_in  # lazily: it imports this module
+    from pseudogate.identifiers import contains_identifier  # lazily: it imports this module
 
     where = Path(os.fspath(path))
-    while direct_identifier_in(str(where)) is not None and where != where.parent:
+    while contains_identifier(str(where)) and where != where.parent:
         where = where.parent  # a dataset folder named like a postcode, say: log its parent
-    shown = str(where)
-    log.error("storage full: cannot write %s (%s)", shown, _full_reason(exc))
-    return StorageFull(shown)
+    log.error("storage full: cannot write %s (%s)", where, _full_reason(exc))
+    return StorageFull(str(where))
 
 
 def _full_reason(exc: BaseException) -> str:

@@ -288,8 +288,9 @@ def _compose(text: str, origin: str) -> yaml.Node | None:
         raise ConfigurationError(
             f"policy {origin}: {size} bytes; a policy may hold at most {MAX_POLICY_BYTES} bytes"
         )
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text)  # its reader already refuses some characters
         return loader.get_single_node()  # type: ignore[no-any-return]
     except _TooBig as exc:
         where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
@@ -302,7 +303,8 @@ def _compose(text: str, origin: str) -> yaml.Node | None:
     except RecursionError:  # a backstop: the depth bound should always come first
         raise ConfigurationError(f"policy {origin}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
@@ -313,8 +315,9 @@ def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_POLICY_BYTES:
         raise ConfigurationError(f"{what} {origin}: {size} bytes; at most {MAX_POLICY_BYTES}")
-    loader = _BoundedLoader(text)
+    loader: _BoundedLoader | None = None
     try:
+        loader = _BoundedLoader(text)  # its reader already refuses some characters
         return loader.get_single_data()
     except _TooBig as exc:
         where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
@@ -326,7 +329,8 @@ def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
     except (ValueError, OverflowError, ArithmeticError, RecursionError):
         raise ConfigurationError(f"{what} {origin}: a value cannot be read") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})

@@ -151,3 +151,20 @@ def test_when_a_server_config_is_unbounded_then_a_located_error_without_its_text
         load_domain_config(path)
     assert f"config {path}" in str(caught.value) and message in str(caught.value)
     assert "9434765919" not in str(caught.value) and len(str(caught.value)) < 300
+
+
+_YAML_BITS = st.sampled_from([
+    "version: 1\n", "name: p\n", "columns:\n", "  a: {action: keep}\n", "privacy: {k: 2}\n",
+    "  b: {action: generalise, hierarchy: {type: interval, widths: [2, 4]}}\n", "[", "]", "{",
+    "}", "- ", ": ", "&x ", "*x ", "!!int ", "!!float ", "!!binary ", "!!timestamp ", "1e9",
+    "0x1f", "1:2:3", ".inf", "~", "'", '"', "\n", "  ", "\t", "9" * 40, "2001-13-45", "<<: *x",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=200), st.lists(_YAML_BITS, max_size=30).map("".join)))
+def test_when_a_policy_is_any_text_then_it_parses_or_is_a_configuration_error(text: str) -> None:
+    try:
+        parse_policy(text)
+    except ConfigurationError:
+        pass

@@ -168,3 +168,16 @@ def test_when_a_policy_is_any_text_then_it_parses_or_is_a_configuration_error(te
         parse_policy(text)
     except ConfigurationError:
         pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=200),
+                 st.lists(st.sampled_from(["a", ";", "\n", '"', "\r", "\x00", "é", "b;c"]),
+                          max_size=40).map(lambda bits: "".join(bits).encode())))
+def test_when_a_tree_file_is_any_bytes_then_it_parses_or_is_a_configuration_error(
+    data: bytes,
+) -> None:
+    try:
+        parse_tree_file(data, source="t.csv")
+    except ConfigurationError:
+        pass

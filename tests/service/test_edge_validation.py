@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 import pyarrow as pa
@@ -155,3 +156,18 @@ def test_when_a_request_is_not_protobuf_at_all_then_it_is_still_plainly_malforme
         call(b"\x0f\xff\xff", timeout=10)
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "malformed request message" in (caught.value.details() or "")
+
+
+@pytest.mark.parametrize("researcher", ["UNI-X", "../uni", "943-476-5919"])
+def test_when_project_create_names_a_malformed_researcher_then_exit_2_naming_the_field(
+    gateway: GatewayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], researcher: str
+) -> None:
+    from pseudogate.cli import main
+
+    policy = tmp_path / "extract.yaml"
+    policy.write_text("version: 1\nname: x\ncolumns:\n  person: {action: keep}\n", encoding="utf-8")
+    code = main(["project", "create", "--server", gateway.address, "--insecure", "--id", "p3",
+                 "--researcher", researcher, "--datasets", "gp", "--policy", str(policy),
+                 "--expires", EXPIRES])
+    err = capsys.readouterr().err
+    assert code == 2 and "--researcher" in err and researcher not in err

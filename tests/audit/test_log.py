@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -13,7 +14,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.audit import AuditLog, verify_database, verify_export
-from pseudogate.core.errors import InvalidInput, Unavailable
+from pseudogate.core.errors import InvalidInput, StorageFull, Unavailable
 from pseudogate.core.keyring import Signer
 
 from .conftest import StepClock, sample_event
@@ -200,17 +201,21 @@ def test_when_the_database_is_locked_past_the_timeout_then_append_fails_closed(
 
 
 def test_when_the_disk_is_full_then_append_fails_closed_and_nothing_is_written(
-    open_log: OpenLog, tmp_path: Path, public_key: Ed25519PublicKey
+    open_log: OpenLog, tmp_path: Path, public_key: Ed25519PublicKey,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     log = open_log()
     log.append(sample_event())
     pages = log._conn.execute("PRAGMA page_count").fetchone()[0]
     log._conn.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk full"
-    with pytest.raises(Unavailable):
+    with caplog.at_level(logging.ERROR), pytest.raises(StorageFull):
         for n in range(10_000):
             log.append(sample_event(n))
+    assert f"storage full: cannot write {tmp_path / 'audit.sqlite3'}" in caplog.text
     seq, _ = log.head()
     assert verify_database(tmp_path / "audit.sqlite3", public_key).events == seq
+    log._conn.execute("PRAGMA max_page_count = 1073741823")  # room again: the chain goes on
+    assert log.append(sample_event())["seq"] == seq + 1
 
 
 def test_when_the_log_is_closed_then_append_is_unavailable(open_log: OpenLog) -> None:

@@ -84,7 +84,6 @@ def full_disk(
     return FullDisk(data, filler, server, read_catalog(data), _files(data / "datasets"))
 
 
-@pytest.mark.xfail(strict=True, reason="fixed on branch h4 (issue 14 #6)")
 def test_when_the_disk_is_full_then_a_submission_is_resource_exhausted_saying_storage_is_full(
     full_disk: FullDisk,
 ) -> None:

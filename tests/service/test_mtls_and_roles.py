@@ -42,7 +42,7 @@ ALLOWED_STATUS = {
     "/pseudogate.v1.DatasetService/SubmitDataset": C.INVALID_ARGUMENT,  # no header
     "/pseudogate.v1.ExtractService/CreateExtract": C.PERMISSION_DENIED,  # unknown project: hidden
     "/pseudogate.v1.AdminService/CreateProject": C.INVALID_ARGUMENT,
-    "/pseudogate.v1.AdminService/ImportOptOuts": C.OK,  # an empty snapshot
+    "/pseudogate.v1.AdminService/ImportOptOuts": C.INVALID_ARGUMENT,  # empty, not allow_empty
     "/pseudogate.v1.AdminService/LinkageReport": C.OK,
     "/pseudogate.v1.AdminService/ListKeys": C.OK,
     "/pseudogate.v1.AuditService/ListEvents": C.OK,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pseudogate.core.errors import RowErrors
+from pseudogate.core.errors import InvalidInput, RowErrors
 from pseudogate.gateway import Store
 
 from .helpers import linkage_token, people
@@ -36,7 +36,17 @@ def test_when_a_number_is_invalid_then_the_whole_import_is_refused(store: Store)
     assert store.latest_optout_snapshot() is None
 
 
-def test_when_list_is_empty_then_the_snapshot_clears_opt_outs(store: Store) -> None:
+def test_when_list_is_empty_and_allowed_then_the_snapshot_clears_opt_outs(store: Store) -> None:
     store.import_optouts([p["nhs_number"] for p in people(3)])
-    cleared = store.import_optouts([])
+    cleared = store.import_optouts([], allow_empty=True)
     assert (cleared.id, cleared.count) == (2, 0)
+
+
+def test_when_list_is_empty_and_not_allowed_then_it_is_refused_and_opt_outs_stay(
+    store: Store,
+) -> None:
+    store.import_optouts([p["nhs_number"] for p in people(3)])
+    with pytest.raises(InvalidInput, match="empty.*allow_empty"):
+        store.import_optouts([])
+    latest = store.latest_optout_snapshot()
+    assert latest is not None and (latest.id, latest.count) == (1, 3)

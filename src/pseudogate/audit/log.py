@@ -1,8 +1,8 @@
 """The audit log: hash-chained events in SQLite (WAL), with signed checkpoints.
 
 Fail closed: :meth:`AuditLog.append` either commits the event or raises :class:`Unavailable`
-(disk full, database locked past ``write_timeout``, log closed), and the caller must then refuse
-the call. To exercise that in a test, hold a write lock on the database from another
+(database locked past ``write_timeout``, log closed) or :class:`~pseudogate.core.errors.StorageFull`
+(disk full; the path is logged), and the caller must then refuse the call. To exercise that in a test, hold a write lock on the database from another
 connection (``BEGIN IMMEDIATE``) and append with a short ``write_timeout``.
 
 Storage: ``events(seq, body, hash)`` where ``body`` is the event's canonical JSON (the exact
@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
 from pseudogate.audit.events import EVENT_FIELDS, now_rfc3339, prepare_event, rfc3339, utc_now
-from pseudogate.core.errors import Unavailable
+from pseudogate.core.errors import ResourceExhausted, Unavailable, is_storage_full, storage_full
 from pseudogate.core.keyring import Signer
 
 __all__ = ["AUDIT_DB_NAME", "SCHEMA", "AuditLog"]
@@ -186,6 +186,8 @@ class AuditLog:
                     "writer; restart the gateway"
                 ) from None
             except sqlite3.Error as exc:
+                if is_storage_full(exc):
+                    raise storage_full(self.path, exc) from None
                 raise Unavailable(f"audit event could not be written: {_reason(exc)}") from None
             self._head_seq, self._head_hash = record["seq"], link
             if checkpoint_due:
@@ -205,6 +207,8 @@ class AuditLog:
                 try:
                     self._store_checkpoint(checkpoint)
                 except sqlite3.Error as exc:
+                    if is_storage_full(exc):
+                        raise storage_full(self.path, exc) from None
                     raise Unavailable(f"audit checkpoint could not be stored: {_reason(exc)}") from None
                 self._checkpoint_seq = max(self._checkpoint_seq, seq)
             return checkpoint
@@ -354,7 +358,7 @@ class AuditLog:
             if self._head_seq > self._checkpoint_seq:
                 try:
                     self.checkpoint()
-                except Unavailable as exc:
+                except (Unavailable, ResourceExhausted) as exc:
                     log.warning("periodic audit checkpoint failed: %s", exc)
 
 

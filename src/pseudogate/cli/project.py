@@ -9,6 +9,7 @@ from typing import Any
 
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import fail
+from pseudogate.core.authz import check_organisation
 from pseudogate.core.policy import load_policy
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
@@ -30,6 +31,7 @@ def register(sub: Any) -> None:
 
 
 def run_create(args: argparse.Namespace) -> int:
+    check_organisation(args.researcher, field="--researcher")
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     if not datasets:
         fail("--datasets needs at least one dataset name")

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from cryptography import x509
 
 from pseudogate.core.errors import InvalidInput, PermissionDenied
+from pseudogate.core.identifiers import contains_identifier
 
 __all__ = [
     "INSECURE",
@@ -27,6 +28,7 @@ __all__ = [
     "Role",
     "allowed_roles",
     "authorise",
+    "check_organisation",
     "identity_from_certificate",
     "identity_from_uris",
     "is_unaudited",
@@ -134,6 +136,21 @@ def authorise(identity: Identity, method: str) -> Role | None:
         f"role {identity.role_name!r} may not call {method} "
         f"(allowed: {', '.join(sorted(r.value for r in allowed))})"
     )
+
+
+def check_organisation(value: object, *, field: str) -> str:
+    """``value`` if it is an organisation name by the certificate rule (ORG_RE), else
+    InvalidInput naming ``field`` (never the value): a name no certificate can carry would make
+    a project nobody can extract, or a dataset no certified provider owns."""
+    if not isinstance(value, str) or not ORG_RE.fullmatch(value):
+        raise InvalidInput(
+            f"{field} must be an organisation name as in certificates: lowercase letters, "
+            "digits and '-', 1-63 characters"
+        )
+    if contains_identifier(value):
+        raise InvalidInput(f"{field} looks like an identifier (an NHS number or postcode): an "
+                           "organisation name names an organisation, not a person")
+    return value
 
 
 def spiffe_uri(organisation: str, role: Role | str) -> str:

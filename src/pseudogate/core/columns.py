@@ -12,21 +12,90 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pseudogate.core.errors import FailedPrecondition, InvalidInput
+from pseudogate.core.nhs import valid_check_digits
 from pseudogate.core.normalise import Kind, Reason, normalise_many
 from pseudogate.core.tokens import Tokeniser
 
-__all__ = ["as_text", "normalise_array", "token_array", "tokenise_array"]
+__all__ = [
+    "INVALID_UTF8",
+    "as_text",
+    "invalid_utf8_rows",
+    "normalise_array",
+    "token_array",
+    "tokenise_array",
+    "valid_text",
+]
 
-_NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)
+#: The row-error reason for a value whose bytes are not UTF-8 (Arrow IPC does not check them).
+INVALID_UTF8 = "invalid_utf8"
 
 
-def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """One contiguous utf8 array with nulls replaced by "" (null and empty are both missing)."""
+def _contiguous_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
     if array.null_count:
         array = pc.fill_null(array, "")
     return array
+
+
+def as_text(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """One contiguous utf8 array with nulls replaced by "" (null and empty are both missing).
+
+    For stored data: a version written before submissions were checked for UTF-8 may hold
+    bytes that are not, which would fail later conversions obscurely; refuse it clearly.
+    """
+    text = _contiguous_text(array)
+    if invalid_utf8_rows(text):
+        raise FailedPrecondition(
+            "a stored dataset holds bytes that are not UTF-8 (it was stored before submissions "
+            "were checked): resubmit it"
+        )
+    return text
+
+
+def invalid_utf8_rows(array: pa.Array) -> list[int]:
+    """0-based indices of the values of a utf8 array whose bytes are not valid UTF-8.
+
+    Arrow does not validate utf8 data read from IPC, and one bad value makes every later
+    conversion to Python fail; so validate in one vectorised pass and look at single values
+    only when that pass fails.
+    """
+    try:
+        array.validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        pass
+    try:
+        array.validate()  # the layout (offsets within the data) must be sound to read values
+    except pa.ArrowInvalid:
+        raise InvalidInput("a utf8 column is malformed (its offsets are invalid)") from None
+    rows: list[int] = []
+    for i, raw in enumerate(array.view(pa.binary()).to_pylist()):
+        if raw is None:
+            continue
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            rows.append(i)
+    if not rows:
+        raise InvalidInput("a utf8 column is malformed (Arrow validation failed)")
+    return rows
+
+
+def valid_text(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int]]:
+    """``as_text(array)`` with values that are not UTF-8 replaced by "", and their indices.
+
+    Callers report the indices as ``invalid_utf8`` row errors and may still process the other
+    rows (so that one submission attempt shows every invalid row).
+    """
+    text = _contiguous_text(array)
+    bad = invalid_utf8_rows(text)
+    if bad:
+        mask = np.zeros(len(text), dtype=bool)
+        mask[bad] = True
+        text = pc.if_else(pa.array(mask), pa.scalar("", pa.string()), text)
+    return text, bad
 
 
 def token_array(tokens: list[str]) -> pa.Array:
@@ -59,9 +128,7 @@ def _nhs_fast(values: pa.Array) -> tuple[pa.Array, list[tuple[int, Reason]]]:
         ]
         data = np.frombuffer(chosen.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
         digits = data.reshape(-1, 10).astype(np.int64) - 48
-        check = 11 - (digits[:, :9] @ _NHS_WEIGHTS) % 11
-        check[check == 11] = 0
-        good = check == digits[:, 9]  # a check of 10 never equals a digit
+        good = valid_check_digits(digits)
         ok[plain_idx[good]] = True
         errors.extend((int(i), Reason.INVALID_CHECK_DIGIT) for i in plain_idx[~good])
     result = pc.if_else(pa.array(ok), values, pa.scalar(None, pa.string()))

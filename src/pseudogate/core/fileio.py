@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from pseudogate.core.errors import translating_storage_full
+
 __all__ = [
     "PRIVATE_DIR_MODE",
     "PRIVATE_FILE_MODE",
@@ -30,21 +32,25 @@ PRIVATE_FILE_MODE = 0o600
 
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str], *, mode: int = PRIVATE_FILE_MODE) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; on success rename it over ``path``."""
+    """Yield a temporary path in the target's folder; on success rename it over ``path``.
+
+    A full disk becomes :class:`~pseudogate.core.errors.StorageFull` (the log names the folder).
+    """
     target = Path(path)
     folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        os.chmod(tmp, mode)
-        yield tmp
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with translating_storage_full(folder):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            os.chmod(tmp, mode)
+            yield tmp
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def atomic_write_bytes(

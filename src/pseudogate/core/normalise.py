@@ -16,6 +16,14 @@ import numpy as np
 
 from pseudogate.core._accel import fastmac
 from pseudogate.core.errors import InvalidInput
+from pseudogate.core.nhs import (
+    HYPHENS,
+    SEPARATORS,
+    SPACES,
+    has_valid_check_digit,
+    is_valid_nhs_number,
+    valid_check_digits,
+)
 
 __all__ = [
     "HYPHENS",
@@ -59,17 +67,8 @@ class InvalidValue(InvalidInput):
         super().__init__(f"invalid value: {reason}")
 
 
-# "Spaces": every character for which str.isspace() is true (tabs, newlines, no-break and
-# thin spaces that copy-paste brings). "Hyphens": the hyphen-minus and the Unicode hyphens and
-# dashes that word processors substitute for it. Both lists are in docs/tokens.md.
-SPACES = (
-    "\t\n\v\f\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
-    "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
-)
-HYPHENS = "-\u00ad\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d"
-_NHS_DROP = str.maketrans("", "", SPACES + HYPHENS)
+_NHS_DROP = str.maketrans("", "", SEPARATORS)
 _POSTCODE_DROP = str.maketrans("", "", SPACES)
-_NHS_WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)  # 10, 9, ..., 2 for the first nine digits
 
 # The UK postcode format (GOV.UK Bulk Data Transfer guidance), after removing spaces.
 _POSTCODE_RE = re.compile(
@@ -79,30 +78,13 @@ _POSTCODE_RE = re.compile(
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
-def _nhs_check_digit_ok(digits: str) -> bool:
-    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
-    check = 11 - total % 11
-    if check == 11:
-        check = 0
-    return check != 10 and check == int(digits[9])
-
-
-def is_valid_nhs_number(value: str) -> bool:
-    """True when ``value`` (spaces and hyphens ignored) is a valid NHS number."""
-    try:
-        _nhs_number(value)
-    except InvalidValue:
-        return False
-    return True
-
-
 def _nhs_number(value: str) -> str:
     digits = value.translate(_NHS_DROP)
     if not digits:
         raise InvalidValue(Reason.EMPTY)
     if len(digits) != 10 or not (digits.isascii() and digits.isdigit()):
         raise InvalidValue(Reason.BAD_FORMAT)
-    if not _nhs_check_digit_ok(digits):
+    if not has_valid_check_digit(digits):
         raise InvalidValue(Reason.INVALID_CHECK_DIGIT)
     return digits
 
@@ -280,9 +262,7 @@ def _nhs_many_python(values: Sequence[str]) -> tuple[list[str | None], list[tupl
         else:
             blob = "".join(cleaned[i] for i in ok_idx).encode("ascii")  # type: ignore[misc]
         digits = (np.frombuffer(blob, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
-        check = 11 - (digits[:, :9] @ _NHS_WEIGHTS) % 11
-        check[check == 11] = 0
-        bad = np.flatnonzero(check != digits[:, 9])  # check == 10 never equals a digit
+        bad = np.flatnonzero(~valid_check_digits(digits))
         for j in bad.tolist():
             i = ok_idx[j]
             cleaned[i] = None

@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from pseudogate.core.errors import ConfigurationError, InvalidInput
+from pseudogate.core.errors import ConfigurationError, InvalidInput, shown
 from pseudogate.core.hierarchy_types import (
     DATE_LEVELS,
     HIERARCHY_TYPES,
@@ -32,6 +32,7 @@ from pseudogate.core.hierarchy_types import (
     HierarchySpec,
     HierarchyType,
 )
+from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.normalise import Kind
 
 __all__ = [
@@ -50,6 +51,25 @@ __all__ = [
 ]
 
 FINGERPRINT_FORMAT = "pseudogate-policy-v1"
+
+# -- bounds: a policy is a small hand-written file; anything far bigger is a mistake or an attack,
+# refused with a clear error before it can exhaust memory, time or the Python stack.
+#: Largest policy text, in bytes of UTF-8.
+MAX_POLICY_BYTES = 1024 * 1024
+#: Deepest nesting of YAML collections (a policy needs 5: policy, columns, column, hierarchy, list).
+MAX_POLICY_DEPTH = 16
+#: Most YAML nodes (scalars, lists, mappings, aliases) in one policy.
+MAX_POLICY_NODES = 100_000
+#: Most columns in one policy.
+MAX_POLICY_COLUMNS = 10_000
+#: Most entries in a list of widths, levels or keep counts.
+MAX_LIST_ITEMS = 64
+#: Longest text of a number (digits, sign, '_', '.', exponent), checked before it is converted.
+MAX_NUMBER_CHARS = 32
+#: Largest value of k, l, an interval width or a mask keep count.
+MAX_POLICY_INT = 10**15
+#: Longest policy name.
+MAX_NAME_CHARS = 128
 
 
 class Action(enum.StrEnum):
@@ -139,17 +159,19 @@ class Policy:
 
     def check_input_columns(self, columns: Sequence[str]) -> None:
         """Refuse an input whose columns differ from the policy's (the policy fails closed)."""
+        # Input column names are the caller's (a file without a header has data there): they
+        # are quoted only when they may be shown, and always located by position.
         seen: set[str] = set()
-        for col in columns:
+        for n, col in enumerate(columns, start=1):
             if col in seen:
-                raise InvalidInput(f"input column {col!r} appears more than once")
+                raise InvalidInput(f"input column {n} {shown(col)} appears more than once")
             seen.add(col)
         named = {rule.name for rule in self.columns}
-        for col in columns:
+        for n, col in enumerate(columns, start=1):
             if col not in named:
                 raise InvalidInput(
-                    f"input column {col!r} is not named in policy {self.name!r} "
-                    "(every input column must be listed)"
+                    f"input column {shown(col)} is not named in policy {shown(self.name)} "
+                    f"(it is column {n} of the input; every input column must be listed)"
                 )
         for rule in self.columns:
             if rule.name not in seen:
@@ -185,6 +207,92 @@ _COLUMN_KEYS: dict[Action, set[str]] = {
 }
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader whose composer refuses deep nesting and too many nodes, before recursing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._nodes += 1
+        if self._nodes > MAX_POLICY_NODES:
+            raise _TooBig(self.peek_event().start_mark, f"more than {MAX_POLICY_NODES} YAML nodes")
+        self._depth += 1
+        try:
+            if self._depth > MAX_POLICY_DEPTH:
+                raise _TooBig(
+                    self.peek_event().start_mark,
+                    f"nested deeper than {MAX_POLICY_DEPTH} levels",
+                )
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+class _TooBig(Exception):
+    def __init__(self, mark: yaml.Mark | None, problem: str) -> None:
+        super().__init__(problem)
+        self.mark = mark
+        self.problem = problem
+
+
+def _compose(text: str, origin: str) -> yaml.Node | None:
+    """The YAML node tree of a policy text within the bounds, or ConfigurationError."""
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise ConfigurationError(
+            f"policy {origin}: {size} bytes; a policy may hold at most {MAX_POLICY_BYTES} bytes"
+        )
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)  # its reader already refuses some characters
+        return loader.get_single_node()  # type: ignore[no-any-return]
+    except _TooBig as exc:
+        where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
+        raise ConfigurationError(f"policy {origin}{where}: too large ({exc.problem})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ConfigurationError(f"policy {origin}{where}: not valid YAML ({problem})") from None
+    except RecursionError:  # a backstop: the depth bound should always come first
+        raise ConfigurationError(f"policy {origin}: nested too deeply") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
+    """Python data of a small YAML document (a server config) within the policy bounds.
+
+    Errors name ``origin`` and the line, never the text (PyYAML's own message quotes it).
+    """
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_POLICY_BYTES:
+        raise ConfigurationError(f"{what} {origin}: {size} bytes; at most {MAX_POLICY_BYTES}")
+    loader: _BoundedLoader | None = None
+    try:
+        loader = _BoundedLoader(text)  # its reader already refuses some characters
+        return loader.get_single_data()
+    except _TooBig as exc:
+        where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
+        raise ConfigurationError(f"{what} {origin}{where}: too large ({exc.problem})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigurationError(f"{what} {origin}{where}: not valid YAML") from None
+    except (ValueError, OverflowError, ArithmeticError, RecursionError):
+        raise ConfigurationError(f"{what} {origin}: a value cannot be read") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+_NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
+
+
 class _Where:
     """Formats error locations as "<origin> line N"."""
 
@@ -215,13 +323,19 @@ def _refuse_unknown(w: _Where, entries: Mapping[str, tuple[yaml.Node, yaml.Node]
                     allowed: set[str], what: str) -> None:
     for key, (key_node, _) in entries.items():
         if key not in allowed:
-            raise w.error(key_node, f"{what}: unknown key {key!r} (allowed: {sorted(allowed)})")
+            raise w.error(key_node, f"{what}: unknown key {shown(key)} (allowed: {sorted(allowed)})")
 
 
 def _scalar(w: _Where, node: yaml.Node, what: str) -> Any:
     if not isinstance(node, yaml.ScalarNode):
         raise w.error(node, f"{what} must be a single value")
-    return _construct(node)
+    if node.tag in _NUMBER_TAGS and len(node.value) > MAX_NUMBER_CHARS:
+        # Checked before conversion: a 100,000-digit number must cost nothing to refuse.
+        raise w.error(node, f"{what}: a number of more than {MAX_NUMBER_CHARS} characters")
+    try:
+        return _construct(node)
+    except (ValueError, OverflowError, ArithmeticError, yaml.YAMLError):
+        raise w.error(node, f"{what}: the value cannot be read") from None
 
 
 def _construct(node: yaml.ScalarNode) -> Any:
@@ -245,26 +359,32 @@ def _int(w: _Where, node: yaml.Node, what: str, *, minimum: int) -> int:
         raise w.error(node, f"{what} must be a whole number")
     if value < minimum:
         raise w.error(node, f"{what} must be at least {minimum}")
+    if value > MAX_POLICY_INT:
+        raise w.error(node, f"{what} must be at most {MAX_POLICY_INT}")
     return value
 
 
-def _int_list(w: _Where, node: yaml.Node, what: str, *, minimum: int) -> tuple[int, ...]:
+def _sequence(w: _Where, node: yaml.Node, what: str) -> list[yaml.Node]:
     if not isinstance(node, yaml.SequenceNode) or not node.value:
         raise w.error(node, f"{what} must be a non-empty list")
-    return tuple(_int(w, item, what, minimum=minimum) for item in node.value)
+    if len(node.value) > MAX_LIST_ITEMS:
+        raise w.error(node, f"{what} must have at most {MAX_LIST_ITEMS} entries")
+    return list(node.value)
+
+
+def _int_list(w: _Where, node: yaml.Node, what: str, *, minimum: int) -> tuple[int, ...]:
+    return tuple(_int(w, item, what, minimum=minimum) for item in _sequence(w, node, what))
 
 
 def _text_list(w: _Where, node: yaml.Node, what: str) -> tuple[str, ...]:
-    if not isinstance(node, yaml.SequenceNode) or not node.value:
-        raise w.error(node, f"{what} must be a non-empty list")
-    return tuple(str(_scalar(w, item, what)) for item in node.value)
+    return tuple(str(_scalar(w, item, what)) for item in _sequence(w, node, what))
 
 
 def _ordered_subset(w: _Where, node: yaml.Node, what: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
     levels = _text_list(w, node, what)
     for level in levels:
         if level not in allowed:
-            raise w.error(node, f"{what}: unknown level {level!r} (allowed: {list(allowed)})")
+            raise w.error(node, f"{what}: unknown level {shown(level)} (allowed: {list(allowed)})")
     positions = [allowed.index(level) for level in levels]
     if any(b <= a for a, b in itertools.pairwise(positions)):
         raise w.error(node, f"{what}: levels must go from finer to coarser without repeats "
@@ -292,7 +412,7 @@ def _choice(
     try:
         return choices(str(raw))
     except ValueError:
-        raise w.error(value_node, f"{what}: unknown {label} {str(raw)!r} "
+        raise w.error(value_node, f"{what}: unknown {label} {shown(str(raw))} "
                                   f"(known: {[c.value for c in choices]})") from None
 
 
@@ -337,8 +457,9 @@ def _hierarchy(w: _Where, node: yaml.Node, column: str) -> HierarchySpec:
 
 def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> ColumnRule:
     what = f"column {name!r}"
-    if not _NAME_RE.fullmatch(name):
-        raise w.error(key_node, f"column name {name!r} is not allowed")
+    if not _NAME_RE.fullmatch(name) or contains_identifier(name):
+        # A policy names columns, never people: an identifier here is data in the wrong place.
+        raise w.error(key_node, f"column name {shown(name)} is not allowed")
     entries = _mapping(w, node, what)
     action = _choice(w, node, entries, "action", Action, what, "action")
     _refuse_unknown(w, entries, _COLUMN_KEYS[action], what)
@@ -351,13 +472,13 @@ def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> Colum
         try:
             kind = Kind(str(raw_kind))
         except ValueError:
-            raise w.error(kind_node, f"{what}: unknown kind {str(raw_kind)!r} "
+            raise w.error(kind_node, f"{what}: unknown kind {shown(str(raw_kind))} "
                                      f"(known: {[k.value for k in Kind]})") from None
         domain = kind.value
         if "domain" in entries:
             domain_node = entries["domain"][1]
             domain = _text(w, domain_node, f"{what} domain")
-            if not _DOMAIN_RE.fullmatch(domain):
+            if not _DOMAIN_RE.fullmatch(domain) or contains_identifier(domain):
                 raise w.error(domain_node, f"{what}: domain must be lowercase letters, digits, "
                                            "'_', '.' or '-'")
         return ColumnRule(name, action, kind=kind, domain=domain, line=line)
@@ -383,7 +504,11 @@ def _limit(w: _Where, node: yaml.Node) -> Fraction:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise w.error(node, "privacy suppression_limit must be a number in [0, 1]")
     try:
-        exact = Fraction(Decimal(str(node.value).strip().replace("_", "")))
+        decimal = Decimal(str(node.value).strip().replace("_", ""))
+        # Bounded before Fraction(), which would otherwise build 10**|exponent| (0.1e-999999999).
+        if not decimal.is_finite() or abs(decimal.adjusted()) > MAX_NUMBER_CHARS:
+            raise ValueError
+        exact = Fraction(decimal)
     except (InvalidOperation, ValueError):
         raise w.error(node, "privacy suppression_limit must be a finite decimal number") from None
     if not 0 <= exact <= 1:
@@ -408,7 +533,7 @@ def _privacy(w: _Where, node: yaml.Node) -> PrivacySettings:
         try:
             metric = Metric(str(raw))
         except ValueError:
-            raise w.error(metric_node, f"privacy: unknown metric {str(raw)!r} "
+            raise w.error(metric_node, f"privacy: unknown metric {shown(str(raw))} "
                                        f"(known: {[m.value for m in Metric]})") from None
     return PrivacySettings(k=k, l=ell, suppression_limit=float(limit), metric=metric,
                            suppression_fraction=limit)
@@ -430,13 +555,7 @@ def _fingerprint(name: str, columns: Sequence[ColumnRule], privacy: PrivacySetti
 
 def _parse(text: str, read_file: Callable[[str], bytes], origin: str) -> Policy:
     w = _Where(origin)
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigurationError(f"policy {origin}{where}: not valid YAML ({problem})") from None
+    root = _compose(text, origin)
     if root is None:
         raise ConfigurationError(f"policy {origin}: empty")
     top = _mapping(w, root, "policy")
@@ -448,10 +567,17 @@ def _parse(text: str, read_file: Callable[[str], bytes], origin: str) -> Policy:
     if _scalar(w, version_node, "version") != 1:
         raise w.error(version_node, "unsupported policy version (expected 1)")
     name = _text(w, top["name"][1], "name")
+    if len(name) > MAX_NAME_CHARS:
+        raise w.error(top["name"][1], f"name must have at most {MAX_NAME_CHARS} characters")
+    if contains_identifier(name):
+        raise w.error(top["name"][1], "name looks like an identifier (an NHS number, postcode or "
+                                      "email address): name the policy, not a person")
     columns_node = top["columns"][1]
     column_entries = _mapping(w, columns_node, "columns")
     if not column_entries:
         raise w.error(columns_node, "columns must name at least one column")
+    if len(column_entries) > MAX_POLICY_COLUMNS:
+        raise w.error(columns_node, f"columns: at most {MAX_POLICY_COLUMNS} columns")
     rules = tuple(_column(w, kn, vn, key) for key, (kn, vn) in column_entries.items())
     privacy = _privacy(w, top["privacy"][1]) if "privacy" in top else None
     generalised = [r for r in rules if r.action is Action.GENERALISE]
@@ -495,11 +621,28 @@ def parse_policy(
     return _parse(text, read, origin)
 
 
+class _FileTooBig(Exception):
+    pass
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a file; _FileTooBig if it holds more (never read whole)."""
+    with path.open("rb") as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise _FileTooBig
+    return data
+
+
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read, parse and validate a policy file; tree paths resolve relative to its folder."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = _read_bounded(p, MAX_POLICY_BYTES).decode("utf-8")
+    except _FileTooBig:
+        raise ConfigurationError(
+            f"policy {p}: larger than {MAX_POLICY_BYTES} bytes (the limit for a policy)"
+        ) from None
     except FileNotFoundError:
         raise ConfigurationError(f"policy {p} does not exist") from None
     except UnicodeDecodeError:
@@ -508,9 +651,14 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         raise ConfigurationError(f"cannot read policy {p}: {exc.strerror}") from None
 
     def read(relative: str) -> bytes:
+        from pseudogate.core.tree import MAX_TREE_BYTES
+
         target = p.parent / relative
         try:
-            return target.read_bytes()
+            return _read_bounded(target, MAX_TREE_BYTES)
+        except _FileTooBig:
+            raise ConfigurationError(f"policy {p}: hierarchy file {relative!r} is larger than "
+                                     f"{MAX_TREE_BYTES} bytes (the limit for a hierarchy)") from None
         except FileNotFoundError:
             raise ConfigurationError(f"policy {p}: hierarchy file {relative!r} does not exist "
                                      f"(looked in {p.parent})") from None

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from pseudogate.core.errors import ConfigurationError, InvalidInput, ResourceExhausted
+from pseudogate.core.errors import ConfigurationError, InvalidInput, ResourceExhausted, shown
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.normalise import Kind, Reason, normalise_many
 from pseudogate.core.tokens import Tokeniser
@@ -53,7 +51,7 @@ class DomainConfig:
             return self.domains[domain]
         except KeyError:
             raise InvalidInput(
-                f"unknown domain {domain!r}; known domains: {', '.join(sorted(self.domains))}"
+                f"unknown domain {shown(domain)}; known domains: {', '.join(sorted(self.domains))}"
             ) from None
 
 
@@ -65,17 +63,20 @@ def load_domain_config(path: str | Path | None) -> DomainConfig:
     if path is None:
         return DomainConfig(dict(DEFAULT_DOMAINS))
     p = Path(path)
+    from pseudogate.core.policy import load_bounded_yaml
+
     try:
-        data: Any = yaml.safe_load(p.read_text(encoding="utf-8"))
+        data: Any = load_bounded_yaml(p.read_text(encoding="utf-8"), origin=str(p))
     except OSError as exc:
         raise ConfigurationError(f"cannot read config {p}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigurationError(f"config {p} is not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(f"config {p} is not UTF-8 text") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"config {p}: top level must be a mapping")
     unknown = set(data) - {"domains", "max_batch_values"}
     if unknown:
-        raise ConfigurationError(f"config {p}: unknown setting(s) {', '.join(sorted(unknown))}")
+        names = ", ".join(shown(str(u)) for u in sorted(unknown, key=str))
+        raise ConfigurationError(f"config {p}: unknown setting(s) {names}")
     raw = data.get("domains")
     if not isinstance(raw, dict) or not raw:
         raise ConfigurationError(f"config {p}: 'domains' must map domain names to kinds")

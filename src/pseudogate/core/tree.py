@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from pseudogate.core.errors import ConfigurationError
 
-__all__ = ["TreeTable", "parse_tree_file"]
+__all__ = ["MAX_TREE_BYTES", "MAX_TREE_LEVELS", "MAX_TREE_ROWS", "TreeTable", "parse_tree_file"]
+
+#: Bounds on a hierarchy file: far above real code lists (ICD-10 has about 70,000 codes), low
+#: enough that a wrong or hostile file is refused before it exhausts memory.
+MAX_TREE_BYTES = 64 * 1024 * 1024
+MAX_TREE_ROWS = 1_000_000
+MAX_TREE_LEVELS = 64
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,10 @@ class TreeTable:
 
 def parse_tree_file(data: bytes, *, source: str) -> TreeTable:
     """Parse and validate: same width everywhere, each value has exactly one parent."""
+    if len(data) > MAX_TREE_BYTES:
+        raise ConfigurationError(
+            f"hierarchy {source}: {len(data)} bytes; the limit is {MAX_TREE_BYTES} bytes"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -40,6 +50,11 @@ def parse_tree_file(data: bytes, *, source: str) -> TreeTable:
         for record in reader:
             if not record or record == [""]:
                 continue
+            if len(record) > MAX_TREE_LEVELS:
+                raise ConfigurationError(f"hierarchy {source} line {reader.line_num}: more than "
+                                         f"{MAX_TREE_LEVELS} levels")
+            if len(rows) >= MAX_TREE_ROWS:
+                raise ConfigurationError(f"hierarchy {source}: more than {MAX_TREE_ROWS} rows")
             rows.append(tuple(record))
             lines.append(reader.line_num)
     except csv.Error:

@@ -215,6 +215,8 @@ class PreparedOptOuts:
     linkage_key_id: str
     created_at: str
     change_id: str = field(default_factory=new_change_id)
+    #: The snapshot this one replaced (None: the first), known once committed.
+    previous: OptOutSnapshot | None = None
 
     def commit(self, *, record: Recorder) -> OptOutSnapshot:
         planned: dict[str, int] = {}
@@ -222,6 +224,7 @@ class PreparedOptOuts:
         def plan(db: sqlite3.Connection) -> ChangeFacts:
             planned["id"] = snapshot_id = self.catalog.next_optout_snapshot_id(db)
             previous = self.catalog.latest_optout_snapshot(self.domain, db)
+            self.previous = previous
             details: dict[str, Any] = {"domain": self.domain}
             if previous is not None:
                 details["previous_snapshot"] = previous.id

@@ -13,6 +13,7 @@ event written, and publishes the file and the catalog rows in one transaction.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
 import sqlite3
@@ -26,7 +27,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pseudogate.core.columns import as_text, tokenise_array
+from pseudogate.core.columns import INVALID_UTF8, tokenise_array, valid_text
 from pseudogate.core.errors import (
     FailedPrecondition,
     InvalidInput,
@@ -34,7 +35,9 @@ from pseudogate.core.errors import (
     ResourceExhausted,
     RowError,
     RowErrors,
+    translating_storage_full,
 )
+from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
 from pseudogate.core.policy import Action, Policy
 from pseudogate.core.tokens import Tokeniser
@@ -69,8 +72,13 @@ _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 
 
 def check_dataset_name(name: str) -> None:
+    """Refuse a malformed name, or one that is a direct identifier (a dataset "ll112ab"): names
+    travel into messages, listings and the audit log."""
     if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name):
         raise InvalidInput("dataset name must match [a-z][a-z0-9_]{0,62}")
+    if contains_identifier(name):
+        raise InvalidInput("dataset name looks like an identifier (an NHS number or postcode): "
+                           "choose a name that is not one")
 
 
 def rfc3339(moment: datetime) -> str:
@@ -180,7 +188,8 @@ class Submission:
         """
         self._require(_State.OPEN)
         try:
-            return self._add(payload)
+            with translating_storage_full(self._temp or self._files.tmp_dir):
+                return self._add(payload)
         except BaseException:
             self.abort()
             raise
@@ -202,8 +211,14 @@ class Submission:
         self._rows += table.num_rows
         arrays: list[pa.Array] = []
         errors: list[RowError] = []
+        # Every column, dropped ones too: Arrow does not validate utf8 read from IPC, and bytes
+        # that are not UTF-8 would break every later read of the stored dataset.
+        texts: dict[str, pa.Array] = {}
+        for name in table.schema.names:
+            texts[name], not_utf8 = valid_text(table.column(name))
+            errors.extend(RowError(offset + i + 1, INVALID_UTF8, name) for i in not_utf8)
         for info in self._stored:
-            values = as_text(table.column(info.name))
+            values = texts[info.name]
             if info.action == Action.TOKENISE.value:
                 assert info.domain is not None and info.kind is not None
                 rule = self.policy.rule(info.name)
@@ -211,12 +226,17 @@ class Submission:
                 tokens, bad = tokenise_array(
                     values, kind=rule.kind, tokeniser=self._tokenisers[info.domain]
                 )
-                errors.extend(RowError(offset + i + 1, reason, info.name) for i, reason in bad)
+                taken = {e.row for e in errors if e.column == info.name}  # already invalid_utf8
+                errors.extend(
+                    RowError(offset + i + 1, reason, info.name)
+                    for i, reason in bad
+                    if offset + i + 1 not in taken
+                )
                 arrays.append(tokens)
             else:
                 arrays.append(values)
         if errors:
-            order = {c.name: n for n, c in enumerate(self._stored)}
+            order = {name: n for n, name in enumerate(table.schema.names)}
             errors.sort(key=lambda e: (e.row, order[e.column]))
             self._errors.extend(errors)
             self._discard_output()  # an invalid submission is refused: write nothing more
@@ -276,10 +296,10 @@ class Submission:
 
     def _discard_output(self) -> None:
         if self._writer is not None:
-            try:
-                self._writer.close()
-            finally:
-                self._writer = None
+            writer, self._writer = self._writer, None
+            # The file is deleted next: a close that fails (disk full) must not keep it.
+            with contextlib.suppress(OSError):
+                writer.close()
         if self._temp is not None:
             self._temp.unlink(missing_ok=True)
             self._temp = None
@@ -297,7 +317,8 @@ class Submission:
             if self._rows == 0:
                 raise InvalidInput("the submission holds no records")
             assert self._writer is not None
-            self._writer.close()
+            with translating_storage_full(self._temp or self._files.tmp_dir):
+                self._writer.close()
             self._writer = None
             if self._quota is not None:
                 assert self._temp is not None
@@ -361,7 +382,8 @@ class Submission:
                     created_at=now,
                 ),
             )
-            planned["published"] = self._files.publish(temp, relative)
+            with translating_storage_full(self._files.datasets_dir):
+                planned["published"] = self._files.publish(temp, relative)
             self._temp = None
             return version
 

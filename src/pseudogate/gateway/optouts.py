@@ -2,7 +2,8 @@
 
 Each import is a complete snapshot with the next consecutive id; only the latest snapshot of a
 linkage domain applies to extracts. Any invalid number refuses the whole import (row numbers
-and reasons, never values); duplicates count once.
+and reasons, never values); duplicates count once. An empty list would clear every opt-out
+of the domain, so it is refused unless the caller says it is meant (``allow_empty``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,18 @@ from pseudogate.core.errors import InvalidInput, RowError, RowErrors
 from pseudogate.core.normalise import Kind
 from pseudogate.core.tokens import Tokeniser
 
-__all__ = ["optout_tokens"]
+__all__ = ["EMPTY_OPTOUTS_REFUSED", "check_not_empty", "optout_tokens"]
+
+EMPTY_OPTOUTS_REFUSED = (
+    "the opt-out list is empty: importing it would clear every opt-out of the linkage domain; "
+    "if that is meant, import it with allow_empty (CLI: --allow-empty)"
+)
+
+
+def check_not_empty(nhs_numbers: Sequence[object], *, allow_empty: bool) -> None:
+    """Refuse an empty snapshot unless it is meant: one wrong file must not clear every opt-out."""
+    if not nhs_numbers and not allow_empty:
+        raise InvalidInput(EMPTY_OPTOUTS_REFUSED)
 
 
 def optout_tokens(nhs_numbers: Sequence[str], *, tokeniser: Tokeniser) -> list[str]:

@@ -10,7 +10,7 @@ from pseudogate.core.policy import Policy, load_policy, require_ingestion_policy
 
 __all__ = ["load_policy_registry"]
 
-log = logging.getLogger("pseudogate.store.registry")  # name kept across moves
+log = logging.getLogger("pseudogate.gateway.registry")  # name kept across moves
 
 _SUFFIXES = (".yaml", ".yml")
 

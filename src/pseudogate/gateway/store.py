@@ -19,6 +19,7 @@ from typing import Any, Self
 
 import pyarrow as pa
 
+from pseudogate.core.authz import check_organisation
 from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -26,8 +27,10 @@ from pseudogate.core.errors import (
     NotFound,
     PermissionDenied,
     Unavailable,
+    shown,
 )
 from pseudogate.core.fileio import make_private_dir, make_private_file
+from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway.changes import (
@@ -41,7 +44,7 @@ from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build
 from pseudogate.gateway.ingestion import Submission, check_dataset_name, rfc3339
 from pseudogate.gateway.join import join_layout
 from pseudogate.gateway.linkage import linkage_report
-from pseudogate.gateway.optouts import optout_tokens
+from pseudogate.gateway.optouts import check_not_empty, optout_tokens
 from pseudogate.gateway.projects import (
     DOMAIN_RE,
     PROJECT_ID_RE,
@@ -61,7 +64,7 @@ DEFAULT_DOMAIN = "person"
 LOCK_FILE = "store.lock"
 log = logging.getLogger("pseudogate.store")  # the name operators filter on, kept across moves
 #: One message for both cases, so that a caller cannot learn which projects exist.
-_PROJECT_DENIED = "project {!r} does not exist or is not yours"
+_PROJECT_DENIED = "project {} does not exist or is not yours"
 
 
 def _utc_now() -> datetime:
@@ -195,7 +198,7 @@ class Store:
             return self.policies[name]
         except KeyError:
             known = ", ".join(sorted(self.policies)) or "none"
-            raise NotFound(f"no ingestion policy named {name!r} (registered: {known})") from None
+            raise NotFound(f"no ingestion policy named {shown(name)} (registered: {known})") from None
 
     def project_policy(self, project_id: str, *, organisation: str | None = None) -> Policy:
         """The extract policy a project is bound to (same refusal as extracts for others)."""
@@ -207,11 +210,12 @@ class Store:
     def begin_submission(self, *, dataset: str, policy_name: str, organisation: str) -> Submission:
         """Start a submission; checks the name, the policy and who owns the dataset."""
         check_dataset_name(dataset)
-        if not organisation or not organisation.strip():
-            raise InvalidInput("the submitting organisation is required")
+        check_organisation(organisation, field="the submitting organisation")
         if policy_name not in self.policies:
             known = ", ".join(sorted(self.policies)) or "none"
-            raise InvalidInput(f"no ingestion policy named {policy_name!r} (registered: {known})")
+            raise InvalidInput(
+                f"no ingestion policy named {shown(policy_name)} (registered: {known})"
+            )
         owner = self.catalog.dataset_owner(dataset)
         if owner is not None and owner != organisation:
             raise PermissionDenied(f"dataset {dataset!r} belongs to another organisation")
@@ -256,8 +260,10 @@ class Store:
         Nothing is stored until the returned change is committed (:mod:`.changes`)."""
         if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
             raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-        if not researcher or not researcher.strip():
-            raise InvalidInput("the researcher organisation is required")
+        if contains_identifier(project_id):
+            raise InvalidInput("project id looks like an identifier (an NHS number or postcode): "
+                               "choose an id that is not one")
+        check_organisation(researcher, field="the researcher organisation")
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
             raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
@@ -322,19 +328,25 @@ class Store:
     def _project_row(self, project_id: str, *, organisation: str | None) -> ProjectRow:
         row = self.catalog.project(project_id) if isinstance(project_id, str) else None
         if row is None or (organisation is not None and row.researcher != organisation):
-            raise PermissionDenied(_PROJECT_DENIED.format(project_id))
+            raise PermissionDenied(_PROJECT_DENIED.format(shown(project_id)))
         return row
 
     # -- opt-outs -------------------------------------------------------------------------------
 
     def prepare_optouts(
-        self, nhs_numbers: Sequence[str], *, domain: str = DEFAULT_DOMAIN
+        self,
+        nhs_numbers: Sequence[str],
+        *,
+        domain: str = DEFAULT_DOMAIN,
+        allow_empty: bool = False,
     ) -> PreparedOptOuts:
         """Tokenise a complete new opt-out snapshot (tokens only); nothing is stored until the
-        returned change is committed (:mod:`.changes`)."""
+        returned change is committed (:mod:`.changes`). An empty list is refused unless
+        ``allow_empty``: it would clear every opt-out."""
         domain = domain or DEFAULT_DOMAIN
         if not DOMAIN_RE.fullmatch(domain):
             raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        check_not_empty(nhs_numbers, allow_empty=allow_empty)
         tokeniser = self.keyring.linkage_tokeniser(domain)
         tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)
         return PreparedOptOuts(
@@ -350,10 +362,12 @@ class Store:
         nhs_numbers: Sequence[str],
         *,
         domain: str = DEFAULT_DOMAIN,
+        allow_empty: bool = False,
         record: Recorder = unaudited,
     ) -> OptOutSnapshot:
         """:meth:`prepare_optouts` then commit; returns the snapshot's id and count."""
-        return self.prepare_optouts(nhs_numbers, domain=domain).commit(record=record)
+        prepared = self.prepare_optouts(nhs_numbers, domain=domain, allow_empty=allow_empty)
+        return prepared.commit(record=record)
 
     def latest_optout_snapshot(self, domain: str = DEFAULT_DOMAIN) -> OptOutSnapshot | None:
         return self.catalog.latest_optout_snapshot(domain)

@@ -53,10 +53,18 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         self, request: admin_pb2.ImportOptOutsRequest, context: grpc.ServicerContext
     ) -> admin_pb2.ImportOptOutsResponse:
         prepared = self._store.prepare_optouts(
-            list(request.nhs_numbers), domain=request.domain or DEFAULT_LINKAGE_DOMAIN
+            list(request.nhs_numbers),
+            domain=request.domain or DEFAULT_LINKAGE_DOMAIN,
+            allow_empty=request.allow_empty,
         )
         snapshot = apply_change(prepared)  # audited before it is stored
-        return admin_pb2.ImportOptOutsResponse(snapshot=snapshot.id, count=snapshot.count)
+        previous = prepared.previous
+        return admin_pb2.ImportOptOutsResponse(
+            snapshot=snapshot.id,
+            count=snapshot.count,
+            previous_snapshot=previous.id if previous else 0,
+            previous_count=previous.count if previous else 0,
+        )
 
     def LinkageReport(
         self, request: admin_pb2.LinkageReportRequest, context: grpc.ServicerContext

@@ -23,10 +23,20 @@ from typing import Any, Protocol
 
 import grpc
 
-from pseudogate.core.errors import InvalidInput, PseudogateError, Unavailable
+from pseudogate.core.errors import (
+    InvalidInput,
+    PseudogateError,
+    RowError,
+    RowErrors,
+    StorageFull,
+    Unavailable,
+    is_storage_full,
+    storage_full,
+)
 from pseudogate.service.calls import Call, reset_current, set_current
 from pseudogate.service.errors import grpc_code, internal_status, status_for
 from pseudogate.service.limits import FairShare
+from pseudogate.service.wire import invalid_utf8_fields
 
 __all__ = ["AccessControl", "AuditSink", "GatewayInterceptor", "Identity"]
 
@@ -57,6 +67,12 @@ AuditSink = Callable[[Mapping[str, Any]], None]
 
 class AuditUnavailable(Unavailable):
     """The audit event could not be written: the call fails closed."""
+
+
+class AuditStorageFull(AuditUnavailable):
+    """The audit event could not be written for lack of space: RESOURCE_EXHAUSTED."""
+
+    code = StorageFull.code
 
 
 class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
@@ -190,10 +206,21 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         try:
             self._audit(event)
         except Exception as exc:  # noqa: BLE001 - any failure to audit fails closed
-            log.error("audit write failed (%s)", type(exc).__name__)
+            # Our own errors say why in value-free words; anything else by type only.
+            why = str(exc) if isinstance(exc, PseudogateError) else type(exc).__name__
+            if isinstance(exc, StorageFull):
+                why = f"storage full at {exc.path}"
+            log.error("audit write failed: %s", why)
+            if isinstance(exc, StorageFull):
+                raise AuditStorageFull(
+                    "storage full: the audit log cannot be written; the call was refused"
+                ) from None
             raise AuditUnavailable("audit log unavailable; the call was refused") from None
 
     def _fail(self, call: Call, exc: BaseException, context: grpc.ServicerContext) -> None:
+        if not isinstance(exc, PseudogateError) and is_storage_full(exc):
+            # Escaped the layers that translate it: still the caller's RESOURCE_EXHAUSTED.
+            exc = storage_full(getattr(exc, "filename", None) or "an unknown path", exc)
         if isinstance(exc, PseudogateError):
             status, code_name = status_for(exc), grpc_code(exc).name
         elif not context.is_active():
@@ -245,6 +272,9 @@ def _where(exc: BaseException) -> str:
 class _Malformed:
     """Stands in for a request message that did not parse (so it becomes INVALID_ARGUMENT)."""
 
+    def __init__(self, errors: list[RowError] | None = None) -> None:
+        self.errors = errors or []
+
 
 _MALFORMED = _Malformed()
 
@@ -253,18 +283,23 @@ def _lenient(deserialise: Callable[[bytes], Any] | None) -> Callable[[bytes], An
     """grpc answers INTERNAL when a deserializer raises; malformed input is the client's error."""
     if deserialise is None:
         return None
+    descriptor = getattr(getattr(deserialise, "__self__", None), "DESCRIPTOR", None)
 
     def parse(data: bytes) -> Any:
         try:
             return deserialise(data)
         except Exception:  # noqa: BLE001 - any parse failure is a malformed message
-            return _MALFORMED
+            # Strings that are not UTF-8 are located, as row errors (issue 14 #4).
+            errors = invalid_utf8_fields(descriptor, data) if descriptor is not None else []
+            return _Malformed(errors) if errors else _MALFORMED
 
     return parse
 
 
 def _refuse_malformed(message: Any) -> Any:
-    if message is _MALFORMED:
+    if isinstance(message, _Malformed):
+        if message.errors:
+            raise RowErrors(message.errors, context="the request (string fields must be UTF-8)")
         raise InvalidInput("malformed request message: it does not parse as the RPC's request type")
     return message
 

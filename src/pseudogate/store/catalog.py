@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pseudogate.core.errors import translating_storage_full
+
 __all__ = ["Catalog", "ColumnInfo", "OptOutSnapshot", "ProjectRow", "VersionRecord"]
 
 _SCHEMA = """
@@ -160,12 +162,13 @@ class Catalog:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """One write transaction: committed when the block ends, rolled back on any error."""
-        with self._write_lock, self._connect() as db:
+        with self._write_lock, self._connect() as db, translating_storage_full(self.path):
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLITE_FULL, for one, has already rolled it back
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 

@@ -22,7 +22,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from pseudogate.core.authz import ORG_RE, Role, load_certificate, spiffe_uri, uri_sans
+from pseudogate.core.authz import (
+    Role,
+    check_organisation,
+    load_certificate,
+    spiffe_uri,
+    uri_sans,
+)
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.fileio import atomic_write_bytes
 
@@ -196,9 +202,8 @@ def parse_org_role(spec: str) -> tuple[str, Role]:
     """``"gp-denbigh:provider"`` -> ``("gp-denbigh", Role.PROVIDER)``; InvalidInput if bad."""
     org, sep, role = spec.partition(":")
     if not sep:
-        raise InvalidInput(f"--org {spec!r}: expected NAME:ROLE, e.g. gp-denbigh:provider")
-    if not ORG_RE.fullmatch(org):
-        raise InvalidInput(f"--org {spec!r}: organisation must match [a-z0-9-]+ (1-63 characters)")
+        raise InvalidInput("--org: expected NAME:ROLE, e.g. gp-denbigh:provider")
+    check_organisation(org, field="--org NAME")
     if org in RESERVED_NAMES:
         raise InvalidInput(f"--org {spec!r}: {org!r} is reserved (its files would clash)")
     try:

@@ -10,6 +10,8 @@ import datetime as dt
 import random
 from dataclasses import dataclass
 
+from pseudogate.core.nhs import check_digit
+
 __all__ = ["Person", "make_people", "messy_nhs_number", "messy_postcode", "nhs_number"]
 
 _GIVEN = [
@@ -41,13 +43,10 @@ class Person:
 def nhs_number(rng: random.Random) -> str:
     """A valid NHS number in the 999 test range (never issued to a real person)."""
     while True:
-        digits = [9, 9, 9] + [rng.randrange(10) for _ in range(6)]
-        total = sum(d * w for d, w in zip(digits, range(10, 1, -1), strict=True))
-        check = 11 - total % 11
-        if check == 11:
-            check = 0
-        if check != 10:
-            return "".join(map(str, digits)) + str(check)
+        first_nine = "999" + "".join(str(rng.randrange(10)) for _ in range(6))
+        check = check_digit(first_nine)
+        if check is not None:
+            return first_nine + str(check)
 
 
 def messy_nhs_number(number: str, rng: random.Random) -> str:

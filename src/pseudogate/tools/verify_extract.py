@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pseudogate.core.errors import InvalidInput, VerificationFailed
 from pseudogate.core.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
 from pseudogate.core.manifest import ContentHasher, verify_manifest_signature
-from pseudogate.core.normalise import is_valid_nhs_number
+from pseudogate.core.nhs import is_valid_nhs_number
 from pseudogate.core.policy import HierarchyType, Policy
 
 __all__ = [

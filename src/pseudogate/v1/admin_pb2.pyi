@@ -42,20 +42,26 @@ class CreateProjectResponse(_message.Message):
     def __init__(self, project: _Optional[str] = ..., policy_fingerprint: _Optional[str] = ..., project_key_id: _Optional[str] = ...) -> None: ...
 
 class ImportOptOutsRequest(_message.Message):
-    __slots__ = ("nhs_numbers", "domain")
+    __slots__ = ("nhs_numbers", "domain", "allow_empty")
     NHS_NUMBERS_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_EMPTY_FIELD_NUMBER: _ClassVar[int]
     nhs_numbers: _containers.RepeatedScalarFieldContainer[str]
     domain: str
-    def __init__(self, nhs_numbers: _Optional[_Iterable[str]] = ..., domain: _Optional[str] = ...) -> None: ...
+    allow_empty: bool
+    def __init__(self, nhs_numbers: _Optional[_Iterable[str]] = ..., domain: _Optional[str] = ..., allow_empty: _Optional[bool] = ...) -> None: ...
 
 class ImportOptOutsResponse(_message.Message):
-    __slots__ = ("snapshot", "count")
+    __slots__ = ("snapshot", "count", "previous_snapshot", "previous_count")
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_COUNT_FIELD_NUMBER: _ClassVar[int]
     snapshot: int
     count: int
-    def __init__(self, snapshot: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
+    previous_snapshot: int
+    previous_count: int
+    def __init__(self, snapshot: _Optional[int] = ..., count: _Optional[int] = ..., previous_snapshot: _Optional[int] = ..., previous_count: _Optional[int] = ...) -> None: ...
 
 class LinkageReportRequest(_message.Message):
     __slots__ = ()

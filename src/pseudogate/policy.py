@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import yaml
 
 from pseudogate.errors import ConfigurationError, InvalidInput
+from pseudogate.identifiers import direct_identifier_in
 from pseudogate.normalise import Kind
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Metric",
     "Policy",
     "PrivacySettings",
+    "column_label",
     "load_policy",
     "parse_policy",
     "require_ingestion_policy",
@@ -175,16 +177,18 @@ class Policy:
     def check_input_columns(self, columns: Sequence[str]) -> None:
         """Refuse an input whose columns differ from the policy's (the policy fails closed)."""
         seen: set[str] = set()
-        for col in columns:
+        for position, col in enumerate(columns, 1):
             if col in seen:
-                raise InvalidInput(f"input column {col!r} appears more than once")
+                raise InvalidInput(
+                    f"input column {column_label(col, position)} appears more than once"
+                )
             seen.add(col)
         named = {rule.name for rule in self.columns}
-        for col in columns:
+        for position, col in enumerate(columns, 1):
             if col not in named:
                 raise InvalidInput(
-                    f"input column {col!r} is not named in policy {self.name!r} "
-                    "(every input column must be listed)"
+                    f"input column {column_label(col, position)} is not named in policy "
+                    f"{self.name!r} (every input column must be listed)"
                 )
         for rule in self.columns:
             if rule.name not in seen:
@@ -204,6 +208,21 @@ class Policy:
     @property
     def tokenised_columns(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.columns if r.action is Action.TOKENISE)
+
+
+def column_label(name: str, position: int) -> str:
+    """How a message names an input column: its name quoted if that is a plain column name
+    (the policy's pattern, with a letter) and no direct identifier, else its 1-based position.
+
+    A file without a header row has data where the names should be (issue 14, finding 8).
+    """
+    if (
+        _NAME_RE.fullmatch(name)
+        and any(ch.isalpha() for ch in name)
+        and direct_identifier_in(name) is None
+    ):
+        return repr(name)
+    return str(position)
 
 
 # -- parsing ------------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from pseudogate.anonymity.html_report import render_html
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
 from pseudogate.fileio import atomic_output
 from pseudogate.keyring import EXAMPLE_KEYRING, Keyring
-from pseudogate.policy import load_policy
+from pseudogate.policy import column_label, load_policy
 
 __all__ = ["read_table", "register"]
 
@@ -63,9 +63,10 @@ def read_table(path: Path, *, delimiter: str) -> pd.DataFrame:
     if not header:
         fail(f"input file {path} is empty: a header row is expected")
     seen: set[str] = set()
-    for name in header:
+    for position, name in enumerate(header, 1):
         if name in seen:
-            fail(f"input file {path}: column {name!r} appears more than once in the header")
+            fail(f"input file {path}: column {column_label(name, position)} appears more than "
+                 "once in the header")
         seen.add(name)
     try:
         return pd.read_csv(path, sep=delimiter, dtype=str, keep_default_na=False,

@@ -23,6 +23,7 @@ from pseudogate.errors import RowError, RowErrors
 from pseudogate.fileio import atomic_output
 from pseudogate.keyring import Keyring
 from pseudogate.normalise import Kind, normalise_many
+from pseudogate.policy import column_label
 from pseudogate.store.columns import tokenise_array
 from pseudogate.tokenisation import DEFAULT_DOMAINS
 from pseudogate.tokens import Tokeniser
@@ -167,7 +168,12 @@ def _read_header(reader: Iterator[list[str]], *, input_path: Path, column: str) 
     except (csv.Error, UnicodeDecodeError) as exc:
         fail(f"{input_path} is not a readable CSV file: {type(exc).__name__}")
     if column not in header:
-        fail(f"column {column!r} not found in {input_path}; columns: {', '.join(header)}")
+        # A file without a header row has data there: list only names that cannot be data.
+        shown = [
+            name if column_label(name, i) != str(i) else f"(column {i})"
+            for i, name in enumerate(header, 1)
+        ]
+        fail(f"column {column!r} not found in {input_path}; columns: {', '.join(shown)}")
     if header.count(column) > 1:
         fail(f"column {column!r} appears {header.count(column)} times in {input_path}")
     return header, header.index(column)

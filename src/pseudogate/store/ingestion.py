@@ -33,7 +33,7 @@ from pseudogate.errors import (
     RowErrors,
 )
 from pseudogate.keyring import Keyring, Purpose
-from pseudogate.policy import Action, Policy
+from pseudogate.policy import Action, Policy, column_label
 from pseudogate.store.catalog import Catalog, ColumnInfo, VersionRecord
 from pseudogate.store.columns import as_text, tokenise_array
 from pseudogate.store.datasets import DatasetFiles
@@ -218,10 +218,11 @@ class Submission:
         return int(table.num_rows)
 
     def _start(self, schema: pa.Schema) -> None:
-        for field in schema:
+        for position, field in enumerate(schema, 1):
             if field.type != pa.string():
                 raise InvalidInput(
-                    f"column {field.name!r} has Arrow type {field.type}; every column must be utf8"
+                    f"column {column_label(field.name, position)} has Arrow type {field.type}; "
+                    "every column must be utf8"
                 )
         self.policy.check_input_columns(schema.names)
         stored: list[ColumnInfo] = []

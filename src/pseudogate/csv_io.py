@@ -108,9 +108,10 @@ def _quoted(column: pa.Array, delimiter: str, *, alone: bool) -> pa.Array:
     column (then an empty field is written as "", or the row would be a blank line)."""
     chars = _quote_chars(delimiter)
     text = bytes(_text(column))
-    if not any(ch.encode("utf-8") in text for ch in chars):  # memchr: the common case
-        if not alone or pc.min(pc.binary_length(column)).as_py() != 0:
-            return column
+    if not any(ch.encode("utf-8") in text for ch in chars) and (  # memchr: the common case
+        not alone or pc.min(pc.binary_length(column)).as_py() != 0
+    ):
+        return column
     needs = pc.match_substring_regex(column, "[" + re.escape(chars) + "]")
     if alone:
         needs = pc.or_(needs, pc.equal(pc.binary_length(column), 0))

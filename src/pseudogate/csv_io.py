@@ -26,7 +26,7 @@ import pyarrow.csv as pacsv
 __all__ = ["BLOCK_BYTES", "NotPlain", "has_blank_row", "text_batches", "write_rows"]
 
 #: Bytes of CSV text per record batch: memory is bounded by a few blocks, not by the file.
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 1 << 20
 
 
 class NotPlain(Exception):

@@ -42,19 +42,20 @@ def text_batches(
     columns: Sequence[str],
     delimiter: str = ",",
     block_bytes: int = BLOCK_BYTES,
+    skip_blank_lines: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of ``path`` (header ``columns``, as ``csv`` read it), every cell a string.
 
-    No type inference: empty cells stay "", leading zeros stay. Blank lines are not skipped
-    (they come as all-empty rows, see :func:`has_blank_row`). Raises :class:`NotPlain`
-    where Arrow refuses the file or reads a different header.
+    No type inference: empty cells stay "", leading zeros stay. Blank lines come as all-empty
+    rows (see :func:`has_blank_row`) unless skipped. Raises :class:`NotPlain` (whose message
+    is the name of Arrow's exception) where Arrow refuses the file or reads a different header.
     """
     try:
         reader = pacsv.open_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=block_bytes, encoding="utf8"),
             parse_options=pacsv.ParseOptions(
-                delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=False
+                delimiter=delimiter, newlines_in_values=True, ignore_empty_lines=skip_blank_lines
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types={name: pa.string() for name in columns},

@@ -43,12 +43,15 @@ def text_batches(
     delimiter: str = ",",
     block_bytes: int = BLOCK_BYTES,
     skip_blank_lines: bool = False,
+    allow_carriage_returns: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """Record batches of ``path`` (header ``columns``, as ``csv`` read it), every cell a string.
 
     No type inference: empty cells stay "", leading zeros stay. Blank lines come as all-empty
     rows (see :func:`has_blank_row`) unless skipped. Raises :class:`NotPlain` (whose message
-    is the name of Arrow's exception) where Arrow refuses the file or reads a different header.
+    is the name of Arrow's exception) where Arrow refuses the file or reads a different header,
+    and, unless allowed, where a value holds a carriage return: when a block ends between the
+    CR and LF of a line break inside quotes, Arrow (26.0) drops the LF from the value.
     """
     try:
         reader = pacsv.open_csv(
@@ -65,7 +68,12 @@ def text_batches(
         )
         if reader.schema.names != list(columns):
             raise NotPlain("Arrow read a different header")
-        yield from reader
+        for batch in reader:
+            if not allow_carriage_returns and any(
+                b"\r" in bytes(_text(column)) for column in batch.columns
+            ):
+                raise NotPlain("a value holds a carriage return")
+            yield batch
     except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
         raise NotPlain(type(exc).__name__) from None
 

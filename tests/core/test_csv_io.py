@@ -147,3 +147,16 @@ def test_when_arrow_refuses_the_file_then_no_arrow_text_reaches_the_message(tmp_
                                   tokeniser=TOKENISER)
     assert "row 2: wrong_field_count" in str(info.value)
     assert "9434765919" not in str(info.value) and "extra" not in str(info.value)
+
+
+def test_when_a_quoted_line_break_straddles_a_block_then_arrow_is_not_trusted(
+    tmp_path: Path,
+) -> None:
+    """Arrow 26 read '0\\r\\n' as '0\\r' when a 32-byte block ended between CR and LF."""
+    src = tmp_path / "in.csv"
+    src.write_bytes(b'a,b,c\r\n0,00\xc3\xa9,0\r\n0,000\xc3\xa9\xc3\xa9,"0""\xc3\xa9\xc3\xa9"\r\n'
+                    b'"00000""",0,"0000,\xc3\xa9"\r\n"0\r\n",0,\r\n')
+    with pytest.raises(csv_io.NotPlain):
+        list(csv_io.text_batches(src, columns=["a", "b", "c"], block_bytes=32))
+    auto, python = _both_paths(tmp_path, src.read_bytes())
+    assert auto == python and isinstance(auto, bytes) and b'"0\r\n",' in auto

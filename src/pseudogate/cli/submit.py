@@ -48,7 +48,8 @@ def ipc_messages(path: Path, *, delimiter: str = ",") -> Iterator[tuple[bytes, i
     """Each item: one complete Arrow IPC stream (utf8 columns, <= 32 MiB) and its row count."""
     header = read_header(path, delimiter)
     for batch in csv_io.text_batches(path, columns=header, delimiter=delimiter,
-                                     block_bytes=_BLOCK_BYTES, skip_blank_lines=True):
+                                     block_bytes=_BLOCK_BYTES, skip_blank_lines=True,
+                                     allow_carriage_returns=True):  # as before: see csv_io
         yield from _split(batch)
 
 

@@ -23,7 +23,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-__all__ = ["BLOCK_BYTES", "NotPlain", "has_blank_row", "text_batches", "write_rows"]
+__all__ = [
+    "BLOCK_BYTES",
+    "NotPlain",
+    "has_blank_row",
+    "text_batches",
+    "write_header",
+    "write_rows",
+]
 
 #: Bytes of CSV text per record batch: memory is bounded by a few blocks, not by the file.
 BLOCK_BYTES = 1 << 20
@@ -127,6 +134,13 @@ def _quoted(column: pa.Array, delimiter: str, *, alone: bool) -> pa.Array:
     chosen = pc.filter(column, needs)
     quoted = pc.binary_join_element_wise('"', pc.replace_substring(chosen, '"', '""'), '"', "")
     return pc.replace_with_mask(column, needs, quoted)
+
+
+def write_header(sink: BinaryIO, names: Sequence[str], *, delimiter: str = ",") -> None:
+    """Write the header row to ``sink`` through ``csv.writer`` itself (one row, any names)."""
+    head = io.StringIO()
+    csv.writer(head, delimiter=delimiter, lineterminator="\n").writerow(names)
+    sink.write(head.getvalue().encode("utf-8"))
 
 
 def write_rows(sink: BinaryIO, batch: pa.RecordBatch, *, delimiter: str = ",") -> None:

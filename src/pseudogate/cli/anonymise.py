@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
-import io
 import json
 import re
 import sys
@@ -129,9 +128,7 @@ def _write_table(table: pd.DataFrame, path: Path, *, delimiter: str) -> None:
         table.to_csv(path, sep=delimiter, index=False, lineterminator="\n", encoding="utf-8")
         return
     with open(path, "wb") as f:
-        head = io.StringIO()
-        csv.writer(head, delimiter=delimiter, lineterminator="\n").writerow(arrow.column_names)
-        f.write(head.getvalue().encode("utf-8"))
+        csv_io.write_header(f, arrow.column_names, delimiter=delimiter)
         for batch in arrow.to_batches(max_chunksize=_WRITE_ROWS):
             csv_io.write_rows(f, batch, delimiter=delimiter)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import logging
 import re
 import sys
@@ -198,9 +197,7 @@ def _tokenise_arrow(
     """
     done = 0
     with atomic_output(output_path) as tmp, open(tmp, "wb") as dst:
-        head = io.StringIO()
-        csv.writer(head, lineterminator="\n").writerow(header)
-        dst.write(head.getvalue().encode("utf-8"))
+        csv_io.write_header(dst, header)
         for batch in csv_io.text_batches(input_path, columns=header, block_bytes=block_bytes):
             tokens, bad = tokenise_array(batch.column(col), kind=kind, tokeniser=tokeniser)
             if bad:

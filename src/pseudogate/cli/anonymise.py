@@ -89,6 +89,19 @@ def read_table(path: Path, *, delimiter: str) -> pd.DataFrame:
         fail(f"input file {path} is not UTF-8 text")
 
 
+def _byte_counts(path: Path) -> tuple[int, int, int]:
+    """(carriage returns, CR LF pairs, quotes) in the file, read 1 MiB at a time."""
+    cr = crlf = quotes = 0
+    previous = b""
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            cr += block.count(b"\r")
+            crlf += (previous + block).count(b"\r\n")  # a pair may straddle two blocks
+            quotes += block.count(b'"')
+            previous = block[-1:]
+    return cr, crlf, quotes
+
+
 def _read_with_arrow(path: Path, *, header: list[str], delimiter: str) -> pd.DataFrame:
     """The table as ``pd.read_csv`` reads it, through Arrow's faster reader.
 
@@ -97,8 +110,8 @@ def _read_with_arrow(path: Path, *, header: list[str], delimiter: str) -> pd.Dat
     end inside quotes (pandas refuses both), an all-empty row (perhaps a blank line, which
     pandas skips), and whatever Arrow refuses (wrong field counts: pandas says at which line).
     """
-    data = path.read_bytes()
-    if "" in header or data.count(b"\r") != data.count(b"\r\n") or data.count(b'"') % 2:
+    cr, crlf, quotes = _byte_counts(path)
+    if "" in header or cr != crlf or quotes % 2:
         raise csv_io.NotPlain("pandas reads this file its own way")
     schema = pa.schema([(name, pa.string()) for name in header])
     batches = []
@@ -108,29 +121,37 @@ def _read_with_arrow(path: Path, *, header: list[str], delimiter: str) -> pd.Dat
         batches.append(batch)
     if batches and batches[-1].num_rows:
         last = batches[-1].column(batches[-1].num_columns - 1)[-1].as_py()
-        if data.endswith(('"' + last.replace('"', '""')).encode("utf-8")):
-            raise csv_io.NotPlain("the last quoted field may be open")  # Arrow closes it at EOF
-    return pa.Table.from_batches(batches, schema=schema).to_pandas()
+        open_field = ('"' + last.replace('"', '""')).encode("utf-8")
+        with open(path, "rb") as f:
+            f.seek(max(path.stat().st_size - len(open_field), 0))
+            if f.read() == open_field:
+                raise csv_io.NotPlain("the last quoted field may be open")  # Arrow closes it
+    table = pa.Table.from_batches(batches, schema=schema).to_pandas()
+    del batches
+    pa.default_memory_pool().release_unused()  # the table now lives in pandas
+    return table
 
 
 def _write_table(table: pd.DataFrame, path: Path, *, delimiter: str) -> None:
     """``table.to_csv(path, sep=delimiter, index=False, lineterminator="\\n")``, byte for byte,
-    through Arrow when every cell is a string (else through pandas)."""
-    try:
-        arrow = pa.Table.from_arrays(
-            [pa.array(table[c].to_numpy(dtype=object), type=pa.string(), from_pandas=True)
-             for c in table.columns],
-            names=[str(c) for c in table.columns],
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
-        arrow = None
-    if arrow is None or any(column.null_count for column in arrow.columns):
-        table.to_csv(path, sep=delimiter, index=False, lineterminator="\n", encoding="utf-8")
-        return
+    through Arrow (a slice of rows at a time) when every cell is a string, else through pandas."""
+    names = [str(c) for c in table.columns]
     with open(path, "wb") as f:
-        csv_io.write_header(f, arrow.column_names, delimiter=delimiter)
-        for batch in arrow.to_batches(max_chunksize=_WRITE_ROWS):
-            csv_io.write_rows(f, batch, delimiter=delimiter)
+        csv_io.write_header(f, names, delimiter=delimiter)
+        for start in range(0, len(table), _WRITE_ROWS):
+            part = table.iloc[start : start + _WRITE_ROWS]
+            try:
+                arrays = [pa.array(part.iloc[:, i].to_numpy(dtype=object), type=pa.string(),
+                                   from_pandas=True) for i in range(len(names))]
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                break
+            if any(array.null_count for array in arrays):
+                break
+            csv_io.write_rows(f, pa.RecordBatch.from_arrays(arrays, names=names),
+                              delimiter=delimiter)
+        else:
+            return
+    table.to_csv(path, sep=delimiter, index=False, lineterminator="\n", encoding="utf-8")
 
 
 def run(args: argparse.Namespace) -> int:

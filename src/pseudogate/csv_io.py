@@ -37,10 +37,8 @@ BLOCK_BYTES = 1 << 20
 
 
 class NotPlain(Exception):
-    """The Arrow path cannot vouch for this input; read it with the ``csv`` module instead.
-
-    Carries no text from the file (Arrow's own messages quote rows).
-    """
+    """The Arrow path cannot vouch for this input: read it the old way (``csv``, or pandas in
+    ``anonymise``). Carries no text from the file (Arrow's own messages quote rows)."""
 
 
 def text_batches(

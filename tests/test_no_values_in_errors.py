@@ -314,10 +314,7 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
 #: Cases whose leak another branch fixes (the CLI's CSV reading, issue 14 #8 on branch h5).
 #: They quote a header row made of data ("column 'Siobhan Quixote' ..."); remove a name once
 #: its case passes (strict xfail: it fails then).
-LEAKS_FIXED_ELSEWHERE: set[str] = {
-    "tokenise: data without a header",
-    "anonymise: data without a header",
-}
+LEAKS_FIXED_ELSEWHERE: set[str] = set()
 
 
 class _Names:

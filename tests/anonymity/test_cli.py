@@ -172,3 +172,16 @@ def test_policy_check_prints_the_fingerprint(files: Path) -> None:
     bad = subprocess.run([*CLI, "policy", "check",
                           str(files / "policy.yaml")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "two different parents" in bad.stderr
+
+
+def test_when_the_file_has_no_header_row_then_columns_are_named_by_position_not_by_value(
+    files: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = ("9434765919", "ann@example.org", "LL15 1AA", "F", "primary", "flu")
+    (files / "in.csv").write_text("\n".join(",".join(r) for r in [first, *ROWS]) + "\n")
+    assert main(_args(files)) == 2
+    out, err = capsys.readouterr()
+    assert "input column 1 is not named in policy 'small'" in err
+    for value in first[:3]:
+        assert value not in out + err
+    _no_outputs(files)

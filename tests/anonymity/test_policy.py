@@ -199,3 +199,16 @@ def test_ingestion_policy_refuses_generalisation_and_privacy() -> None:
     keep_only = parse_policy("version: 1\nname: x\ncolumns:\n  a: {action: keep}\nprivacy: {k: 2}\n")
     with pytest.raises(InvalidInput, match="privacy section"):
         require_ingestion_policy(keep_only)
+
+
+@pytest.mark.parametrize("value", ["9434765919", "943 476 5919", "ann@example.org", "LL15 1AA",
+                                   "1970-01-01", "Smith, Ann"])
+def test_when_an_input_column_name_could_be_data_then_it_is_named_by_position(value: str) -> None:
+    p = parse_policy("version: 1\nname: x\ncolumns:\n  a: {action: keep}\n")
+    with pytest.raises(InvalidInput) as unnamed:
+        p.check_input_columns(["a", value])
+    assert "input column 2 is not named in policy 'x'" in str(unnamed.value)
+    with pytest.raises(InvalidInput) as twice:
+        p.check_input_columns([value, "a", value])
+    assert "input column 3 appears more than once" in str(twice.value)
+    assert value not in str(unnamed.value) + str(twice.value)

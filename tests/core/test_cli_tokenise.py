@@ -175,7 +175,8 @@ def test_missing_column_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
     args[args.index("--column") + 1] = "nhs"
     code, _, err = run(capsys, *args)
     assert code == 2
-    assert "column 'nhs' not found" in err and "id, nhs_number, name, notes" in err
+    assert "column 'nhs' not found" in err and "first row has 4 columns" in err
+    assert "nhs_number" not in err  # the header's cells are never echoed: they may be data
     assert not dst.exists()
 
 
@@ -198,3 +199,17 @@ def test_progress_bar_on_a_terminal_shows_counts_not_values(
     shown = tty.getvalue()
     assert "tokenising [" in shown and "30/30" in shown
     assert "943" not in shown
+
+
+def test_when_the_file_has_no_header_row_then_columns_are_listed_by_position_not_by_value(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = tmp_path / "in.csv"
+    first = ["9434765919", "ann@example.org", "LL15 1AA", "1970-01-01"]
+    src.write_text(",".join(first) + "\n4010232137,bob@example.org,LS1 4AB,1980-02-03\n")
+    code, out, err = run(capsys, *tokenise_args(src, tmp_path / "out.csv"))
+    assert code == 2
+    assert "column 'nhs_number' not found" in err
+    assert "its first row has 4 columns" in err and "not shown" in err
+    assert [v for v in first if v in out + err] == []
+    assert not (tmp_path / "out.csv").exists()

@@ -232,6 +232,22 @@ def test_when_an_upload_is_invalid_then_nothing_is_stored(
     assert json.loads(capsys.readouterr().out)["datasets"]["gp_diagnoses"]["version"] == 1
 
 
+def test_when_a_submitted_file_has_no_header_row_then_columns_are_named_by_position(
+    world: World, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    first = ["9997319168", "ann@example.org", "LL15 1AA"]
+    (world.base / "headerless.csv").write_text(
+        ",".join([*first, "1970-01-01", "F", "Ann", "asthma"]) + "\n"
+        "9434765919,bob@example.org,LS1 4AB,1980-02-03,M,Bob,none\n", encoding="utf-8")
+    code = world.run("submit", *world.server, "--dataset", "gp_diagnoses", "--policy", "gp-ingest",
+                     "--organisation", "gp-denbigh", "--input", str(world.base / "headerless.csv"))
+    out, err = capsys.readouterr()
+    assert code != 0 and "input column 1 is not named in policy 'gp-ingest'" in err
+    shown = out + err + "\n".join(r.getMessage() for r in caplog.records)
+    assert [v for v in first if v in shown] == []
+
+
 def test_when_a_project_passes_its_expiry_date_then_extracts_are_refused(
     world: World, populated: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

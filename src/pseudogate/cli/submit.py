@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import Progress, fail
+from pseudogate.core import csv_io
 from pseudogate.core.arrow_ipc import ipc_stream_bytes
 from pseudogate.gateway import MAX_MESSAGE_BYTES
 from pseudogate.v1 import dataset_pb2, dataset_pb2_grpc
@@ -47,17 +47,9 @@ def read_header(path: Path, delimiter: str) -> list[str]:
 def ipc_messages(path: Path, *, delimiter: str = ",") -> Iterator[tuple[bytes, int]]:
     """Each item: one complete Arrow IPC stream (utf8 columns, <= 32 MiB) and its row count."""
     header = read_header(path, delimiter)
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES, encoding="utf8"),
-        parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
-        convert_options=pacsv.ConvertOptions(
-            column_types={name: pa.string() for name in header},
-            strings_can_be_null=False,
-            quoted_strings_can_be_null=False,
-        ),
-    )
-    for batch in reader:
+    for batch in csv_io.text_batches(path, columns=header, delimiter=delimiter,
+                                     block_bytes=_BLOCK_BYTES, skip_blank_lines=True,
+                                     allow_carriage_returns=True):  # as before: see csv_io
         yield from _split(batch)
 
 
@@ -88,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
             for payload, rows in ipc_messages(args.input, delimiter=args.delimiter):
                 yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload)
                 progress.advance(rows)
-        except (pa.ArrowInvalid, UnicodeDecodeError, OSError) as exc:
+        except (csv_io.NotPlain, OSError) as exc:
             # Raising here cancels the call, so the gateway stores nothing.
-            local_error.append(type(exc).__name__)
+            local_error.append(str(exc) if isinstance(exc, csv_io.NotPlain) else type(exc).__name__)
             raise
 
     with open_channel(args) as channel, progress:

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
+from pseudogate.core import csv_io
+from pseudogate.core.columns import tokenise_array
 from pseudogate.core.errors import RowError, RowErrors
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import Keyring
@@ -122,37 +124,110 @@ def tokenise_csv(
     tokeniser: Tokeniser,
     show_progress: bool = False,
     chunk_rows: int = CHUNK_ROWS,
+    block_bytes: int = csv_io.BLOCK_BYTES,
 ) -> int:
     """Tokenise ``column`` of a CSV file; returns the number of data rows.
 
     Raises :class:`RowErrors` (rows numbered from 1 after the header) when any value is
     invalid; the output file is then not created.
+
+    Arrow reads and writes the file in blocks of ``block_bytes``; a file it cannot vouch for
+    (any invalid value or row, see :mod:`pseudogate.core.csv_io`) is read again with the ``csv``
+    module in chunks of ``chunk_rows``, which finds and reports every error exactly as before.
     """
     if not input_path.is_file():
         fail(f"input file {input_path} does not exist")
     if not output_path.parent.is_dir():
         fail(f"output folder {output_path.parent} does not exist")
-    errors: list[RowError] = []
     total = _count_lines(input_path) if show_progress else None
+    with open(input_path, newline="", encoding="utf-8-sig") as src:
+        header, col = _read_header(csv.reader(src), input_path=input_path, column=column)
+    try:
+        with Progress("tokenising", total) as progress:
+            return _tokenise_arrow(
+                input_path, output_path, header=header, col=col, kind=kind, tokeniser=tokeniser,
+                progress=progress, block_bytes=block_bytes,
+            )
+    except csv_io.NotPlain:
+        pass
+    with Progress("tokenising", total) as progress:
+        return _tokenise_python(
+            input_path, output_path, column=column, kind=kind, tokeniser=tokeniser,
+            progress=progress, chunk_rows=chunk_rows,
+        )
+
+
+def _read_header(reader: Iterator[list[str]], *, input_path: Path, column: str) -> tuple[list[str], int]:
+    """The header row and the index of ``column`` in it; refuses an unusable header."""
+    try:
+        header = next(reader)
+    except StopIteration:
+        fail(f"{input_path} is empty: a header row is expected")
+    except (csv.Error, UnicodeDecodeError) as exc:
+        fail(f"{input_path} is not a readable CSV file: {type(exc).__name__}")
+    if column not in header:
+        # A file without a header row has data there, and a name looks like any column name:
+        # the header's cells are not shown, only how many there are.
+        fail(
+            f"column {column!r} not found in {input_path}: its first row has {len(header)} "
+            "columns, none of them named so (their names are not shown: a file without a "
+            "header row would have data there)"
+        )
+    if header.count(column) > 1:
+        fail(f"column {column!r} appears {header.count(column)} times in {input_path}")
+    return header, header.index(column)
+
+
+def _tokenise_arrow(
+    input_path: Path,
+    output_path: Path,
+    *,
+    header: list[str],
+    col: int,
+    kind: Kind,
+    tokeniser: Tokeniser,
+    progress: Progress,
+    block_bytes: int,
+) -> int:
+    """The fast path: Arrow batches, each distinct value tokenised once per batch.
+
+    Raises :class:`csv_io.NotPlain` at the first invalid value or row (nothing is written).
+    A row of only empty fields (perhaps a blank line) has an empty value to tokenise, which is
+    invalid for every kind, so it too is left to the ``csv`` path.
+    """
+    done = 0
+    with atomic_output(output_path) as tmp, open(tmp, "wb") as dst:
+        csv_io.write_header(dst, header)
+        for batch in csv_io.text_batches(input_path, columns=header, block_bytes=block_bytes):
+            tokens, bad = tokenise_array(batch.column(col), kind=kind, tokeniser=tokeniser)
+            if bad:
+                raise csv_io.NotPlain("invalid values")
+            csv_io.write_rows(dst, batch.set_column(col, header[col], tokens))
+            done += batch.num_rows
+            progress.advance(batch.num_rows)
+    return done
+
+
+def _tokenise_python(
+    input_path: Path,
+    output_path: Path,
+    *,
+    column: str,
+    kind: Kind,
+    tokeniser: Tokeniser,
+    progress: Progress,
+    chunk_rows: int,
+) -> int:
+    """The ``csv`` module path: every row checked, every error listed."""
+    errors: list[RowError] = []
     done = 0
     with (
         open(input_path, newline="", encoding="utf-8-sig") as src,
         atomic_output(output_path) as tmp,
         open(tmp, "w", newline="", encoding="utf-8") as dst,
-        Progress("tokenising", total) as progress,
     ):
         reader = csv.reader(src)
-        try:
-            header = next(reader)
-        except StopIteration:
-            fail(f"{input_path} is empty: a header row is expected")
-        except (csv.Error, UnicodeDecodeError) as exc:
-            fail(f"{input_path} is not a readable CSV file: {type(exc).__name__}")
-        if column not in header:
-            fail(f"column {column!r} not found in {input_path}; columns: {', '.join(header)}")
-        if header.count(column) > 1:
-            fail(f"column {column!r} appears {header.count(column)} times in {input_path}")
-        col = header.index(column)
+        header, col = _read_header(reader, input_path=input_path, column=column)
         width = len(header)
         writer = csv.writer(dst, lineterminator="\n")
         writer.writerow(header)

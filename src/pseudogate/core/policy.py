@@ -14,7 +14,7 @@ import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -32,7 +32,7 @@ from pseudogate.core.hierarchy_types import (
     HierarchySpec,
     HierarchyType,
 )
-from pseudogate.core.identifiers import contains_identifier
+from pseudogate.core.identifiers import contains_identifier, direct_identifier_in
 from pseudogate.core.normalise import Kind
 
 __all__ = [
@@ -45,6 +45,7 @@ __all__ = [
     "Metric",
     "Policy",
     "PrivacySettings",
+    "column_label",
     "load_policy",
     "parse_policy",
     "require_ingestion_policy",
@@ -161,17 +162,20 @@ class Policy:
         """Refuse an input whose columns differ from the policy's (the policy fails closed)."""
         # Input column names are the caller's (a file without a header has data there): they
         # are quoted only when they may be shown, and always located by position.
-        seen: set[str] = set()
-        for n, col in enumerate(columns, start=1):
-            if col in seen:
-                raise InvalidInput(f"input column {n} {shown(col)} appears more than once")
-            seen.add(col)
         named = {rule.name for rule in self.columns}
-        for n, col in enumerate(columns, start=1):
+        seen: set[str] = set()
+        for position, col in enumerate(columns, 1):
+            if col in seen:
+                raise InvalidInput(
+                    f"input column {column_label(col, position, known=named)} appears more "
+                    "than once"
+                )
+            seen.add(col)
+        for position, col in enumerate(columns, 1):
             if col not in named:
                 raise InvalidInput(
-                    f"input column {shown(col)} is not named in policy {shown(self.name)} "
-                    f"(it is column {n} of the input; every input column must be listed)"
+                    f"input column {column_label(col, position)} is not named in policy "
+                    f"{shown(self.name)} (every input column must be listed)"
                 )
         for rule in self.columns:
             if rule.name not in seen:
@@ -191,6 +195,20 @@ class Policy:
     @property
     def tokenised_columns(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.columns if r.action is Action.TOKENISE)
+
+
+def column_label(name: str, position: int, *, known: Collection[str] = ()) -> str:
+    """How a message names an input column: quoted only when the reader already knows the name
+    (it is in ``known``: the policy's columns, the column asked for) and it is no direct
+    identifier; otherwise by its 1-based position.
+
+    A file without a header row has data where the names should be (issue 14, finding 8), and
+    a person's name looks like any column name, so no pattern can tell a name from data: only
+    names the caller gave us are echoed.
+    """
+    if name in known and direct_identifier_in(name) is None:
+        return repr(name)
+    return str(position)
 
 
 # -- parsing ------------------------------------------------------------------------------------

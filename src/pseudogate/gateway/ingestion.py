@@ -39,7 +39,7 @@ from pseudogate.core.errors import (
 )
 from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
-from pseudogate.core.policy import Action, Policy
+from pseudogate.core.policy import Action, Policy, column_label
 from pseudogate.core.tokens import Tokeniser
 from pseudogate.gateway.changes import (
     ChangeFacts,
@@ -251,10 +251,13 @@ class Submission:
         return int(table.num_rows)
 
     def _start(self, schema: pa.Schema) -> None:
-        for field in schema:
+        policy_columns = {rule.name for rule in self.policy.columns}
+        for position, field in enumerate(schema, 1):
             if field.type != pa.string():
                 raise InvalidInput(
-                    f"column {field.name!r} has Arrow type {field.type}; every column must be utf8"
+                    f"column {column_label(field.name, position, known=policy_columns)} has "
+                    f"Arrow type {field.type}; "
+                    "every column must be utf8"
                 )
         self.policy.check_input_columns(schema.names)
         stored: list[ColumnInfo] = []

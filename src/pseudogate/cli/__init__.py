@@ -44,16 +44,33 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every sub-command, or of ``only`` (a module name) when it is known.
+
+    Importing every sub-command's module (pandas, grpc, the anonymity engine...) costs most of
+    a second; a command needs only its own, so ``main`` builds the parser of the command being
+    run. ``--help`` and unknown commands get the full parser, so their output is unchanged.
+    """
     parser = argparse.ArgumentParser(
         prog="pseudogate",
         description="Privacy-preserving pseudonymisation gateway.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in COMMAND_MODULES if only is None else (only,):
         importlib.import_module(f"pseudogate.cli.{name}").register(sub)
     return parser
+
+
+def _command_module(argv: Sequence[str]) -> str | None:
+    """The module of the sub-command ``argv`` names, if it names one (else None)."""
+    for token in argv:
+        if token in ("-h", "--help"):
+            return None
+        if not token.startswith("-"):
+            name = token.replace("-", "_")
+            return name if name in COMMAND_MODULES else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,8 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_module(arguments))
+    args = parser.parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

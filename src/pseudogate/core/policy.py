@@ -158,8 +158,12 @@ class Policy:
                 return rule
         raise InvalidInput(f"column {name!r} is not named in policy {self.name!r}")
 
-    def check_input_columns(self, columns: Sequence[str]) -> None:
-        """Refuse an input whose columns differ from the policy's (the policy fails closed)."""
+    def check_input_columns(self, columns: Sequence[str], *, names_are_known: bool = False) -> None:
+        """Refuse an input whose columns differ from the policy's (the policy fails closed).
+
+        ``names_are_known``: the columns come from the gateway's own catalog (stored datasets,
+        whose names an ingestion policy listed), so messages may quote them.
+        """
         # Input column names are the caller's (a file without a header has data there): they
         # are quoted only when they may be shown, and always located by position.
         named = {rule.name for rule in self.columns}
@@ -173,8 +177,9 @@ class Policy:
             seen.add(col)
         for position, col in enumerate(columns, 1):
             if col not in named:
+                label = column_label(col, position, known=columns if names_are_known else ())
                 raise InvalidInput(
-                    f"input column {column_label(col, position)} is not named in policy "
+                    f"input column {label} is not named in policy "
                     f"{shown(self.name)} (every input column must be listed)"
                 )
         for rule in self.columns:

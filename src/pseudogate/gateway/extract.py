@@ -223,7 +223,7 @@ def build_extract(
     """Join, remove opt-outs, re-key to project tokens, anonymise, hash and sign."""
     layout = join_layout(inputs.versions, domain=inputs.domain)
     try:
-        inputs.policy.check_input_columns(layout.header)
+        inputs.policy.check_input_columns(layout.header, names_are_known=True)
     except InvalidInput as exc:
         raise FailedPrecondition(
             f"the project's policy no longer fits its datasets' latest versions: {exc}"

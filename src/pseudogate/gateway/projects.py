@@ -64,7 +64,7 @@ def _bad_expiry() -> date:
 
 def check_extract_policy(policy: Policy, layout: JoinLayout) -> None:
     """Refuse an extract policy that does not fit the joined columns or the extract rules."""
-    policy.check_input_columns(layout.header)
+    policy.check_input_columns(layout.header, names_are_known=True)
     if policy.privacy is None:
         raise InvalidInput(
             f"policy {policy.name!r} has no privacy section; an extract policy needs k "

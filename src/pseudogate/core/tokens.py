@@ -15,10 +15,12 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
+from typing import NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
 
 from pseudogate.core._accel import fastmac
 
@@ -56,7 +58,7 @@ class Tokeniser:
     def __repr__(self) -> str:
         return f"Tokeniser(key_id={self.key_id!r}, label={self.label!r})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Tokeniser holds key material and cannot be pickled")
 
     def token(self, value: str) -> str:
@@ -109,4 +111,5 @@ def _b32_lower(data: bytes) -> str:
         | groups[:, 4]
     )
     idx = (v[:, None] >> _B32_SHIFTS) & np.uint64(31)
-    return _B32_ALPHABET[idx].tobytes().decode("ascii")
+    chars: NDArray[np.uint8] = _B32_ALPHABET[idx]
+    return chars.tobytes().decode("ascii")

@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["BoolArray", "FloatArray", "Int64Array", "IntArray"]
+__all__ = ["BoolArray", "FloatArray", "Int64Array", "IntArray", "LevelArray"]
 
 #: Signed integer codes, ids or counts (int16, int32 or int64 depending on their range).
 IntArray: TypeAlias = NDArray[np.signedinteger[Any]]
@@ -21,3 +21,5 @@ Int64Array: TypeAlias = NDArray[np.int64]
 BoolArray: TypeAlias = NDArray[np.bool_]
 #: Real-valued per-node bounds.
 FloatArray: TypeAlias = NDArray[np.float64]
+#: Level vectors of lattice nodes, one row per node (or one vector).
+LevelArray: TypeAlias = NDArray[np.int16]

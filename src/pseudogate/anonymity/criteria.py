@@ -20,7 +20,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from pseudogate.anonymity import grouping
-from pseudogate.anonymity.arrays import BoolArray, Int64Array, IntArray
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, IntArray, LevelArray
 from pseudogate.anonymity.grouping import dense_ids
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def distinct_per_class(cls: IntArray, n_classes: int, codes: IntArray, card: int
     return np.bincount(uniq // max(card, 1), minlength=n_classes)
 
 
-def pair_suppression_bound(problem: Problem, nodes: NDArray[np.int16]) -> Int64Array:
+def pair_suppression_bound(problem: Problem, nodes: LevelArray) -> Int64Array:
     """Per node, a lower bound on suppressed rows from every pair (or single) of QIs."""
     q = len(problem.heights)
     bound = np.zeros(len(nodes), dtype=np.int64)

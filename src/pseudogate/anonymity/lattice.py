@@ -12,9 +12,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
-from pseudogate.anonymity.arrays import BoolArray, Int64Array
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, LevelArray
 
 __all__ = ["Lattice", "climb"]
 
@@ -24,7 +23,7 @@ class Lattice:
     """All level vectors of hierarchies of the given heights (levels 0 … height − 1)."""
 
     heights: tuple[int, ...]
-    nodes: NDArray[np.int16]  # (transformations, QIs), lexicographic order
+    nodes: LevelArray  # (transformations, QIs), lexicographic order
     strides: tuple[int, ...]  # index of a node = sum(level * stride)
 
     @classmethod

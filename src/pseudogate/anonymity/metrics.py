@@ -17,9 +17,8 @@ from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
-from numpy.typing import NDArray
 
-from pseudogate.anonymity.arrays import BoolArray, FloatArray, Int64Array, IntArray
+from pseudogate.anonymity.arrays import BoolArray, FloatArray, Int64Array, IntArray, LevelArray
 from pseudogate.core.policy import Metric
 
 if TYPE_CHECKING:
@@ -82,7 +81,7 @@ class LowerBound:
     """Lower bounds on the metric key of every node (on the scale of ``MetricRules.log_key``),
     tightened as the search learns bounds on suppression and evaluates nodes."""
 
-    def __init__(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         self.problem = problem
         self.nodes = nodes
         self.n = float(problem.rows)
@@ -104,7 +103,7 @@ class _LossLowerBound(LowerBound):
     A0_i - N + S * (D_i - largest cover at the level), so a bound S_lb on suppressed rows gives
     a bound on the exact key (as a log)."""
 
-    def __init__(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         n = problem.rows
         self.terms: list[tuple[int, FloatArray, FloatArray, float]] = []
         for qi in range(len(problem.heights)):
@@ -131,7 +130,7 @@ class _DiscernibilityLowerBound(LowerBound):
     """DM >= (N - S)^2 / C + N * S (increasing in S for C >= 2 classes at most) and DM >= DM
     without suppression of any evaluated finer node."""
 
-    def __init__(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         self.classes_ub = np.minimum(_product_cards(problem, nodes), max(len(problem.counts), 1))
         self.floor = np.zeros(len(nodes), dtype=np.float64)  # evaluated-node bounds
         super().__init__(problem, nodes, supp_lb)
@@ -152,7 +151,7 @@ class _DiscernibilityLowerBound(LowerBound):
         self.values[above] = np.maximum(self.values[above], floor[above])
 
 
-def _product_cards(problem: Problem, nodes: NDArray[np.int16]) -> FloatArray:
+def _product_cards(problem: Problem, nodes: LevelArray) -> FloatArray:
     """Per node, the product of level cardinalities (an upper bound on classes)."""
     out = np.ones(len(nodes), dtype=np.float64)
     for qi in range(len(problem.heights)):
@@ -178,7 +177,7 @@ class MetricRules(Protocol):
         """``key`` on the scale of the lower bounds."""
         ...
 
-    def lower_bound(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         """Lower bounds on the key of every node, from bounds on their suppressed rows."""
         ...
 
@@ -195,7 +194,7 @@ class LossMetric:
     def log_key(self, key: int) -> float:
         return math.log(key) if key > 0 else 0.0
 
-    def lower_bound(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _LossLowerBound(problem, nodes, supp_lb)
 
 
@@ -211,7 +210,7 @@ class DiscernibilityMetric:
     def log_key(self, key: int) -> float:
         return float(key)
 
-    def lower_bound(self, problem: Problem, nodes: NDArray[np.int16], supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _DiscernibilityLowerBound(problem, nodes, supp_lb)
 
 

@@ -27,10 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from pseudogate.anonymity import grouping
-from pseudogate.anonymity.arrays import BoolArray, Int64Array
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, LevelArray
 from pseudogate.anonymity.criteria import pair_suppression_bound, small_class_rows
 from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.lattice import Lattice, climb
@@ -314,7 +313,7 @@ class _TableCache:
         self.width = q + len(self.tables[0].extra) + 1
         self.used = self.width * len(self.tables[0])
 
-    def source_for(self, levels: NDArray[np.int16]) -> ClassTable:
+    def source_for(self, levels: LevelArray) -> ClassTable:
         n = len(self.tables)
         below = np.all(self.levels[:n] <= levels, axis=1)
         return self.tables[int(np.argmin(np.where(below, self.rows[:n], np.iinfo(np.int64).max)))]
@@ -329,7 +328,7 @@ class _TableCache:
             return 0
         return min(max(0, (self.BUDGET - self.used) // self.width), int(self.rows[0]) // 2)
 
-    def add(self, levels: NDArray[np.int16], table: ClassTable) -> None:
+    def add(self, levels: LevelArray, table: ClassTable) -> None:
         if len(table) > self.room():
             return
         cells = self.width * len(table)

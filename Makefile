@@ -24,9 +24,13 @@ demo: $(STAMP)
 test: $(STAMP) $(BUF)
 	$(PY) -m pytest -q
 
+# ruff, mypy --strict (configured in pyproject.toml: src/pseudogate, generated code excluded),
+# and buf lint of the protos where buf could be installed.
 lint: $(STAMP) $(BUF)
-	$(VENV)/bin/ruff check src tests benchmarks
-	cd proto && ../$(BUF) lint
+	$(VENV)/bin/ruff check src tests benchmarks tools
+	$(PY) -m mypy
+	@if [ -x $(BUF) ]; then cd proto && ../$(BUF) lint; \
+	else echo "buf not installed (npm not found): proto lint skipped"; fi
 
 proto: $(STAMP)
 	$(PY) tools/gen_proto.py
@@ -35,4 +39,4 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .hypothesis
+	rm -rf $(VENV) node_modules .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -11,9 +11,9 @@ from pathlib import Path
 import grpc
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from pseudogate import cli
 from pseudogate.core.authz import Identity, Role, identity_from_certificate
@@ -159,6 +159,22 @@ def test_when_an_org_is_given_twice_then_it_is_refused(tmp_path: Path) -> None:
 def test_when_the_ca_key_is_missing_then_it_is_refused(certs: Path) -> None:
     (certs / "ca.key").unlink()
     with pytest.raises(InvalidInput, match="only one of"):
+        write_dev_certs(certs, [("new-org", Role.ADMIN)])
+
+
+def test_when_the_existing_ca_is_not_an_ec_certificate_then_it_is_refused(certs: Path) -> None:
+    # An Ed25519 CA certificate has no public numbers: it used to escape as an AttributeError.
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "other ca")])
+    now = dt.datetime.now(dt.UTC)
+    other = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(1)
+        .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(days=5))
+        .sign(key, None)
+    )
+    (certs / "ca.pem").write_bytes(other.public_bytes(Encoding.PEM))
+    with pytest.raises(InvalidInput, match="does not match"):
         write_dev_certs(certs, [("new-org", Role.ADMIN)])
 
 

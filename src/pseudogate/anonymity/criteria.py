@@ -13,12 +13,14 @@ import itertools
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from pseudogate.anonymity import grouping
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, IntArray, LevelArray
 from pseudogate.anonymity.grouping import dense_ids
 
 if TYPE_CHECKING:
@@ -36,13 +38,13 @@ class Verdict:
     """Per class: failing?, its strength (rows, or distinct persons) and, with sensitive
     columns, its smallest number of distinct sensitive values (else None)."""
 
-    fail: np.ndarray
-    strength: np.ndarray
-    l_min: np.ndarray | None
+    fail: BoolArray
+    strength: IntArray
+    l_min: IntArray | None
 
 
-def judge_classes(problem: Problem, sizes: np.ndarray, cls: np.ndarray | None, n_classes: int,
-                  extra: Sequence[np.ndarray]) -> Verdict:
+def judge_classes(problem: Problem, sizes: IntArray, cls: IntArray | None, n_classes: int,
+                  extra: Sequence[IntArray]) -> Verdict:
     """Which classes fail k (and l). ``sizes``: rows per class; ``cls``: class id per table
     row and ``extra`` the table's sensitive then person codes (needed only when the problem
     has sensitive or person columns)."""
@@ -52,7 +54,7 @@ def judge_classes(problem: Problem, sizes: np.ndarray, cls: np.ndarray | None, n
         strength = distinct_per_class(cls, n_classes, extra[len(problem.diversity)],
                                       problem.persons[1])
     fail = strength < problem.k
-    l_min: np.ndarray | None = None
+    l_min: IntArray | None = None
     if problem.diversity:
         assert cls is not None
         per = [distinct_per_class(cls, n_classes, extra[j], card)
@@ -63,26 +65,26 @@ def judge_classes(problem: Problem, sizes: np.ndarray, cls: np.ndarray | None, n
     return Verdict(fail, strength, l_min)
 
 
-def small_class_rows(sizes: np.ndarray, k: int) -> int:
+def small_class_rows(sizes: IntArray, k: int) -> int:
     """Rows in groups of fewer than ``k`` rows."""
     return int(sizes[sizes < k].sum())
 
 
-def distinct_per_class(cls: np.ndarray, n_classes: int, codes: np.ndarray, card: int) -> np.ndarray:
+def distinct_per_class(cls: IntArray, n_classes: int, codes: IntArray, card: int) -> IntArray:
     """Per class, the number of distinct ``codes`` (< ``card``) among its rows."""
     pair = cls * max(card, 1) + codes
     uniq = pd.unique(pair)
     return np.bincount(uniq // max(card, 1), minlength=n_classes)
 
 
-def pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
+def pair_suppression_bound(problem: Problem, nodes: LevelArray) -> Int64Array:
     """Per node, a lower bound on suppressed rows from every pair (or single) of QIs."""
     q = len(problem.heights)
     bound = np.zeros(len(nodes), dtype=np.int64)
     counts = problem.counts
     pairs = list(itertools.combinations(range(q), 2)) if q >= 2 else [(0, 0)] if q else []
 
-    def pair_table(pair: tuple[int, int]) -> np.ndarray:
+    def pair_table(pair: tuple[int, int]) -> Int64Array:
         # Group base rows by the two leaf codes first: every level pair works on that.
         i, j = pair
         ci, cj = problem.leaf_codes[i], problem.leaf_codes[j]
@@ -111,8 +113,8 @@ def pair_suppression_bound(problem: Problem, nodes: np.ndarray) -> np.ndarray:
     return bound
 
 
-def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np.ndarray,
-                weights: np.ndarray) -> np.ndarray:
+def _pair_table(problem: Problem, i: int, j: int, leaf_i: IntArray, leaf_j: IntArray,
+                weights: NDArray[np.number[Any]]) -> Int64Array:
     """Rows in groups smaller than k, for every (level of i, level of j).
 
     Level pairs with few possible groups share one ``bincount`` (offset keys); the others
@@ -123,7 +125,7 @@ def _pair_table(problem: Problem, i: int, j: int, leaf_i: np.ndarray, leaf_j: np
     rows = len(leaf_i)
     k = problem.k
     out = np.zeros(hi * hj, dtype=np.int64)
-    batch_keys: list[np.ndarray] = []
+    batch_keys: list[IntArray] = []
     batch_combos: list[int] = []
     offset = 0
     limit = problem.max_suppressed

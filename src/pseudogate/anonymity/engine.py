@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
+from pseudogate.anonymity.arrays import IntArray
 from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import AnonymisationReport, build_report
@@ -44,7 +46,7 @@ def _as_text(column: pd.Series) -> pd.Series:
 
 
 def _tokenise(values: pd.Series, rule_kind: Any, domain: str, keyring: Keyring, column: str,
-              errors: list[RowError]) -> np.ndarray | None:
+              errors: list[RowError]) -> NDArray[np.object_] | None:
     raw_codes, uniques = pd.factorize(values, sort=False)
     normalised, bad = normalise_many(rule_kind, [str(u) for u in uniques])
     if bad:
@@ -91,7 +93,7 @@ def anonymise(
     report_progress("encode", 0.0)
 
     errors: list[RowError] = []
-    tokenised: dict[str, np.ndarray] = {}
+    tokenised: dict[str, NDArray[np.object_]] = {}
     hierarchies: list[ColumnHierarchy] = []
     for rule in policy.columns:
         if rule.action is Action.TOKENISE:
@@ -111,11 +113,11 @@ def anonymise(
     report_progress("encode", 0.5)
 
     # The base table: distinct combinations of QI leaves (+ sensitive / person codes).
-    diversity_codes: list[tuple[np.ndarray, int]] = []
+    diversity_codes: list[tuple[IntArray, int]] = []
     for name in policy.sensitive_columns:
         codes, uniq = pd.factorize(text[name], sort=False)
         diversity_codes.append((codes.astype(np.int64), len(uniq)))
-    person_codes: tuple[np.ndarray, int] | None = None
+    person_codes: tuple[IntArray, int] | None = None
     if person_column is not None:
         codes, uniq = pd.factorize(text[person_column], sort=False)
         person_codes = (codes.astype(np.int64), len(uniq))

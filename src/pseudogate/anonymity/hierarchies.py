@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from pseudogate.anonymity.arrays import Int64Array, IntArray
 from pseudogate.core.errors import RowError
 from pseudogate.core.hierarchy_types import HIERARCHY_TYPES, Levels
 from pseudogate.core.policy import HierarchySpec
@@ -32,10 +33,10 @@ class ColumnHierarchy:
     """
 
     column: str
-    codes: np.ndarray
-    up: tuple[np.ndarray, ...]
+    codes: Int64Array
+    up: tuple[Int64Array, ...]
     labels: tuple[tuple[str, ...], ...]
-    cover: tuple[np.ndarray, ...]
+    cover: tuple[IntArray, ...]
     leaves: int
 
     @property
@@ -70,7 +71,7 @@ def build_hierarchy(
     return _encode(levels, raw_codes, column)
 
 
-def _encode(levels: Levels, raw_codes: np.ndarray, column: str) -> ColumnHierarchy:
+def _encode(levels: Levels, raw_codes: IntArray, column: str) -> ColumnHierarchy:
     """Integer codes of the leaves and of every level, and the leaves each label covers.
 
     Codes of a level number its labels in order of first appearance among the leaves; a
@@ -83,7 +84,7 @@ def _encode(levels: Levels, raw_codes: np.ndarray, column: str) -> ColumnHierarc
         return ColumnHierarchy(column, empty, tuple(empty for _ in range(height)),
                                tuple(() for _ in range(height)),
                                tuple(empty for _ in range(height)), 0)
-    row_codes: list[np.ndarray] = []
+    row_codes: list[Int64Array] = []
     labels: list[tuple[str, ...]] = []
     for level_values in zip(*levels.rows, strict=True):
         codes, uniques = pd.factorize(np.asarray(level_values, dtype=object), sort=False)
@@ -102,7 +103,7 @@ def _encode(levels: Levels, raw_codes: np.ndarray, column: str) -> ColumnHierarc
     return ColumnHierarchy(column, codes, up, tuple(labels), cover, leaves)
 
 
-def _report_rows(raw_codes: np.ndarray, bad: Mapping[int, str], column: str,
+def _report_rows(raw_codes: IntArray, bad: Mapping[int, str], column: str,
                  errors: list[RowError]) -> None:
     bad_codes = np.fromiter(bad.keys(), dtype=np.int64)
     rows = np.flatnonzero(np.isin(raw_codes, bad_codes))

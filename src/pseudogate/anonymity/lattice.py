@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, LevelArray
+
 __all__ = ["Lattice", "climb"]
 
 
@@ -21,7 +23,7 @@ class Lattice:
     """All level vectors of hierarchies of the given heights (levels 0 … height − 1)."""
 
     heights: tuple[int, ...]
-    nodes: np.ndarray  # (transformations, QIs) int16, lexicographic order
+    nodes: LevelArray  # (transformations, QIs), lexicographic order
     strides: tuple[int, ...]  # index of a node = sum(level * stride)
 
     @classmethod
@@ -50,7 +52,7 @@ class Lattice:
     def levels_of(self, index: int) -> tuple[int, ...]:
         return tuple(int(v) for v in self.nodes[index])
 
-    def rank(self) -> np.ndarray:
+    def rank(self) -> Int64Array:
         """Per node, its place in the tie-break order: lowest level sum, then lexicographic."""
         count = len(self.nodes)
         level_sum = self.nodes.sum(axis=1, dtype=np.int64)
@@ -58,18 +60,21 @@ class Lattice:
         rank[np.lexsort((np.arange(count), level_sum))] = np.arange(count)
         return rank
 
-    def below(self, index: int) -> np.ndarray:
+    def below(self, index: int) -> BoolArray:
         """Mask of the nodes at or below (finer than or equal to) node ``index``."""
-        return np.all(self.nodes <= self.nodes[index], axis=1)
+        mask: BoolArray = np.all(self.nodes <= self.nodes[index], axis=1)
+        return mask
 
-    def above(self, index: int) -> np.ndarray:
+    def above(self, index: int) -> BoolArray:
         """Mask of the nodes at or above (coarser than or equal to) node ``index``."""
-        return np.all(self.nodes >= self.nodes[index], axis=1)
+        mask: BoolArray = np.all(self.nodes >= self.nodes[index], axis=1)
+        return mask
 
-    def below_on(self, qis: Sequence[int], levels: Sequence[int]) -> np.ndarray:
+    def below_on(self, qis: Sequence[int], levels: Sequence[int]) -> BoolArray:
         """Mask of the nodes at or below ``levels`` on the quasi-identifiers ``qis``."""
-        return np.all(self.nodes[:, list(qis)] <= np.array(levels, dtype=self.nodes.dtype),
-                      axis=1)
+        mask: BoolArray = np.all(
+            self.nodes[:, list(qis)] <= np.array(levels, dtype=self.nodes.dtype), axis=1)
+        return mask
 
 
 def climb(start: Sequence[int], tops: Sequence[int],

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, ClassVar, Protocol
 
 import numpy as np
 
+from pseudogate.anonymity.arrays import BoolArray, FloatArray, Int64Array, IntArray, LevelArray
 from pseudogate.core.policy import Metric
 
 if TYPE_CHECKING:
@@ -40,15 +41,16 @@ def loss_value(terms: tuple[tuple[int, int], ...]) -> float:
     for num, den in terms:
         if den:
             product *= Fraction(den + num, den)
-    return max(float(product) ** (1.0 / len(terms)) - 1.0, 0.0)
+    root: float = float(product) ** (1.0 / len(terms))  # a positive base: never complex
+    return max(root - 1.0, 0.0)
 
 
 def loss_terms(
     problem: Problem,
     levels: tuple[int, ...],
-    class_codes: list[np.ndarray],
-    failed_sizes: np.ndarray | None,
-    fail: np.ndarray,
+    class_codes: list[IntArray],
+    failed_sizes: Int64Array | None,
+    fail: BoolArray,
     suppressed: int,
     n: int,
 ) -> tuple[list[tuple[int, int]], int]:
@@ -79,20 +81,20 @@ class LowerBound:
     """Lower bounds on the metric key of every node (on the scale of ``MetricRules.log_key``),
     tightened as the search learns bounds on suppression and evaluates nodes."""
 
-    def __init__(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         self.problem = problem
         self.nodes = nodes
         self.n = float(problem.rows)
         self.values = self.compute(np.arange(len(nodes)), supp_lb)
 
-    def compute(self, idx: np.ndarray, supp_lb: np.ndarray) -> np.ndarray:
+    def compute(self, idx: IntArray, supp_lb: Int64Array) -> FloatArray:
         raise NotImplementedError
 
-    def update(self, idx: np.ndarray, supp_lb: np.ndarray) -> None:
+    def update(self, idx: IntArray, supp_lb: Int64Array) -> None:
         """Tighten the bounds of nodes ``idx`` after their suppression bounds grew."""
         self.values[idx] = np.maximum(self.values[idx], self.compute(idx, supp_lb))
 
-    def learn(self, index: int, result: NodeResult, alive: np.ndarray) -> None:
+    def learn(self, index: int, result: NodeResult, alive: BoolArray) -> None:
         """Tighten bounds of the ``alive`` nodes from node ``index``'s evaluation (if it can)."""
 
 
@@ -101,9 +103,9 @@ class _LossLowerBound(LowerBound):
     A0_i - N + S * (D_i - largest cover at the level), so a bound S_lb on suppressed rows gives
     a bound on the exact key (as a log)."""
 
-    def __init__(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         n = problem.rows
-        self.terms: list[tuple[int, np.ndarray, np.ndarray, float]] = []
+        self.terms: list[tuple[int, FloatArray, FloatArray, float]] = []
         for qi in range(len(problem.heights)):
             d = problem.leaves[qi]
             if d <= 1 or n == 0:
@@ -115,7 +117,7 @@ class _LossLowerBound(LowerBound):
             self.terms.append((qi, base, slope, float(n * (d - 1))))
         super().__init__(problem, nodes, supp_lb)
 
-    def compute(self, idx: np.ndarray, supp_lb: np.ndarray) -> np.ndarray:
+    def compute(self, idx: IntArray, supp_lb: Int64Array) -> FloatArray:
         s = supp_lb[idx].astype(np.float64)
         out = np.zeros(len(idx), dtype=np.float64)
         for qi, base, slope, den in self.terms:
@@ -128,12 +130,12 @@ class _DiscernibilityLowerBound(LowerBound):
     """DM >= (N - S)^2 / C + N * S (increasing in S for C >= 2 classes at most) and DM >= DM
     without suppression of any evaluated finer node."""
 
-    def __init__(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> None:
+    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
         self.classes_ub = np.minimum(_product_cards(problem, nodes), max(len(problem.counts), 1))
         self.floor = np.zeros(len(nodes), dtype=np.float64)  # evaluated-node bounds
         super().__init__(problem, nodes, supp_lb)
 
-    def compute(self, idx: np.ndarray, supp_lb: np.ndarray) -> np.ndarray:
+    def compute(self, idx: IntArray, supp_lb: Int64Array) -> FloatArray:
         s = supp_lb[idx].astype(np.float64)
         c = self.classes_ub[idx]
         kept = self.n - s
@@ -141,7 +143,7 @@ class _DiscernibilityLowerBound(LowerBound):
                          np.maximum(self.n * self.n / np.maximum(c, 1.0), self.n * s))
         return np.maximum(bound, self.floor[idx])
 
-    def learn(self, index: int, result: NodeResult, alive: np.ndarray) -> None:
+    def learn(self, index: int, result: NodeResult, alive: BoolArray) -> None:
         # Coarser nodes merge this node's classes: their DM is at least its unsuppressed DM.
         above = np.flatnonzero(np.all(self.nodes >= self.nodes[index], axis=1) & alive)
         floor = self.floor
@@ -149,7 +151,7 @@ class _DiscernibilityLowerBound(LowerBound):
         self.values[above] = np.maximum(self.values[above], floor[above])
 
 
-def _product_cards(problem: Problem, nodes: np.ndarray) -> np.ndarray:
+def _product_cards(problem: Problem, nodes: LevelArray) -> FloatArray:
     """Per node, the product of level cardinalities (an upper bound on classes)."""
     out = np.ones(len(nodes), dtype=np.float64)
     for qi in range(len(problem.heights)):
@@ -175,7 +177,7 @@ class MetricRules(Protocol):
         """``key`` on the scale of the lower bounds."""
         ...
 
-    def lower_bound(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         """Lower bounds on the key of every node, from bounds on their suppressed rows."""
         ...
 
@@ -192,7 +194,7 @@ class LossMetric:
     def log_key(self, key: int) -> float:
         return math.log(key) if key > 0 else 0.0
 
-    def lower_bound(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _LossLowerBound(problem, nodes, supp_lb)
 
 
@@ -208,7 +210,7 @@ class DiscernibilityMetric:
     def log_key(self, key: int) -> float:
         return float(key)
 
-    def lower_bound(self, problem: Problem, nodes: np.ndarray, supp_lb: np.ndarray) -> LowerBound:
+    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _DiscernibilityLowerBound(problem, nodes, supp_lb)
 
 

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 import pandas as pd
 
+from pseudogate.anonymity.arrays import IntArray
 from pseudogate.anonymity.search import SearchOutcome
 from pseudogate.anonymity.transformation import Problem
 from pseudogate.core.policy import Metric, Policy
@@ -135,7 +136,7 @@ class AnonymisationReport:
         }
 
 
-def class_sizes(problem: Problem, outcome: SearchOutcome) -> np.ndarray:
+def class_sizes(problem: Problem, outcome: SearchOutcome) -> IntArray:
     """Sizes of the released classes: rows, or distinct persons with person counting."""
     best = outcome.best
     cls = best.class_of_row
@@ -221,7 +222,7 @@ def _frozen(mapping: dict[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(mapping)
 
 
-def _histogram(sizes: np.ndarray) -> dict[int, int]:
+def _histogram(sizes: IntArray) -> dict[int, int]:
     """Number of classes per size (ascending): the HTML chart's data."""
     values, freq = np.unique(sizes, return_counts=True)
     return {int(v): int(f) for v, f in zip(values, freq, strict=True)}

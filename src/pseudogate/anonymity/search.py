@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pseudogate.anonymity import grouping
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, LevelArray
 from pseudogate.anonymity.criteria import pair_suppression_bound, small_class_rows
 from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.lattice import Lattice, climb
@@ -84,8 +85,8 @@ def search(
     exact_limit = EXACT_LIMIT if exact_limit is None else exact_limit
     total = math.prod(problem.heights) if problem.heights else 1
     if total > exact_limit:
-        best, evaluated = _greedy(problem)
-        return SearchOutcome(best, total, evaluated, time.perf_counter() - start, exact=False)
+        greedy, evaluated = _greedy(problem)
+        return SearchOutcome(greedy, total, evaluated, time.perf_counter() - start, exact=False)
     lattice = Lattice.of(problem.heights)
     nodes = lattice.nodes
     count = len(lattice)
@@ -151,8 +152,8 @@ class _State:
 
     UNKNOWN, ACCEPTABLE, UNACCEPTABLE = 0, 1, 2
 
-    def __init__(self, problem: Problem, lattice: Lattice, alive: np.ndarray,
-                 supp_lb: np.ndarray, bounds: LowerBound, cache: _TableCache) -> None:
+    def __init__(self, problem: Problem, lattice: Lattice, alive: BoolArray,
+                 supp_lb: Int64Array, bounds: LowerBound, cache: _TableCache) -> None:
         self.problem = problem
         self.lattice = lattice
         self.nodes = lattice.nodes
@@ -312,7 +313,7 @@ class _TableCache:
         self.width = q + len(self.tables[0].extra) + 1
         self.used = self.width * len(self.tables[0])
 
-    def source_for(self, levels: np.ndarray) -> ClassTable:
+    def source_for(self, levels: LevelArray) -> ClassTable:
         n = len(self.tables)
         below = np.all(self.levels[:n] <= levels, axis=1)
         return self.tables[int(np.argmin(np.where(below, self.rows[:n], np.iinfo(np.int64).max)))]
@@ -327,7 +328,7 @@ class _TableCache:
             return 0
         return min(max(0, (self.BUDGET - self.used) // self.width), int(self.rows[0]) // 2)
 
-    def add(self, levels: np.ndarray, table: ClassTable) -> None:
+    def add(self, levels: LevelArray, table: ClassTable) -> None:
         if len(table) > self.room():
             return
         cells = self.width * len(table)

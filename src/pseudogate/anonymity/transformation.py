@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pseudogate.anonymity import grouping
+from pseudogate.anonymity.arrays import BoolArray, Int64Array, IntArray
 from pseudogate.anonymity.criteria import judge_classes
 from pseudogate.anonymity.grouping import dense_ids
 from pseudogate.anonymity.metrics import METRICS, Metric, loss_per_column, loss_terms, loss_value
@@ -29,20 +30,20 @@ class Problem:
     """The encoded search problem (base rows = distinct combinations)."""
 
     heights: tuple[int, ...]
-    leaf_codes: list[np.ndarray]  # per QI: leaf code of each base row
-    counts: np.ndarray  # rows per base row
-    up: list[tuple[np.ndarray, ...]]  # per QI, per level: leaf -> level code
+    leaf_codes: list[IntArray]  # per QI: leaf code of each base row
+    counts: Int64Array  # rows per base row
+    up: list[tuple[IntArray, ...]]  # per QI, per level: leaf -> level code
     cards: list[tuple[int, ...]]  # per QI, per level: number of codes
-    cover: list[tuple[np.ndarray, ...]]  # per QI, per level: leaf -> leaves covered
+    cover: list[tuple[IntArray, ...]]  # per QI, per level: leaf -> leaves covered
     leaves: tuple[int, ...]  # |D_i|
     k: int
     l: int | None
     max_suppressed: int
     metric: Metric
-    diversity: list[tuple[np.ndarray, int]] = field(default_factory=list)  # sensitive codes
-    persons: tuple[np.ndarray, int] | None = None  # person codes (k counts persons)
-    _maps: dict[tuple[int, int, int], np.ndarray] = field(default_factory=dict)
-    _code_cover: dict[tuple[int, int], np.ndarray] = field(default_factory=dict)
+    diversity: list[tuple[IntArray, int]] = field(default_factory=list)  # sensitive codes
+    persons: tuple[IntArray, int] | None = None  # person codes (k counts persons)
+    _maps: dict[tuple[int, int, int], Int64Array] = field(default_factory=dict)
+    _code_cover: dict[tuple[int, int], Int64Array] = field(default_factory=dict)
     _total_cover: dict[tuple[int, int], int] = field(default_factory=dict)
     _rows: int | None = None
 
@@ -52,7 +53,7 @@ class Problem:
             self._rows = int(self.counts.sum())
         return self._rows
 
-    def level_map(self, qi: int, source: int, target: int) -> np.ndarray:
+    def level_map(self, qi: int, source: int, target: int) -> Int64Array:
         """Level-``source`` code -> level-``target`` code of one QI (each code has one parent)."""
         key = (qi, source, target)
         got = self._maps.get(key)
@@ -62,7 +63,7 @@ class Problem:
             self._maps[key] = got
         return got
 
-    def code_cover(self, qi: int, level: int) -> np.ndarray:
+    def code_cover(self, qi: int, level: int) -> Int64Array:
         """Leaves covered by each level-``level`` code of one QI."""
         key = (qi, level)
         got = self._code_cover.get(key)
@@ -104,25 +105,25 @@ class ClassTable:
     """
 
     levels: tuple[int, ...]
-    codes: list[np.ndarray]
-    extra: list[np.ndarray]
-    counts: np.ndarray
+    codes: list[IntArray]
+    extra: list[IntArray]
+    counts: Int64Array
     #: Memoised codes at other levels, keyed by (qi, level), for large tables that many
     #: transformations roll up from (None: not memoised).
-    recoded: dict[tuple[int, int], np.ndarray] | None = field(default=None, compare=False)
+    recoded: dict[tuple[int, int], IntArray] | None = field(default=None, compare=False)
     #: Every count is 1 (so sizes are plain bincounts, without weights).
     unit_counts: bool = False
 
     def __len__(self) -> int:
         return len(self.counts)
 
-    def group_sizes(self, groups: np.ndarray, n_groups: int) -> np.ndarray:
+    def group_sizes(self, groups: IntArray, n_groups: int) -> Int64Array:
         """Rows per group id (ids < ``n_groups``), as int64."""
         if self.unit_counts:
             return np.bincount(groups, minlength=n_groups)
         return np.bincount(groups, weights=self.counts, minlength=n_groups).astype(np.int64)
 
-    def codes_at(self, problem: Problem, qi: int, level: int) -> np.ndarray:
+    def codes_at(self, problem: Problem, qi: int, level: int) -> IntArray:
         """This table's codes of one QI generalised to ``level``."""
         if self.levels[qi] == level:
             return self.codes[qi]
@@ -149,8 +150,8 @@ class NodeResult:
     loss_terms: tuple[tuple[int, int], ...]  # per QI (numerator, denominator) of loss_i
     discernibility: int
     dm_unsuppressed: int  # sum of squared class sizes without suppression
-    class_of_row: np.ndarray | None  # dense class id per source-table row (None: not asked)
-    kept_class: np.ndarray | None  # per class: kept?
+    class_of_row: Int64Array | None  # dense class id per source-table row (None: not asked)
+    kept_class: BoolArray | None  # per class: kept?
     l_achieved: int | None
 
     @property
@@ -240,7 +241,7 @@ def evaluate(problem: Problem, levels: tuple[int, ...], source: ClassTable | Non
 
 
 def _evaluate_keyed(problem: Problem, levels: tuple[int, ...], source: ClassTable,
-                    codes: list[np.ndarray], cards: list[int], *, table_limit: int | None,
+                    codes: list[IntArray], cards: list[int], *, table_limit: int | None,
                     suppression_only: bool) -> tuple[NodeResult, ClassTable | None] | None:
     """``evaluate`` for tables without sensitive/person codes whose key space is small.
 
@@ -282,7 +283,7 @@ def _evaluate_keyed(problem: Problem, levels: tuple[int, ...], source: ClassTabl
             l_achieved=None,
         ), None
     # Decode each class's code per QI from its key (the last used QI varies fastest).
-    class_codes: list[np.ndarray] = [np.zeros(n_classes, dtype=np.int32) for _ in levels]
+    class_codes: list[IntArray] = [np.zeros(n_classes, dtype=np.int32) for _ in levels]
     rest = class_keys
     for qi in reversed(used):
         rest, class_codes[qi] = np.divmod(rest, cards[qi])

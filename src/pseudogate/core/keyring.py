@@ -26,7 +26,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import serialization
@@ -94,7 +94,7 @@ class _Material:
     def __repr__(self) -> str:
         return "<key material>"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("key material cannot be pickled")
 
 
@@ -110,7 +110,7 @@ class Signer:
     def __repr__(self) -> str:
         return f"Signer(key_id={self.key_id!r})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Signer holds key material and cannot be pickled")
 
     def sign(self, data: bytes) -> bytes:
@@ -229,7 +229,7 @@ class Keyring:
     def __repr__(self) -> str:
         return f"Keyring(source={str(self.source)!r}, keys={[k.info.id for k in self._keys]})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Keyring holds key material and cannot be pickled")
 
     # -- loading and saving ---------------------------------------------------------------
@@ -313,13 +313,13 @@ class Keyring:
             raise ConfigurationError(f"{at}: 'id' must match [a-z0-9-]{{1,16}}")
         at = f"{where}: key {key_id!r}"
         try:
-            purpose = Purpose(entry.get("purpose"))
+            purpose = Purpose(entry.get("purpose", ""))  # "" (absent) is no purpose either
         except ValueError:
             raise ConfigurationError(
                 f"{at}: 'purpose' must be one of {', '.join(p.value for p in Purpose)}"
             ) from None
         try:
-            status = KeyStatus(entry.get("status"))
+            status = KeyStatus(entry.get("status", ""))  # "" (absent) is no status either
         except ValueError:
             raise ConfigurationError(
                 f"{at}: 'status' must be one of {', '.join(s.value for s in KeyStatus)}"

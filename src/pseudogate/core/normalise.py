@@ -247,9 +247,11 @@ def _nhs_many_python(values: Sequence[str]) -> tuple[list[str | None], list[tupl
     cleaned: list[str | None] = [v.translate(drop) if isinstance(v, str) else None for v in values]
     errors: list[tuple[int, Reason]] = []
     ok_idx: list[int] = []
+    ok_values: list[str] = []
     for i, d in enumerate(cleaned):
         if d is not None and len(d) == 10 and d.isdigit() and d.isascii():
             ok_idx.append(i)
+            ok_values.append(d)
         else:
             if d is None:
                 errors.append((i, Reason.NOT_TEXT))
@@ -257,10 +259,7 @@ def _nhs_many_python(values: Sequence[str]) -> tuple[list[str | None], list[tupl
                 errors.append((i, Reason.EMPTY if not d else Reason.BAD_FORMAT))
             cleaned[i] = None
     if ok_idx:
-        if len(ok_idx) == len(cleaned):
-            blob = "".join(cleaned).encode("ascii")  # type: ignore[arg-type]
-        else:
-            blob = "".join(cleaned[i] for i in ok_idx).encode("ascii")  # type: ignore[misc]
+        blob = "".join(ok_values).encode("ascii")
         digits = (np.frombuffer(blob, dtype=np.uint8).reshape(-1, 10) - 48).astype(np.int64)
         bad = np.flatnonzero(~valid_check_digits(digits))
         for j in bad.tolist():

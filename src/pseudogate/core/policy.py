@@ -241,17 +241,20 @@ class _BoundedLoader(yaml.SafeLoader):
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
         self._nodes += 1
         if self._nodes > MAX_POLICY_NODES:
-            raise _TooBig(self.peek_event().start_mark, f"more than {MAX_POLICY_NODES} YAML nodes")
+            raise _TooBig(self._next_mark(), f"more than {MAX_POLICY_NODES} YAML nodes")
         self._depth += 1
         try:
             if self._depth > MAX_POLICY_DEPTH:
-                raise _TooBig(
-                    self.peek_event().start_mark,
-                    f"nested deeper than {MAX_POLICY_DEPTH} levels",
-                )
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+                raise _TooBig(self._next_mark(), f"nested deeper than {MAX_POLICY_DEPTH} levels")
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def _next_mark(self) -> yaml.Mark | None:
+        """Where the next event starts (the node being refused)."""
+        # types-PyYAML leaves Parser.peek_event unannotated.
+        mark: yaml.Mark | None = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+        return mark
 
 
 class _TooBig(Exception):
@@ -271,7 +274,7 @@ def _compose(text: str, origin: str) -> yaml.Node | None:
     loader: _BoundedLoader | None = None
     try:
         loader = _BoundedLoader(text)  # its reader already refuses some characters
-        return loader.get_single_node()  # type: ignore[no-any-return]
+        return loader.get_single_node()
     except _TooBig as exc:
         where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
         raise ConfigurationError(f"policy {origin}{where}: too large ({exc.problem})") from None

@@ -15,12 +15,17 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from numpy.typing import NDArray
 
 from pseudogate.core._accel import fastmac
+
+if TYPE_CHECKING:
+    from pseudogate.core._fastmac import HmacSha256
 
 __all__ = ["DOMAIN_INFO_PREFIX", "PROJECT_INFO_PREFIX", "TOKEN_BYTES", "Tokeniser", "derive_key"]
 
@@ -51,18 +56,20 @@ class Tokeniser:
         self.label = label  # e.g. "domain/person": what the key was derived for
         self._prefix = key_id + "_"
         self._state = hmac.new(derived_key, digestmod=hashlib.sha256)
-        self._fast = fastmac.HmacSha256(derived_key) if fastmac is not None else None
+        self._fast: HmacSha256 | None = (
+            fastmac.HmacSha256(derived_key) if fastmac is not None else None
+        )
 
     def __repr__(self) -> str:
         return f"Tokeniser(key_id={self.key_id!r}, label={self.label!r})"
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> NoReturn:
         raise TypeError("Tokeniser holds key material and cannot be pickled")
 
     def token(self, value: str) -> str:
         """Token of one already-normalised value."""
         if self._fast is not None:
-            return self._fast.tokens(self._prefix, (value,))[0]  # type: ignore[no-any-return]
+            return self._fast.tokens(self._prefix, (value,))[0]
         mac = self._state.copy()
         mac.update(value.encode("utf-8"))
         return self._prefix + base64.b32encode(mac.digest()[:TOKEN_BYTES]).decode("ascii").lower()
@@ -70,7 +77,7 @@ class Tokeniser:
     def tokens(self, values: Sequence[str] | Iterable[str]) -> list[str]:
         """Tokens of many already-normalised values."""
         if self._fast is not None:
-            return self._fast.tokens(self._prefix, values)  # type: ignore[no-any-return]
+            return self._fast.tokens(self._prefix, values)
         return self._tokens_python(values)
 
     def _tokens_python(self, values: Sequence[str] | Iterable[str]) -> list[str]:
@@ -109,4 +116,5 @@ def _b32_lower(data: bytes) -> str:
         | groups[:, 4]
     )
     idx = (v[:, None] >> _B32_SHIFTS) & np.uint64(31)
-    return _B32_ALPHABET[idx].tobytes().decode("ascii")
+    chars: NDArray[np.uint8] = _B32_ALPHABET[idx]
+    return chars.tobytes().decode("ascii")

@@ -6,6 +6,8 @@ caller's certificate from the gRPC context.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import grpc
 
 from pseudogate.core import authz
@@ -36,7 +38,9 @@ class MtlsAccess(_TableAccess):
     """Mutual TLS: the transport admitted only certificates from our CA; read the identity."""
 
     def identify(self, context: grpc.ServicerContext) -> authz.Identity:
-        pems = context.auth_context().get("x509_pem_cert") or []
+        # grpc-stubs types each auth property as bytes; grpc gives a list of bytes values.
+        auth: Mapping[str, list[bytes]] = context.auth_context()  # type: ignore[assignment]
+        pems = auth.get("x509_pem_cert") or []
         if not pems:
             raise PermissionDenied("no client certificate")
         return authz.identity_from_certificate(pems[0])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
@@ -75,7 +75,13 @@ class AuditStorageFull(AuditUnavailable):
     code = StorageFull.code
 
 
-class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+if TYPE_CHECKING:  # generic only in grpc-stubs: not subscriptable at run time
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor
+
+
+class GatewayInterceptor(_ServerInterceptor):
     def __init__(
         self, *, access: AccessControl, audit: AuditSink | None, fair_share: FairShare | None = None
     ) -> None:
@@ -87,9 +93,9 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler | None:
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
         handler = continuation(details)
         if handler is None:
             return handler
@@ -117,6 +123,7 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 request_deserializer=deserialise,
                 response_serializer=handler.response_serializer,
             )
+        assert handler.stream_stream is not None  # a handler has exactly one behaviour
         return grpc.stream_stream_rpc_method_handler(
             self._wrap_stream(handler.stream_stream, method, stream_in=True),
             request_deserializer=deserialise,
@@ -241,8 +248,8 @@ class GatewayInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
 
 def _fair_shared(
-    handler: grpc.RpcMethodHandler, method: str, fair: FairShare
-) -> grpc.RpcMethodHandler:
+    handler: grpc.RpcMethodHandler[Any, Any], method: str, fair: FairShare
+) -> grpc.RpcMethodHandler[Any, Any]:
     """The handler with its streaming behaviour under the fair-sharing limits (limits.py)."""
     kinds = (
         (handler.stream_unary, True, False, grpc.stream_unary_rpc_method_handler),

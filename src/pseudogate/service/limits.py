@@ -235,7 +235,7 @@ class _SendWatchdog:
                 log.info(
                     "%s cancelled: its client took no response for %g s", method, self._timeout
                 )
-                context.cancel()
+                context.cancel()  # type: ignore[no-untyped-call]  # unannotated in grpc-stubs
 
 
 class FairShare:
@@ -311,7 +311,9 @@ class FairShare:
 
         return client_streaming
 
-    def guard_unaudited(self, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    def guard_unaudited(
+        self, handler: grpc.RpcMethodHandler[Any, Any]
+    ) -> grpc.RpcMethodHandler[Any, Any]:
         """Server reflection streams: slots and idle timeout too, refused with a plain abort."""
         if handler.stream_stream is None:
             return handler  # health Check is unary; health Watch is non-blocking (holds no worker)

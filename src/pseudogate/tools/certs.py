@@ -240,8 +240,11 @@ def _load_ca(out: Path, now: dt.datetime) -> CertificateAuthority | None:
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (ValueError, TypeError):
         raise InvalidInput(f"{key_path} is not an unencrypted PEM private key") from None
-    if not isinstance(key, ec.EllipticCurvePrivateKey) or (
-        key.public_key().public_numbers() != cert.public_key().public_numbers()  # type: ignore[union-attr]
+    cert_key = cert.public_key()
+    if (
+        not isinstance(key, ec.EllipticCurvePrivateKey)
+        or not isinstance(cert_key, ec.EllipticCurvePublicKey)
+        or key.public_key().public_numbers() != cert_key.public_numbers()
     ):
         raise InvalidInput(f"{key_path} does not match {pem_path}")
     if cert.not_valid_after_utc <= now:

@@ -1,0 +1,20 @@
+"""Types of the optional C accelerator built from _fastmac.c (loaded through _accel.py)."""
+
+from collections.abc import Iterable, Sequence
+from typing import NoReturn, final
+
+from typing_extensions import Buffer
+
+@final
+class HmacSha256:
+    """HMAC-SHA256 under one key, producing tokens (prefix + lowercase base32 of 20 bytes)."""
+
+    def __init__(self, key: Buffer) -> None: ...
+    def tokens(self, prefix: str, values: Iterable[str], /) -> list[str]: ...
+    def __reduce__(self) -> NoReturn: ...
+
+def nhs_normalise(
+    values: Sequence[object], /
+) -> tuple[list[str | None], list[tuple[int, int]]]: ...
+def sha256_backend() -> str: ...
+def use_portable_sha256(flag: object, /) -> None: ...

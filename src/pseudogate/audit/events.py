@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pseudogate.core import names
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.identifiers import direct_identifier_in
 
@@ -74,15 +75,15 @@ STATUS_NAMES: frozenset[str] = frozenset(
     }
 )
 
-_ORG_RE = re.compile(r"[a-z0-9-]{1,63}")
-_ROLE_RE = re.compile(r"[a-z]{1,20}")
+_ORG_RE = names.ORG_RE
+_ROLE_RE = names.ROLE_RE
 _METHOD_RE = re.compile(r"/[A-Za-z][A-Za-z0-9_.]{0,99}/[A-Za-z][A-Za-z0-9_]{0,99}")
-_DATASET_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_DATASET_RE = names.DATASET_NAME_RE
+_PROJECT_RE = names.PROJECT_ID_RE
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9:_-]{1,100}")
-_KEY_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
+_KEY_ID_RE = names.KEY_ID_RE
 _COUNT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_DOMAIN_RE = names.LEGACY_DOMAIN_RE  # wider than DOMAIN_RE: events recorded before still verify
 _CHANGE_ID_RE = re.compile(r"[0-9a-f]{32}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")

@@ -19,7 +19,6 @@ import enum
 import hashlib
 import json
 import os
-import re
 import secrets
 import stat
 import tempfile
@@ -34,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
+from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
 from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
 
 __all__ = [
@@ -50,7 +50,6 @@ __all__ = [
 
 MASTER_KEY_ENV = "PSEUDOGATE_MASTER_KEY_FILE"
 KEY_BYTES = 32
-_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
 _WRAP_AAD_PREFIX = b"pseudogate/v1/keywrap/"
 _FINGERPRINT_PREFIX = b"pseudogate/v1/key-fingerprint/"
 _ENTRY_FIELDS = frozenset({"id", "purpose", "status", "created", "material", "material_wrapped"})
@@ -309,8 +308,8 @@ class Keyring:
                 f"allowed: {', '.join(sorted(_ENTRY_FIELDS))}"
             )
         key_id = entry.get("id")
-        if not isinstance(key_id, str) or not _ID_RE.fullmatch(key_id):
-            raise ConfigurationError(f"{at}: 'id' must match [a-z0-9-]{{1,16}}")
+        if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+            raise ConfigurationError(f"{at}: 'id' must match {KEY_ID_PATTERN}")
         at = f"{where}: key {key_id!r}"
         try:
             purpose = Purpose(entry.get("purpose"))
@@ -500,7 +499,7 @@ class Keyring:
         """Add a new random key (active, or primary in an empty purpose)."""
         taken = {k.info.id for k in self._keys}
         new_id = key_id or _new_id(purpose, taken)
-        if not _ID_RE.fullmatch(new_id) or new_id in taken:
+        if not KEY_ID_RE.fullmatch(new_id) or new_id in taken:
             raise ConfigurationError(f"key id {new_id!r} is invalid or already used")
         has_primary = any(
             k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY for k in self._keys

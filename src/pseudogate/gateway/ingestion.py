@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +36,8 @@ from pseudogate.core.errors import (
     RowErrors,
     translating_storage_full,
 )
-from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.names import DATASET_NAME_RE, check_dataset_name
 from pseudogate.core.policy import Action, Policy
 from pseudogate.core.tokens import Tokeniser
 from pseudogate.gateway.changes import (
@@ -63,22 +62,11 @@ __all__ = [
     "rfc3339",
 ]
 
-DATASET_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Validation goes on after the first invalid row so that providers can fix a file in one go,
 #: but stops here: the submission is refused anyway.
 MAX_ROW_ERRORS = 1000
 _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def check_dataset_name(name: str) -> None:
-    """Refuse a malformed name, or one that is a direct identifier (a dataset "ll112ab"): names
-    travel into messages, listings and the audit log."""
-    if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name):
-        raise InvalidInput("dataset name must match [a-z][a-z0-9_]{0,62}")
-    if contains_identifier(name):
-        raise InvalidInput("dataset name looks like an identifier (an NHS number or postcode): "
-                           "choose a name that is not one")
 
 
 def rfc3339(moment: datetime) -> str:

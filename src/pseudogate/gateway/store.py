@@ -19,7 +19,6 @@ from typing import Any, Self
 
 import pyarrow as pa
 
-from pseudogate.core.authz import check_organisation
 from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -30,8 +29,14 @@ from pseudogate.core.errors import (
     shown,
 )
 from pseudogate.core.fileio import make_private_dir, make_private_file
-from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.names import (
+    DEFAULT_DOMAIN,
+    check_dataset_name,
+    check_domain,
+    check_organisation,
+    check_project_id,
+)
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway.changes import (
     ExtractRelease,
@@ -41,24 +46,17 @@ from pseudogate.gateway.changes import (
     unaudited,
 )
 from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build_extract
-from pseudogate.gateway.ingestion import Submission, check_dataset_name, rfc3339
+from pseudogate.gateway.ingestion import Submission, rfc3339
 from pseudogate.gateway.join import join_layout
 from pseudogate.gateway.linkage import linkage_report
 from pseudogate.gateway.optouts import check_not_empty, optout_tokens
-from pseudogate.gateway.projects import (
-    DOMAIN_RE,
-    PROJECT_ID_RE,
-    ProjectRecord,
-    check_extract_policy,
-    parse_expiry,
-)
+from pseudogate.gateway.projects import ProjectRecord, check_extract_policy, parse_expiry
 from pseudogate.gateway.quotas import StorageQuota
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
 __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
-DEFAULT_DOMAIN = "person"
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: unfinished submissions and quarantines unlisted files, which could be another process's work.
 LOCK_FILE = "store.lock"
@@ -258,15 +256,9 @@ class Store:
         """Check a project for registration; its policy must fit the datasets' latest schemas.
 
         Nothing is stored until the returned change is committed (:mod:`.changes`)."""
-        if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
-            raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-        if contains_identifier(project_id):
-            raise InvalidInput("project id looks like an identifier (an NHS number or postcode): "
-                               "choose an id that is not one")
+        check_project_id(project_id)
         check_organisation(researcher, field="the researcher organisation")
-        domain = domain or DEFAULT_DOMAIN
-        if not DOMAIN_RE.fullmatch(domain):
-            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        domain = check_domain(domain or DEFAULT_DOMAIN)
         names = list(datasets)
         if not names:
             raise InvalidInput("a project needs at least one dataset")
@@ -343,9 +335,7 @@ class Store:
         """Tokenise a complete new opt-out snapshot (tokens only); nothing is stored until the
         returned change is committed (:mod:`.changes`). An empty list is refused unless
         ``allow_empty``: it would clear every opt-out."""
-        domain = domain or DEFAULT_DOMAIN
-        if not DOMAIN_RE.fullmatch(domain):
-            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        domain = check_domain(domain or DEFAULT_DOMAIN)
         check_not_empty(nhs_numbers, allow_empty=allow_empty)
         tokeniser = self.keyring.linkage_tokeniser(domain)
         tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pseudogate.core.clock import Clock, rfc3339, utc_now
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
 from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
 from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
@@ -192,10 +193,6 @@ class _Key:
     info: KeyInfo
     material: _Material
     sealed: str | None  # the stored material_wrapped text, kept to re-save unchanged
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 def _new_id(purpose: Purpose, taken: set[str]) -> str:
@@ -420,11 +417,11 @@ class Keyring:
         self.source = p
 
     @classmethod
-    def generate(cls, *, wrap_under: bytes | None = None) -> Keyring:
-        """A new keyring with one primary key for every purpose."""
+    def generate(cls, *, wrap_under: bytes | None = None, clock: Clock = utc_now) -> Keyring:
+        """A new keyring with one primary key for every purpose (``created`` by ``clock``)."""
         ring = cls([], master=wrap_under)
         for purpose in Purpose:
-            ring.add(purpose, primary=True)
+            ring.add(purpose, primary=True, clock=clock)
         return ring
 
     # -- metadata -------------------------------------------------------------------------
@@ -495,8 +492,16 @@ class Keyring:
 
     # -- staged rotation: add -> roll out -> promote -> disable --------------------------------
 
-    def add(self, purpose: Purpose, *, primary: bool = False, key_id: str | None = None) -> KeyInfo:
-        """Add a new random key (active, or primary in an empty purpose)."""
+    def add(
+        self,
+        purpose: Purpose,
+        *,
+        primary: bool = False,
+        key_id: str | None = None,
+        clock: Clock = utc_now,
+    ) -> KeyInfo:
+        """Add a new random key (active, or primary in an empty purpose); its ``created`` time
+        is ``clock``'s, in whole seconds."""
         taken = {k.info.id for k in self._keys}
         new_id = key_id or _new_id(purpose, taken)
         if not KEY_ID_RE.fullmatch(new_id) or new_id in taken:
@@ -513,7 +518,8 @@ class Keyring:
         sealed = None
         if self._master is not None:
             sealed = _wrap(self._master._b, new_id, purpose.value, raw)
-        info = KeyInfo(new_id, purpose, status, _now(), _fingerprint(raw), sealed is not None)
+        created = rfc3339(clock(), precision="seconds")
+        info = KeyInfo(new_id, purpose, status, created, _fingerprint(raw), sealed is not None)
         self._keys.append(_Key(info, _Material(raw), sealed))
         self.is_example = False
         return info

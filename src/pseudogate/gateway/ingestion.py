@@ -16,9 +16,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -26,6 +24,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pseudogate.core.clock import Clock, rfc3339
 from pseudogate.core.columns import INVALID_UTF8, tokenise_array, valid_text
 from pseudogate.core.errors import (
     FailedPrecondition,
@@ -59,7 +58,6 @@ __all__ = [
     "SubmissionResult",
     "SubmissionSummary",
     "check_dataset_name",
-    "rfc3339",
 ]
 
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
@@ -67,15 +65,6 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: but stops here: the submission is refused anyway.
 MAX_ROW_ERRORS = 1000
 _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC time as RFC 3339 with a ``Z`` suffix, whole seconds."""
-    from datetime import UTC
-
-    if moment.tzinfo is None:
-        raise ValueError("the clock must return timezone-aware datetimes")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +111,7 @@ class Submission:
         keyring: Keyring,
         catalog: Catalog,
         files: DatasetFiles,
-        clock: Callable[[], datetime],
+        clock: Clock,
         quota: StorageQuota | None = None,
     ) -> None:
         self.dataset = dataset
@@ -332,7 +321,7 @@ class Submission:
         self._require(_State.PREPARED)
         assert self._temp is not None
         temp = self._temp
-        now = rfc3339(self._clock())
+        now = rfc3339(self._clock(), precision="seconds")
         planned: dict[str, Any] = {}
 
         def plan(db: sqlite3.Connection) -> ChangeFacts:

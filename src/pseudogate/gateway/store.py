@@ -11,14 +11,15 @@ import fcntl
 import logging
 import os
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import pyarrow as pa
 
+from pseudogate.core.clock import Clock, rfc3339, today_utc, utc_now
 from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -46,7 +47,7 @@ from pseudogate.gateway.changes import (
     unaudited,
 )
 from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build_extract
-from pseudogate.gateway.ingestion import Submission, rfc3339
+from pseudogate.gateway.ingestion import Submission
 from pseudogate.gateway.join import join_layout
 from pseudogate.gateway.linkage import linkage_report
 from pseudogate.gateway.optouts import check_not_empty, optout_tokens
@@ -65,10 +66,6 @@ log = logging.getLogger("pseudogate.store")  # the name operators filter on, kep
 _PROJECT_DENIED = "project {} does not exist or is not yours"
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _default_anonymiser(*args: Any, **kwargs: Any) -> Any:
     from pseudogate.anonymity import anonymise
 
@@ -84,7 +81,7 @@ class Store:
         data_dir: Path,
         keyring: Keyring,
         policies: Mapping[str, Policy],
-        clock: Callable[[], datetime],
+        clock: Clock,
         anonymiser: Anonymiser,
         storage_quota_per_org: int | None = None,
     ) -> None:
@@ -167,7 +164,7 @@ class Store:
         *,
         keyring: Keyring,
         policies: Mapping[str, Policy],
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
         anonymiser: Anonymiser | None = None,
         storage_quota_per_org: int | None = None,
     ) -> Store:
@@ -286,7 +283,7 @@ class Store:
             policy_fingerprint=policy.fingerprint,
             project_key_id=self.keyring.primary(Purpose.PROJECT).id,
             expires=expiry.isoformat(),
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
         return PreparedProject(self.catalog, row)
 
@@ -344,7 +341,7 @@ class Store:
             domain=domain,
             tokens=tokens,
             linkage_key_id=tokeniser.key_id,
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
 
     def import_optouts(
@@ -408,7 +405,7 @@ class Store:
             linkage_key_id=linkage_keys[0],
             optout_snapshot=snapshot,
             optout_tokens=tokens,
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
         return build_extract(
             inputs, files=self.files, keyring=self.keyring, anonymiser=self._anonymiser
@@ -425,7 +422,7 @@ class Store:
     # -- helpers --------------------------------------------------------------------------------
 
     def _today(self) -> date:
-        return self._clock().astimezone(UTC).date()
+        return today_utc(self._clock)
 
     def _latest_versions(self, names: Sequence[str]) -> list[VersionRecord]:
         versions: list[VersionRecord] = []

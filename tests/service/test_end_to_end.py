@@ -251,11 +251,11 @@ def test_when_a_submitted_file_has_no_header_row_then_columns_are_named_by_posit
 def test_when_a_project_passes_its_expiry_date_then_extracts_are_refused(
     world: World, populated: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    today = dt.datetime.now(dt.UTC).date()
-    clock = [today]
+    now = [dt.datetime.now(dt.UTC)]
+    today = now[0].date()
     gateway = start_gateway(
         GatewaySettings(port=0, insecure=True, data_dir=tmp_path / "data",
-                        policies=world.base / "policies", today=lambda: clock[0])
+                        policies=world.base / "policies", clock=lambda: now[0])
     )
     server = ["--server", gateway.address, "--insecure"]
     try:
@@ -268,7 +268,7 @@ def test_when_a_project_passes_its_expiry_date_then_extracts_are_refused(
                      str(world.base / "extract.yaml"), "--expires", today.isoformat()]) == 0
         args = ["extract", *server, "--project", "short-study", "--manifest", str(tmp_path / "m.json")]
         assert main([*args, "--output", str(tmp_path / "on-expiry-day.csv")]) == 0
-        clock[0] = today + dt.timedelta(days=1)
+        now[0] += dt.timedelta(days=1)
         capsys.readouterr()
         assert main([*args, "--output", str(tmp_path / "day-after.csv")]) != 0
         assert "FAILED_PRECONDITION" in capsys.readouterr().err

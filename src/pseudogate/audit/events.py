@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from pseudogate.core import clock, names
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.identifiers import direct_identifier_in
 
@@ -74,15 +74,15 @@ STATUS_NAMES: frozenset[str] = frozenset(
     }
 )
 
-_ORG_RE = re.compile(r"[a-z0-9-]{1,63}")
-_ROLE_RE = re.compile(r"[a-z]{1,20}")
+_ORG_RE = names.ORG_RE
+_ROLE_RE = names.ROLE_RE
 _METHOD_RE = re.compile(r"/[A-Za-z][A-Za-z0-9_.]{0,99}/[A-Za-z][A-Za-z0-9_]{0,99}")
-_DATASET_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
-_PROJECT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_DATASET_RE = names.DATASET_NAME_RE
+_PROJECT_RE = names.PROJECT_ID_RE
 _FINGERPRINT_RE = re.compile(r"[A-Za-z0-9:_-]{1,100}")
-_KEY_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
+_KEY_ID_RE = names.KEY_ID_RE
 _COUNT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,39}")
-_DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_DOMAIN_RE = names.LEGACY_DOMAIN_RE  # wider than DOMAIN_RE: events recorded before still verify
 _CHANGE_ID_RE = re.compile(r"[0-9a-f]{32}")
 _SHA256_RE = re.compile(r"[0-9a-f]{64}")
 _DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -90,34 +90,14 @@ _MAX_LIST = 64
 TIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+utc_now = clock.utc_now
+#: ``rfc3339(utc_now())``, fast: the audit log stamps every call (core/clock.py).
+now_rfc3339 = clock.now_rfc3339_milliseconds
 
 
 def rfc3339(moment: dt.datetime) -> str:
-    """RFC 3339 UTC with milliseconds and a ``Z``, e.g. ``2025-06-01T09:30:00.125Z``."""
-    if moment.tzinfo is None:
-        raise ValueError("audit times must be timezone-aware")
-    u = moment.astimezone(dt.UTC)
-    return (
-        f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}."
-        f"{u.microsecond // 1000:03d}Z"
-    )
-
-
-_second_prefix: tuple[int, str] = (-1, "")
-
-
-def now_rfc3339() -> str:
-    """``rfc3339(utc_now())``, without building a datetime: the log stamps every call."""
-    global _second_prefix
-    milliseconds = time.time_ns() // 1_000_000
-    second, millisecond = divmod(milliseconds, 1000)
-    cached_second, prefix = _second_prefix
-    if second != cached_second:
-        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second_prefix = (second, prefix)
-    return f"{prefix}.{millisecond:03d}Z"
+    """An audit event time: RFC 3339 UTC with milliseconds, e.g. ``2025-06-01T09:30:00.125Z``."""
+    return clock.rfc3339(moment, precision="milliseconds")
 
 
 def safe_name(value: str | None, *, kind: str) -> str | None:

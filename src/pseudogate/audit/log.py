@@ -12,7 +12,6 @@ signature)``. :func:`pseudogate.audit.verify.verify_database` re-checks both off
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sqlite3
@@ -23,6 +22,7 @@ from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
 from pseudogate.audit.events import EVENT_FIELDS, now_rfc3339, prepare_event, rfc3339, utc_now
+from pseudogate.core.clock import Clock
 from pseudogate.core.errors import ResourceExhausted, Unavailable, is_storage_full, storage_full
 from pseudogate.core.keyring import Signer
 
@@ -68,7 +68,7 @@ class AuditLog:
         *,
         path: Path,
         signer: Signer,
-        clock: Callable[[], dt.datetime],
+        clock: Clock,
         checkpoint_every: int,
         checkpoint_seconds: float,
         write_timeout: float,
@@ -104,7 +104,7 @@ class AuditLog:
         path: Path,
         *,
         signer: Signer,
-        clock: Callable[[], dt.datetime] = utc_now,
+        clock: Clock = utc_now,
         checkpoint_every: int = 1000,
         checkpoint_seconds: float = 60.0,
         write_timeout: float = 5.0,

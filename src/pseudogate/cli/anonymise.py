@@ -128,7 +128,7 @@ def _read_with_arrow(path: Path, *, header: list[str], delimiter: str) -> pd.Dat
             f.seek(max(path.stat().st_size - len(open_field), 0))
             if f.read() == open_field:
                 raise csv_io.NotPlain("the last quoted field may be open")  # Arrow closes it
-    table = pa.Table.from_batches(batches, schema=schema).to_pandas()
+    table: pd.DataFrame = pa.Table.from_batches(batches, schema=schema).to_pandas()
     del batches
     pa.default_memory_pool().release_unused()  # the table now lives in pandas
     return table

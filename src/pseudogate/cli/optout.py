@@ -16,6 +16,7 @@ from pseudogate.cli._client import add_client_arguments, open_channel, rpc_error
 from pseudogate.cli._common import fail
 from pseudogate.core.columns import INVALID_UTF8
 from pseudogate.core.errors import RowError, RowErrors
+from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
 
@@ -26,7 +27,9 @@ def register(sub: Any) -> None:
     add_client_arguments(imp)
     imp.add_argument("--input", required=True, type=Path, help="CSV file with a header row")
     imp.add_argument("--column", default="nhs_number", help="column holding NHS numbers")
-    imp.add_argument("--domain", default="person", help="linkage domain (default person)")
+    imp.add_argument(
+        "--domain", default=DEFAULT_DOMAIN, help=f"linkage domain (default {DEFAULT_DOMAIN})"
+    )
     imp.add_argument("--delimiter", default=",", help="CSV delimiter (default ',')")
     imp.add_argument(
         "--allow-empty",

@@ -10,6 +10,7 @@ from typing import Any
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import fail
 from pseudogate.core.authz import check_organisation
+from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.core.policy import load_policy
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
@@ -26,7 +27,9 @@ def register(sub: Any) -> None:
     )
     create.add_argument("--policy", required=True, type=Path, help="extract policy YAML")
     create.add_argument("--expires", required=True, help="last day extracts are allowed (YYYY-MM-DD, UTC)")
-    create.add_argument("--domain", default="person", help="linkage domain (default person)")
+    create.add_argument(
+        "--domain", default=DEFAULT_DOMAIN, help=f"linkage domain (default {DEFAULT_DOMAIN})"
+    )
     create.set_defaults(handler=run_create)
 
 

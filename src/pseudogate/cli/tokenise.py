@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from pseudogate.core.columns import tokenise_array
 from pseudogate.core.errors import RowError, RowErrors
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.names import DOMAIN_PATTERN, DOMAIN_RE
 from pseudogate.core.normalise import Kind, normalise_many
 from pseudogate.core.tokenisation import DEFAULT_DOMAINS
 from pseudogate.core.tokens import Tokeniser
@@ -33,8 +33,6 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 65_536
 MAX_LISTED_ERRORS = 50
 WRONG_FIELD_COUNT = "wrong_field_count"  # a row whose number of fields differs from the header
-# Same rule as the server's domain names, so a CLI domain can always be served too.
-_DOMAIN_RE = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 
 
 def register(sub: Any) -> None:
@@ -62,8 +60,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if not _DOMAIN_RE.fullmatch(args.domain):
-        fail(f"domain {args.domain!r} must match {_DOMAIN_RE.pattern}")
+    if not DOMAIN_RE.fullmatch(args.domain):  # the server's rule, so the domain can be served too
+        fail(f"domain {args.domain!r} must match {DOMAIN_PATTERN}")
     if args.kind is None:
         if args.domain not in DEFAULT_DOMAINS:
             fail(f"--kind is required for domain {args.domain!r} (not a built-in domain)")

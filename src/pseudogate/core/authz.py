@@ -9,7 +9,6 @@ The table is documented in docs/auditors.md ("Roles").
 from __future__ import annotations
 
 import enum
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -17,7 +16,7 @@ from types import MappingProxyType
 from cryptography import x509
 
 from pseudogate.core.errors import InvalidInput, PermissionDenied
-from pseudogate.core.identifiers import contains_identifier
+from pseudogate.core.names import ORG_PATTERN, ORG_RE, SPIFFE_IDENTITY_RE, check_organisation
 
 __all__ = [
     "INSECURE",
@@ -37,10 +36,7 @@ __all__ = [
     "uri_sans",
 ]
 
-#: Organisation names in identities and file names.
-ORG_RE = re.compile(r"[a-z0-9-]{1,63}")
 _SPIFFE_PREFIX = "spiffe://"
-_IDENTITY_RE = re.compile(r"spiffe://pseudogate/org/([a-z0-9-]{1,63})/role/([a-z]+)")
 
 
 class Role(enum.StrEnum):
@@ -138,25 +134,10 @@ def authorise(identity: Identity, method: str) -> Role | None:
     )
 
 
-def check_organisation(value: object, *, field: str) -> str:
-    """``value`` if it is an organisation name by the certificate rule (ORG_RE), else
-    InvalidInput naming ``field`` (never the value): a name no certificate can carry would make
-    a project nobody can extract, or a dataset no certified provider owns."""
-    if not isinstance(value, str) or not ORG_RE.fullmatch(value):
-        raise InvalidInput(
-            f"{field} must be an organisation name as in certificates: lowercase letters, "
-            "digits and '-', 1-63 characters"
-        )
-    if contains_identifier(value):
-        raise InvalidInput(f"{field} looks like an identifier (an NHS number or postcode): an "
-                           "organisation name names an organisation, not a person")
-    return value
-
-
 def spiffe_uri(organisation: str, role: Role | str) -> str:
     """The identity URI for a client certificate; validates both parts."""
     if not ORG_RE.fullmatch(organisation):
-        raise ValueError("organisation must match [a-z0-9-]+ (at most 63 characters)")
+        raise ValueError(f"organisation must match {ORG_PATTERN}")
     return f"spiffe://pseudogate/org/{organisation}/role/{Role(role).value}"
 
 
@@ -169,7 +150,7 @@ def identity_from_uris(uris: Sequence[str]) -> Identity:
             f"client certificate must carry exactly one spiffe://pseudogate identity URI "
             f"(it carries {len(spiffe)})"
         )
-    match = _IDENTITY_RE.fullmatch(spiffe[0])
+    match = SPIFFE_IDENTITY_RE.fullmatch(spiffe[0])
     if match is None:
         raise PermissionDenied(
             "client certificate's identity URI is not spiffe://pseudogate/org/<org>/role/<role>"

@@ -114,7 +114,7 @@ def _text(array: pa.Array) -> memoryview:
     offsets = np.frombuffer(
         array.buffers()[1], dtype=np.int32, count=len(array) + 1, offset=4 * array.offset
     )
-    return memoryview(array.buffers()[2])[offsets[0] : offsets[-1]]  # type: ignore[arg-type]
+    return memoryview(array.buffers()[2])[offsets[0] : offsets[-1]]
 
 
 def _quoted(column: pa.Array, delimiter: str, *, alone: bool) -> pa.Array:

@@ -19,7 +19,6 @@ import enum
 import hashlib
 import json
 import os
-import re
 import secrets
 import stat
 import tempfile
@@ -33,7 +32,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pseudogate.core.clock import Clock, rfc3339, utc_now
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
+from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
 from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
 
 MASTER_KEY_ENV = "PSEUDOGATE_MASTER_KEY_FILE"
 KEY_BYTES = 32
-_ID_RE = re.compile(r"[a-z0-9-]{1,16}")
 _WRAP_AAD_PREFIX = b"pseudogate/v1/keywrap/"
 _FINGERPRINT_PREFIX = b"pseudogate/v1/key-fingerprint/"
 _ENTRY_FIELDS = frozenset({"id", "purpose", "status", "created", "material", "material_wrapped"})
@@ -195,10 +195,6 @@ class _Key:
     sealed: str | None  # the stored material_wrapped text, kept to re-save unchanged
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def _new_id(purpose: Purpose, taken: set[str]) -> str:
     prefix = {Purpose.LINKAGE: "lk", Purpose.PROJECT: "pk", Purpose.SIGNING: "sk"}[purpose]
     while True:
@@ -309,8 +305,8 @@ class Keyring:
                 f"allowed: {', '.join(sorted(_ENTRY_FIELDS))}"
             )
         key_id = entry.get("id")
-        if not isinstance(key_id, str) or not _ID_RE.fullmatch(key_id):
-            raise ConfigurationError(f"{at}: 'id' must match [a-z0-9-]{{1,16}}")
+        if not isinstance(key_id, str) or not KEY_ID_RE.fullmatch(key_id):
+            raise ConfigurationError(f"{at}: 'id' must match {KEY_ID_PATTERN}")
         at = f"{where}: key {key_id!r}"
         try:
             purpose = Purpose(entry.get("purpose", ""))  # "" (absent) is no purpose either
@@ -421,11 +417,11 @@ class Keyring:
         self.source = p
 
     @classmethod
-    def generate(cls, *, wrap_under: bytes | None = None) -> Keyring:
-        """A new keyring with one primary key for every purpose."""
+    def generate(cls, *, wrap_under: bytes | None = None, clock: Clock = utc_now) -> Keyring:
+        """A new keyring with one primary key for every purpose (``created`` by ``clock``)."""
         ring = cls([], master=wrap_under)
         for purpose in Purpose:
-            ring.add(purpose, primary=True)
+            ring.add(purpose, primary=True, clock=clock)
         return ring
 
     # -- metadata -------------------------------------------------------------------------
@@ -496,11 +492,19 @@ class Keyring:
 
     # -- staged rotation: add -> roll out -> promote -> disable --------------------------------
 
-    def add(self, purpose: Purpose, *, primary: bool = False, key_id: str | None = None) -> KeyInfo:
-        """Add a new random key (active, or primary in an empty purpose)."""
+    def add(
+        self,
+        purpose: Purpose,
+        *,
+        primary: bool = False,
+        key_id: str | None = None,
+        clock: Clock = utc_now,
+    ) -> KeyInfo:
+        """Add a new random key (active, or primary in an empty purpose); its ``created`` time
+        is ``clock``'s, in whole seconds."""
         taken = {k.info.id for k in self._keys}
         new_id = key_id or _new_id(purpose, taken)
-        if not _ID_RE.fullmatch(new_id) or new_id in taken:
+        if not KEY_ID_RE.fullmatch(new_id) or new_id in taken:
             raise ConfigurationError(f"key id {new_id!r} is invalid or already used")
         has_primary = any(
             k.info.purpose is purpose and k.info.status is KeyStatus.PRIMARY for k in self._keys
@@ -514,7 +518,8 @@ class Keyring:
         sealed = None
         if self._master is not None:
             sealed = _wrap(self._master._b, new_id, purpose.value, raw)
-        info = KeyInfo(new_id, purpose, status, _now(), _fingerprint(raw), sealed is not None)
+        created = rfc3339(clock(), precision="seconds")
+        info = KeyInfo(new_id, purpose, status, created, _fingerprint(raw), sealed is not None)
         self._keys.append(_Key(info, _Material(raw), sealed))
         self.is_example = False
         return info

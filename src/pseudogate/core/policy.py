@@ -33,6 +33,7 @@ from pseudogate.core.hierarchy_types import (
     HierarchyType,
 )
 from pseudogate.core.identifiers import contains_identifier, direct_identifier_in
+from pseudogate.core.names import DOMAIN_PATTERN, DOMAIN_RE
 from pseudogate.core.normalise import Kind
 
 __all__ = [
@@ -219,7 +220,6 @@ def column_label(name: str, position: int, *, known: Collection[str] = ()) -> st
 # -- parsing ------------------------------------------------------------------------------------
 
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9 _.:/-]{0,127}")
-_DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
 _TOP_KEYS = {"version", "name", "columns", "privacy"}
 _PRIVACY_KEYS = {"k", "l", "suppression_limit", "metric"}
 _COLUMN_KEYS: dict[Action, set[str]] = {
@@ -504,9 +504,8 @@ def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> Colum
         if "domain" in entries:
             domain_node = entries["domain"][1]
             domain = _text(w, domain_node, f"{what} domain")
-            if not _DOMAIN_RE.fullmatch(domain) or contains_identifier(domain):
-                raise w.error(domain_node, f"{what}: domain must be lowercase letters, digits, "
-                                           "'_', '.' or '-'")
+            if not DOMAIN_RE.fullmatch(domain) or contains_identifier(domain):
+                raise w.error(domain_node, f"{what}: domain must match {DOMAIN_PATTERN}")
         return ColumnRule(name, action, kind=kind, domain=domain, line=line)
     if action is Action.GENERALISE:
         if "hierarchy" not in entries:

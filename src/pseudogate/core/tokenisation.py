@@ -9,7 +9,6 @@ projects and opt-outs use by default).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from pseudogate.core.errors import ConfigurationError, InvalidInput, ResourceExhausted, shown
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.names import DEFAULT_DOMAIN, DOMAIN_PATTERN, DOMAIN_RE
 from pseudogate.core.normalise import Kind, Reason, normalise_many
 from pseudogate.core.tokens import Tokeniser
 
@@ -32,11 +32,10 @@ __all__ = [
 
 DEFAULT_DOMAINS: Mapping[str, Kind] = {
     **{k.value: k for k in Kind},
-    "person": Kind.NHS_NUMBER,
+    DEFAULT_DOMAIN: Kind.NHS_NUMBER,
 }
 MAX_BATCH_VALUES = 100_000
 MAX_VALUE_CHARS = 1_024
-_DOMAIN_RE = re.compile(r"[a-z][a-z0-9_.-]{0,62}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +81,8 @@ def load_domain_config(path: str | Path | None) -> DomainConfig:
         raise ConfigurationError(f"config {p}: 'domains' must map domain names to kinds")
     domains: dict[str, Kind] = {}
     for name, kind in raw.items():
-        if not isinstance(name, str) or not _DOMAIN_RE.fullmatch(name):
-            raise ConfigurationError(f"config {p}: domain name {name!r} must match {_DOMAIN_RE.pattern}")
+        if not isinstance(name, str) or not DOMAIN_RE.fullmatch(name):
+            raise ConfigurationError(f"config {p}: domain name {name!r} must match {DOMAIN_PATTERN}")
         try:
             domains[name] = Kind(kind)
         except ValueError:

@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import re
 import sqlite3
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -27,6 +24,7 @@ from typing import Any, Self
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pseudogate.core.clock import Clock, rfc3339
 from pseudogate.core.columns import INVALID_UTF8, tokenise_array, valid_text
 from pseudogate.core.errors import (
     FailedPrecondition,
@@ -37,8 +35,8 @@ from pseudogate.core.errors import (
     RowErrors,
     translating_storage_full,
 )
-from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.names import DATASET_NAME_RE, check_dataset_name
 from pseudogate.core.policy import Action, Policy, column_label
 from pseudogate.core.tokens import Tokeniser
 from pseudogate.gateway.changes import (
@@ -60,34 +58,13 @@ __all__ = [
     "SubmissionResult",
     "SubmissionSummary",
     "check_dataset_name",
-    "rfc3339",
 ]
 
-DATASET_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,62}")
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Validation goes on after the first invalid row so that providers can fix a file in one go,
 #: but stops here: the submission is refused anyway.
 MAX_ROW_ERRORS = 1000
 _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
-
-
-def check_dataset_name(name: str) -> None:
-    """Refuse a malformed name, or one that is a direct identifier (a dataset "ll112ab"): names
-    travel into messages, listings and the audit log."""
-    if not isinstance(name, str) or not DATASET_NAME_RE.fullmatch(name):
-        raise InvalidInput("dataset name must match [a-z][a-z0-9_]{0,62}")
-    if contains_identifier(name):
-        raise InvalidInput("dataset name looks like an identifier (an NHS number or postcode): "
-                           "choose a name that is not one")
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC time as RFC 3339 with a ``Z`` suffix, whole seconds."""
-    from datetime import UTC
-
-    if moment.tzinfo is None:
-        raise ValueError("the clock must return timezone-aware datetimes")
-    return moment.astimezone(UTC).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +111,7 @@ class Submission:
         keyring: Keyring,
         catalog: Catalog,
         files: DatasetFiles,
-        clock: Callable[[], datetime],
+        clock: Clock,
         quota: StorageQuota | None = None,
     ) -> None:
         self.dataset = dataset
@@ -347,7 +324,7 @@ class Submission:
         self._require(_State.PREPARED)
         assert self._temp is not None
         temp = self._temp
-        now = rfc3339(self._clock())
+        now = rfc3339(self._clock(), precision="seconds")
         planned: dict[str, Any] = {}
 
         def plan(db: sqlite3.Connection) -> ChangeFacts:

@@ -18,11 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pseudogate.core.errors import FailedPrecondition
+from pseudogate.core.names import PERSON_COLUMN
 from pseudogate.store.catalog import VersionRecord
 
 __all__ = ["PERSON", "JoinLayout", "join_layout", "left_join"]
 
-PERSON = "person"
+#: The extract's linkage column (a column name, not the ``person`` domain: see core/names.py).
+PERSON = PERSON_COLUMN
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,13 +9,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pseudogate.core.columns import as_text
+from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.store.catalog import Catalog
 from pseudogate.store.datasets import DatasetFiles
 
 __all__ = ["linkage_report"]
 
 
-def linkage_report(catalog: Catalog, files: DatasetFiles, *, domain: str = "person") -> dict[str, Any]:
+def linkage_report(
+    catalog: Catalog, files: DatasetFiles, *, domain: str = DEFAULT_DOMAIN
+) -> dict[str, Any]:
     """``{"datasets": {name: {"version", "records", "people"}}, "overlap": {"a|b": people}}``.
 
     People are the distinct tokens of each latest version's one column tokenised under

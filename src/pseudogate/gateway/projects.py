@@ -7,7 +7,6 @@ every extract (a new version may have changed a schema).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -16,10 +15,7 @@ from pseudogate.core.policy import Action, Policy
 from pseudogate.gateway.join import PERSON, JoinLayout
 from pseudogate.store.catalog import ProjectRow
 
-__all__ = ["DOMAIN_RE", "PROJECT_ID_RE", "ProjectRecord", "check_extract_policy", "parse_expiry"]
-
-PROJECT_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-DOMAIN_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+__all__ = ["ProjectRecord", "check_extract_policy", "parse_expiry"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,15 +11,15 @@ import fcntl
 import logging
 import os
 import weakref
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Mapping, Sequence
+from datetime import date
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
 import pyarrow as pa
 
-from pseudogate.core.authz import check_organisation
+from pseudogate.core.clock import Clock, rfc3339, today_utc, utc_now
 from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -30,8 +30,14 @@ from pseudogate.core.errors import (
     shown,
 )
 from pseudogate.core.fileio import make_private_dir, make_private_file
-from pseudogate.core.identifiers import contains_identifier
 from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.names import (
+    DEFAULT_DOMAIN,
+    check_dataset_name,
+    check_domain,
+    check_organisation,
+    check_project_id,
+)
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway.changes import (
     ExtractRelease,
@@ -41,34 +47,23 @@ from pseudogate.gateway.changes import (
     unaudited,
 )
 from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build_extract
-from pseudogate.gateway.ingestion import Submission, check_dataset_name, rfc3339
+from pseudogate.gateway.ingestion import Submission
 from pseudogate.gateway.join import join_layout
 from pseudogate.gateway.linkage import linkage_report
 from pseudogate.gateway.optouts import check_not_empty, optout_tokens
-from pseudogate.gateway.projects import (
-    DOMAIN_RE,
-    PROJECT_ID_RE,
-    ProjectRecord,
-    check_extract_policy,
-    parse_expiry,
-)
+from pseudogate.gateway.projects import ProjectRecord, check_extract_policy, parse_expiry
 from pseudogate.gateway.quotas import StorageQuota
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
 __all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
 
-DEFAULT_DOMAIN = "person"
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: unfinished submissions and quarantines unlisted files, which could be another process's work.
 LOCK_FILE = "store.lock"
 log = logging.getLogger("pseudogate.store")  # the name operators filter on, kept across moves
 #: One message for both cases, so that a caller cannot learn which projects exist.
 _PROJECT_DENIED = "project {} does not exist or is not yours"
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _default_anonymiser(*args: Any, **kwargs: Any) -> Any:
@@ -86,7 +81,7 @@ class Store:
         data_dir: Path,
         keyring: Keyring,
         policies: Mapping[str, Policy],
-        clock: Callable[[], datetime],
+        clock: Clock,
         anonymiser: Anonymiser,
         storage_quota_per_org: int | None = None,
     ) -> None:
@@ -169,7 +164,7 @@ class Store:
         *,
         keyring: Keyring,
         policies: Mapping[str, Policy],
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Clock = utc_now,
         anonymiser: Anonymiser | None = None,
         storage_quota_per_org: int | None = None,
     ) -> Store:
@@ -258,15 +253,9 @@ class Store:
         """Check a project for registration; its policy must fit the datasets' latest schemas.
 
         Nothing is stored until the returned change is committed (:mod:`.changes`)."""
-        if not isinstance(project_id, str) or not PROJECT_ID_RE.fullmatch(project_id):
-            raise InvalidInput("project id must match [A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-        if contains_identifier(project_id):
-            raise InvalidInput("project id looks like an identifier (an NHS number or postcode): "
-                               "choose an id that is not one")
+        check_project_id(project_id)
         check_organisation(researcher, field="the researcher organisation")
-        domain = domain or DEFAULT_DOMAIN
-        if not DOMAIN_RE.fullmatch(domain):
-            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        domain = check_domain(domain or DEFAULT_DOMAIN)
         names = list(datasets)
         if not names:
             raise InvalidInput("a project needs at least one dataset")
@@ -294,7 +283,7 @@ class Store:
             policy_fingerprint=policy.fingerprint,
             project_key_id=self.keyring.primary(Purpose.PROJECT).id,
             expires=expiry.isoformat(),
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
         return PreparedProject(self.catalog, row)
 
@@ -343,9 +332,7 @@ class Store:
         """Tokenise a complete new opt-out snapshot (tokens only); nothing is stored until the
         returned change is committed (:mod:`.changes`). An empty list is refused unless
         ``allow_empty``: it would clear every opt-out."""
-        domain = domain or DEFAULT_DOMAIN
-        if not DOMAIN_RE.fullmatch(domain):
-            raise InvalidInput("linkage domain must match [a-z0-9][a-z0-9_.-]{0,63}")
+        domain = check_domain(domain or DEFAULT_DOMAIN)
         check_not_empty(nhs_numbers, allow_empty=allow_empty)
         tokeniser = self.keyring.linkage_tokeniser(domain)
         tokens = optout_tokens(nhs_numbers, tokeniser=tokeniser)
@@ -354,7 +341,7 @@ class Store:
             domain=domain,
             tokens=tokens,
             linkage_key_id=tokeniser.key_id,
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
 
     def import_optouts(
@@ -418,7 +405,7 @@ class Store:
             linkage_key_id=linkage_keys[0],
             optout_snapshot=snapshot,
             optout_tokens=tokens,
-            created_at=rfc3339(self._clock()),
+            created_at=rfc3339(self._clock(), precision="seconds"),
         )
         return build_extract(
             inputs, files=self.files, keyring=self.keyring, anonymiser=self._anonymiser
@@ -435,7 +422,7 @@ class Store:
     # -- helpers --------------------------------------------------------------------------------
 
     def _today(self) -> date:
-        return self._clock().astimezone(UTC).date()
+        return today_utc(self._clock)
 
     def _latest_versions(self, names: Sequence[str]) -> list[VersionRecord]:
         versions: list[VersionRecord] = []

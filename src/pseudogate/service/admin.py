@@ -9,14 +9,13 @@ import grpc
 
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.gateway import Store
 from pseudogate.service.calls import current_call
 from pseudogate.service.changes import apply_change
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
-__all__ = ["DEFAULT_LINKAGE_DOMAIN", "AdminServicer"]
-
-DEFAULT_LINKAGE_DOMAIN = "person"
+__all__ = ["AdminServicer"]
 
 
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
@@ -40,7 +39,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             policy_text=request.policy_yaml,
             policy_files=dict(request.policy_files),
             expires=expires,
-            domain=request.domain or DEFAULT_LINKAGE_DOMAIN,
+            domain=request.domain or DEFAULT_DOMAIN,
         )
         row = apply_change(prepared)  # audited before it is stored
         return admin_pb2.CreateProjectResponse(
@@ -54,7 +53,7 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     ) -> admin_pb2.ImportOptOutsResponse:
         prepared = self._store.prepare_optouts(
             list(request.nhs_numbers),
-            domain=request.domain or DEFAULT_LINKAGE_DOMAIN,
+            domain=request.domain or DEFAULT_DOMAIN,
             allow_empty=request.allow_empty,
         )
         snapshot = apply_change(prepared)  # audited before it is stored

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import stat
 from collections.abc import Callable, Mapping
@@ -12,6 +11,7 @@ from typing import Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditLog
 from pseudogate.audit.reconcile import reconcile
+from pseudogate.core.clock import Clock, utc_now
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, PermissionDenied
 from pseudogate.core.fileio import make_private_dir, make_private_file, shared_entries
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Purpose
@@ -60,7 +60,9 @@ class GatewaySettings:
     # SQLite durability of each audit commit. NORMAL (WAL): a committed event survives a crash of
     # the gateway; only a power loss can take the last few. FULL: fsync on every event.
     audit_synchronous: str = "NORMAL"
-    today: Callable[[], dt.date] | None = None  # the UTC date for expiry checks (tests inject it)
+    # The gateway's one clock: catalog and manifest times, project expiry days, audit event
+    # times (tests inject a fixed one; core/clock.py).
+    clock: Clock = utc_now
     # Fair sharing (service/limits.py, docs/operations.md): idle client streams are closed;
     # streams and extracts per organisation, and extracts gateway-wide, are limited.
     limits: StreamLimits = field(default_factory=StreamLimits)
@@ -165,6 +167,7 @@ def start_gateway(
         settings.data_dir,
         keyring=keyring,
         policies=policies,
+        clock=settings.clock,
         storage_quota_per_org=settings.storage_quota_per_org,
     )
     if store.sweep.quarantined and notice is not None:
@@ -175,6 +178,7 @@ def start_gateway(
         audit_log = AuditLog.open(
             settings.data_dir / AUDIT_DB_NAME,
             signer=signer,
+            clock=settings.clock,
             write_timeout=settings.audit_write_timeout,
             synchronous=settings.audit_synchronous,
         )
@@ -215,7 +219,7 @@ def start_gateway(
             _service_name(dataset_pb2, "DatasetService"),
         ),
         ServiceBinding(
-            ExtractServicer(store, today=settings.today),
+            ExtractServicer(store, clock=settings.clock),
             extract_pb2_grpc.add_ExtractServiceServicer_to_server,
             _service_name(extract_pb2, "ExtractService"),
         ),

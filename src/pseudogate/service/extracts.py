@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import grpc
 
+from pseudogate.core.clock import Clock, today_utc, utc_now
 from pseudogate.gateway import Store
 from pseudogate.service.calls import current_call
 from pseudogate.service.changes import apply_change
@@ -19,14 +19,11 @@ __all__ = ["ROWS_PER_MESSAGE", "ExtractServicer"]
 ROWS_PER_MESSAGE = 50_000
 
 
-def _today() -> dt.date:
-    return dt.datetime.now(dt.UTC).date()
-
-
 class ExtractServicer(extract_pb2_grpc.ExtractServiceServicer):
-    def __init__(self, store: Store, *, today: Callable[[], dt.date] | None = None) -> None:
+    def __init__(self, store: Store, *, clock: Clock = utc_now) -> None:
+        """``clock`` says which UTC day it is for the project's expiry (the gateway's clock)."""
         self._store = store
-        self._today = today or _today
+        self._clock = clock
 
     def CreateExtract(
         self, request: extract_pb2.CreateExtractRequest, context: grpc.ServicerContext
@@ -35,7 +32,7 @@ class ExtractServicer(extract_pb2_grpc.ExtractServiceServicer):
         call.project = request.project
         organisation = None if call.role == INSECURE_ROLE else call.organisation
         release = self._store.prepare_extract(
-            request.project, organisation=organisation, today=self._today()
+            request.project, organisation=organisation, today=today_utc(self._clock)
         )
         extract = apply_change(release)  # audited before the first row leaves the gateway
         manifest = extract.manifest

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from cryptography import x509
@@ -29,6 +29,7 @@ from pseudogate.core.authz import (
     spiffe_uri,
     uri_sans,
 )
+from pseudogate.core.clock import Clock, utc_now
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.fileio import atomic_write_bytes
 
@@ -222,10 +223,6 @@ class DevCertsResult:
         self.reused_ca = reused_ca
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _load_ca(out: Path, now: dt.datetime) -> CertificateAuthority | None:
     """The CA already in ``out`` if both files are there and it is still valid."""
     pem_path, key_path = out / "ca.pem", out / "ca.key"
@@ -257,7 +254,7 @@ def write_dev_certs(
     orgs: Sequence[tuple[str, Role]],
     *,
     force: bool = False,
-    clock: Callable[[], dt.datetime] = _utc_now,
+    clock: Clock = utc_now,
 ) -> DevCertsResult:
     """Create (or extend) a directory of development certificates.
 

@@ -26,6 +26,7 @@ from pseudogate.core.manifest import (
     load_public_key_pem,
     verify_manifest_signature,
 )
+from pseudogate.core.names import DEFAULT_DOMAIN, PERSON_COLUMN
 from pseudogate.core.policy import load_policy
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.tools.synthetic import Person, make_people, messy_nhs_number, messy_postcode
@@ -237,7 +238,9 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     except Exception:  # noqa: BLE001 - reported as a failed check
         signature_ok = False
     hash_ok = content_sha256(table.column_names, rows) == manifest["content_sha256"]
-    shared = set(table.column("person").to_pylist()) & set(other.column("person").to_pylist())
+    shared = set(table.column(PERSON_COLUMN).to_pylist()) & set(
+        other.column(PERSON_COLUMN).to_pylist()
+    )
     _say(f"\n5. Researcher's extract: {manifest['rows']} rows, columns {', '.join(table.column_names)}")
     _say(f"   k achieved {manifest['k_achieved']} (policy k=5), l achieved {manifest['l_achieved']},"
          f" suppressed {manifest['suppressed']}, loss {manifest['loss']:.3f}")
@@ -260,7 +263,7 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     # 6. Tokenisation as a service, for providers who only want tokens back.
     stub = tokenisation_pb2_grpc.TokenisationServiceStub(channel)
     reply = stub.Tokenise(
-        tokenisation_pb2.TokeniseRequest(domain="person", values=["943 476 5919", "943 476 5910"])
+        tokenisation_pb2.TokeniseRequest(domain=DEFAULT_DOMAIN, values=["943 476 5919", "943 476 5910"])
     )
     _say(f"\n6. Tokenise RPC: a valid NHS number -> {reply.tokens[0]}; an invalid one -> "
          f"refused ({reply.errors[0].reason}), the value never echoed")

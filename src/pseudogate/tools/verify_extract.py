@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pseudogate.core.errors import InvalidInput, VerificationFailed
 from pseudogate.core.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
 from pseudogate.core.manifest import ContentHasher, verify_manifest_signature
+from pseudogate.core.names import PERSON_COLUMN
 from pseudogate.core.nhs import is_valid_nhs_number
 from pseudogate.core.policy import HierarchyType, Policy
 
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 #: The extract's linkage column (project tokens); k and l count its distinct values.
-PERSON_COLUMN = "person"
 _MAX_LISTED = 10
 
 _ISO_DATE_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")

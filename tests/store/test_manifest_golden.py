@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.manifest import Manifest
 from pseudogate.core.policy import Policy
 from pseudogate.gateway import Store
 
@@ -81,3 +82,12 @@ def test_when_extracts_are_built_then_manifest_json_bytes_equal_the_golden_ones(
     expected = json.loads(VECTORS.read_text(encoding="utf-8"))
     assert golden_manifests(tmp_path, keyring, policies, clock) == expected
 
+
+
+def test_when_a_golden_manifest_is_parsed_then_it_serialises_to_the_same_bytes() -> None:
+    for text in json.loads(VECTORS.read_text(encoding="utf-8")).values():
+        manifest = Manifest.from_json(text)
+        assert manifest.to_json() == text
+        body = {k: v for k, v in json.loads(text).items() if k != "signature"}
+        assert manifest.signing_bytes() == json.dumps(
+            body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pseudogate.audit import AUDIT_DB_NAME, AuditLog
+from pseudogate.audit import AUDIT_DB_NAME, AuditEvent, AuditLog
 from pseudogate.audit.reconcile import reconcile
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, PermissionDenied
 from pseudogate.core.fileio import make_private_dir, make_private_file, shared_entries
@@ -190,7 +190,7 @@ def start_gateway(
         store.close()
         raise
 
-    def audit(event: Mapping[str, Any]) -> None:
+    def audit(event: AuditEvent) -> None:
         audit_log.append(event)  # validates the event's shape; malformed names become null
 
     def find_policy(name: str) -> Policy | None:

@@ -103,6 +103,19 @@ def test_when_an_event_carries_any_other_key_then_it_is_refused(key: str) -> Non
         validate_event(event, complete=False)
 
 
+@pytest.mark.parametrize("key", ["hash", "signature", "nhs_number", "value", "seq", "time"])
+def test_when_an_event_is_built_with_any_other_field_then_it_cannot_be(key: str) -> None:
+    fields = {**sample_event().to_json_dict(), key: "9434765919"}
+    with pytest.raises(TypeError):
+        AuditEvent(**fields)
+
+
+def test_when_an_event_is_built_then_it_cannot_be_changed() -> None:
+    event = sample_event()
+    with pytest.raises(AttributeError):
+        event.status = "INTERNAL"  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("key", ["hash", "signature", "nhs_number", "value", "token"])
 def test_when_an_event_carries_a_named_forbidden_key_then_it_is_refused(key: str) -> None:
     event = {**sample_event().to_json_dict(), key: "9434765919"}

@@ -16,11 +16,13 @@ import time
 from pathlib import Path
 
 from pseudogate.audit import (
+    AuditEvent,
     AuditLog,
     build_event,
     canonical_bytes,
     make_checkpoint,
     next_hash,
+    prepare_event,
     verify_database,
     verify_export,
 )
@@ -35,7 +37,7 @@ VERIFY_EVENTS = 1_000_000
 CHECKPOINT_EVERY = 1000
 
 
-def _event(n: int) -> dict[str, object]:
+def _event(n: int) -> AuditEvent:
     return build_event(
         organisation="gp-denbigh",
         role="provider",
@@ -81,7 +83,8 @@ def _generate(folder: Path, signer: Signer) -> tuple[Path, Path, float]:
     rows: list[tuple[int, str, bytes]] = []
     with export.open("w", encoding="utf-8") as out:
         for seq in range(1, VERIFY_EVENTS + 1):
-            record = {"seq": seq, "time": "2025-06-01T09:00:00.000Z", **_event(seq)}
+            fields = prepare_event(_event(seq))  # what AuditLog.append records
+            record = {"seq": seq, "time": "2025-06-01T09:00:00.000Z", **fields}
             body = canonical_bytes(record)
             head = next_hash(head, body)
             record["hash"] = head.hex()

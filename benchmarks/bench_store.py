@@ -186,9 +186,9 @@ def main() -> None:
         sent = sum(len(m) for m in extract.iter_arrow_ipc())
         total, cpu = time.perf_counter() - start, time.process_time() - cpu
         m = extract.manifest
-        print(f"  extract: {RECORDS:,} linked records in, {m['rows']:,} rows out "
-              f"(k={m['k_achieved']}, l={m['l_achieved']}, suppressed {m['suppressed']:,}, "
-              f"opt-outs removed {m['optouts_removed']}): built and signed in {built:.2f} s, "
+        print(f"  extract: {RECORDS:,} linked records in, {m.rows:,} rows out "
+              f"(k={m.k_achieved}, l={m.l_achieved}, suppressed {m.suppressed:,}, "
+              f"opt-outs removed {m.optouts_removed}): built and signed in {built:.2f} s, "
               f"with Arrow IPC serialisation ({sent / 2**20:.0f} MiB) {total:.2f} s (CPU {cpu:.2f} s)")
     sys.stdout.flush()
 

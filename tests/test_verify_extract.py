@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from pycanon import anonymity as pycanon
 
 from pseudogate import cli
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Signer
-from pseudogate.core.manifest import content_sha256, load_public_key_pem, sign_manifest
+from pseudogate.core.manifest import Manifest, content_sha256, load_public_key_pem
 from pseudogate.core.policy import load_policy
 from pseudogate.tools.verify_extract import (
     CheckStatus,
@@ -65,8 +65,8 @@ def _write(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     return path
 
 
-def _manifest(signer: Signer, rows: list[list[str]], **overrides: Any) -> dict[str, Any]:
-    policy_text_fp = overrides.pop("policy_fingerprint", None)
+def _manifest(signer: Signer, rows: list[list[str]], **overrides: Any) -> Manifest:
+    policy_text_fp = overrides.pop("policy_fingerprint", "")
     body = {
         "project": "diabetes-study",
         "datasets": [{"name": "gp", "version": 1}, {"name": "council", "version": 1}],
@@ -83,7 +83,7 @@ def _manifest(signer: Signer, rows: list[list[str]], **overrides: Any) -> dict[s
         "content_sha256": content_sha256(HEADER, rows),
     }
     body.update(overrides)
-    return sign_manifest(body, signer.sign)
+    return Manifest.from_json_dict(body).signed(signer.sign)
 
 
 @pytest.fixture
@@ -92,7 +92,7 @@ def setup(tmp_path: Path, signer: Signer) -> dict[str, Any]:
     policy_path.write_text(POLICY)
     policy = load_policy(policy_path)
     manifest = _manifest(signer, ROWS, policy_fingerprint=policy.fingerprint)
-    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "manifest.json").write_text(manifest.to_json())
     (tmp_path / "pk.pem").write_text(signer.public_key_pem())
     return {
         "dir": tmp_path,
@@ -143,7 +143,7 @@ def test_when_a_row_is_removed_then_content_and_row_count_fail(setup: dict) -> N
 
 
 def test_when_the_manifest_is_edited_then_the_signature_fails(setup: dict) -> None:
-    manifest = {**setup["manifest"], "k_achieved": 5}
+    manifest = dataclasses.replace(setup["manifest"], k_achieved=5)
     result = verify_extract(setup["csv"], manifest, setup["key"], policy=setup["policy"])
     statuses = _statuses(result)
     assert statuses["manifest signature"] is CheckStatus.FAIL

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from pseudogate.audit import AuditLog, build_event
+from pseudogate.audit import AuditEvent, AuditLog, build_event
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Signer
 from pseudogate.core.manifest import load_public_key_pem
 
@@ -39,7 +39,7 @@ def clock() -> StepClock:
     return StepClock()
 
 
-def sample_event(n: int = 0, *, status: str = "OK") -> dict[str, Any]:
+def sample_event(n: int = 0, *, status: str = "OK") -> AuditEvent:
     return build_event(
         organisation="gp-denbigh",
         role="provider",

@@ -3,12 +3,20 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pseudogate.audit import EVENT_FIELDS, build_event, rfc3339, safe_name, validate_event
+from pseudogate.audit import (
+    EVENT_FIELDS,
+    AuditEvent,
+    build_event,
+    rfc3339,
+    safe_name,
+    validate_event,
+)
 from pseudogate.audit.chain import canonical_bytes
 from pseudogate.audit.events import (
     DETAIL_NAMES,
@@ -23,8 +31,8 @@ from .conftest import sample_event
 
 
 def test_when_built_then_event_has_every_field_but_seq_and_time() -> None:
-    event = sample_event(3)
-    assert set(event) == set(EVENT_FIELDS) - {"seq", "time"}
+    event = prepare_event(sample_event(3))
+    assert list(event) == [f for f in EVENT_FIELDS if f not in ("seq", "time")]
     assert event["counts"] == {"values": 3}
     assert event["key_ids"] == ["lk-1"]
 
@@ -34,7 +42,7 @@ def test_when_key_ids_repeat_then_they_are_sorted_once() -> None:
         organisation="ops", role="admin", method="/pseudogate.v1.AdminService/ListKeys",
         status="OK", key_ids=["sk-2", "lk-1", "sk-2"],
     )
-    assert event["key_ids"] == ["lk-1", "sk-2"]
+    assert prepare_event(event)["key_ids"] == ["lk-1", "sk-2"]
 
 
 def test_when_key_ids_is_a_mapping_then_it_is_kept() -> None:
@@ -43,7 +51,7 @@ def test_when_key_ids_is_a_mapping_then_it_is_kept() -> None:
         method="/pseudogate.v1.ExtractService/CreateExtract", status="OK",
         key_ids={"linkage": "lk-1", "project": "pk-1", "signing": "sk-1"},
     )
-    assert event["key_ids"]["project"] == "pk-1"
+    assert prepare_event(event)["key_ids"]["project"] == "pk-1"
 
 
 @pytest.mark.parametrize(
@@ -80,7 +88,7 @@ def test_when_a_refused_call_names_a_bad_dataset_then_the_event_holds_null() -> 
         method="/pseudogate.v1.DatasetService/SubmitDataset", status="INVALID_ARGUMENT",
         dataset="Smith, John",
     )
-    assert event["dataset"] is None
+    assert prepare_event(event)["dataset"] is None
 
 
 @given(
@@ -89,15 +97,28 @@ def test_when_a_refused_call_names_a_bad_dataset_then_the_event_holds_null() -> 
     )
 )
 def test_when_an_event_carries_any_other_key_then_it_is_refused(key: str) -> None:
-    event = sample_event()
+    event = sample_event().to_json_dict()
     event[key] = "x"
     with pytest.raises(InvalidInput, match="forbidden"):
         validate_event(event, complete=False)
 
 
+@pytest.mark.parametrize("key", ["hash", "signature", "nhs_number", "value", "seq", "time"])
+def test_when_an_event_is_built_with_any_other_field_then_it_cannot_be(key: str) -> None:
+    fields = {**sample_event().to_json_dict(), key: "9434765919"}
+    with pytest.raises(TypeError):
+        AuditEvent(**fields)
+
+
+def test_when_an_event_is_built_then_it_cannot_be_changed() -> None:
+    event = sample_event()
+    with pytest.raises(AttributeError):
+        event.status = "INTERNAL"  # type: ignore[misc]
+
+
 @pytest.mark.parametrize("key", ["hash", "signature", "nhs_number", "value", "token"])
 def test_when_an_event_carries_a_named_forbidden_key_then_it_is_refused(key: str) -> None:
-    event = {**sample_event(), key: "9434765919"}
+    event = {**sample_event().to_json_dict(), key: "9434765919"}
     with pytest.raises(InvalidInput) as info:
         validate_event(event, complete=False)
     assert "9434765919" not in str(info.value)
@@ -122,7 +143,7 @@ def test_when_an_event_carries_a_named_forbidden_key_then_it_is_refused(key: str
 def test_when_a_field_is_malformed_then_the_event_is_refused_without_the_value(
     field: str, value: object
 ) -> None:
-    event = {**sample_event(), field: value}
+    event = {**sample_event().to_json_dict(), field: value}
     with pytest.raises(InvalidInput, match=field) as info:
         validate_event(event, complete=False)
     assert "9434765919" not in str(info.value)
@@ -130,7 +151,7 @@ def test_when_a_field_is_malformed_then_the_event_is_refused_without_the_value(
 
 def test_when_complete_event_lacks_seq_then_it_is_refused() -> None:
     with pytest.raises(InvalidInput, match="seq"):
-        validate_event({**sample_event(), "time": "2025-01-01T00:00:00.000Z"})
+        validate_event({**sample_event().to_json_dict(), "time": "2025-01-01T00:00:00.000Z"})
 
 
 def test_when_time_is_formatted_then_it_is_rfc3339_utc_with_z() -> None:
@@ -146,9 +167,9 @@ def test_when_time_is_naive_then_it_is_refused() -> None:
 # -- prepare_event: what AuditLog.append records (memoised on the event's shape) -----------------
 
 
-def _reference_prepare(event: dict) -> dict:
+def _reference_prepare(event: AuditEvent) -> dict:
     """prepare_event without its memo: sanitise names, validate, order the fields."""
-    checked = dict(event)
+    checked = event.to_json_dict()
     for kind in ("dataset", "project"):
         if kind in checked and (checked[kind] is None or isinstance(checked[kind], str)):
             checked[kind] = safe_name(checked[kind], kind=kind)
@@ -156,7 +177,7 @@ def _reference_prepare(event: dict) -> dict:
     return {f: checked[f] for f in EVENT_FIELDS if f not in ("seq", "time")}
 
 
-def _outcome(prepare: Callable[[dict], dict], event: dict) -> object:
+def _outcome(prepare: Callable[[AuditEvent], dict], event: AuditEvent) -> object:
     try:
         return ("ok", prepare(event))
     except InvalidInput as exc:
@@ -173,32 +194,32 @@ _counts = st.dictionaries(
     st.one_of(st.integers(0, 10**6), st.integers(-2, -1), st.booleans(), st.just(1.5)),
     max_size=3,
 )
-_events = st.fixed_dictionaries(
-    {
-        "organisation": _mostly(["gp-denbigh", "", "uni-bangor"], ["Bad Org", "x" * 70]),
-        "role": _mostly(["provider", "auditor", ""], ["Root"]),
-        "method": _mostly(["/pseudogate.v1.TokenisationService/Tokenise"], ["bad"]),
-        # Malformed names are not refused: they become null, memoised or not.
-        "dataset": st.sampled_from([None, "gp_diagnoses", "Jane Smith 9434765919", "", "a b"]),
-        "project": st.sampled_from([None, "asthma-2025", "a b", "Jane Smith"]),
-        "policy_fingerprint": _mostly([None, "sha256:abc"], ["no spaces allowed"]),
-        "key_ids": _mostly([["lk-1"], {"nhs_number": "lk-1"}], [{"x": "NOT OK"}, "lk-1"]),
-        "counts": _counts,
-        "status": _mostly(["OK", "PERMISSION_DENIED"], ["MAYBE"]),
-    },
-    optional={"value": st.just("9434765919")},
+_events = st.builds(
+    AuditEvent,
+    organisation=_mostly(["gp-denbigh", "", "uni-bangor"], ["Bad Org", "x" * 70]),
+    role=_mostly(["provider", "auditor", ""], ["Root"]),
+    method=_mostly(["/pseudogate.v1.TokenisationService/Tokenise"], ["bad"]),
+    # Malformed names are not refused: they become null, memoised or not.
+    dataset=st.sampled_from([None, "gp_diagnoses", "Jane Smith 9434765919", "", "a b", ["x"]]),
+    project=st.sampled_from([None, "asthma-2025", "a b", "Jane Smith"]),
+    policy_fingerprint=_mostly([None, "sha256:abc"], ["no spaces allowed"]),
+    key_ids=_mostly([["lk-1"], ("lk-1",), {"nhs_number": "lk-1"}], [{"x": "NOT OK"}, "lk-1"]),
+    counts=_counts,
+    status=_mostly(["OK", "PERMISSION_DENIED"], ["MAYBE"]),
 )
 
 
 @given(first=_events, second=_events)
-def test_when_events_repeat_then_the_memo_changes_no_outcome(first: dict, second: dict) -> None:
+def test_when_events_repeat_then_the_memo_changes_no_outcome(
+    first: AuditEvent, second: AuditEvent
+) -> None:
     """Each event is prepared twice (the second time from the memo) and once by the reference."""
-    for event in (first, second, first, {**first, "counts": second["counts"]}):
+    for event in (first, second, first, replace(first, counts=second.counts)):
         assert _outcome(prepare_event, event) == _outcome(_reference_prepare, event)
 
 
 def test_when_a_malformed_name_recurs_then_it_is_recorded_as_null_every_time() -> None:
-    event = {**sample_event(5), "dataset": "Jane Smith 9434765919", "project": "a b"}
+    event = replace(sample_event(5), dataset="Jane Smith 9434765919", project="a b")
     first, second = prepare_event(event), prepare_event(event)
     assert first == second
     assert (second["dataset"], second["project"]) == (None, None)
@@ -209,15 +230,15 @@ def test_when_a_known_shape_carries_a_bad_count_then_it_is_still_refused() -> No
     prepare_event(event)  # the shape is now memoised
     for bad in (-1, True, 2.0):
         with pytest.raises(InvalidInput, match="counts"):
-            prepare_event({**event, "counts": {"values": bad}})
+            prepare_event(replace(event, counts={"values": bad}))
 
 
 def test_when_prepared_then_the_caller_can_change_its_event_without_changing_the_record() -> None:
-    event = sample_event(5)
+    event = replace(sample_event(5), key_ids=["lk-1"])
     prepare_event(event)
     record = prepare_event(event)
-    event["counts"]["values"] = 99
-    event["key_ids"].append("lk-2")
+    event.counts["values"] = 99  # type: ignore[index]
+    event.key_ids.append("lk-2")  # type: ignore[union-attr]
     assert record["counts"] == {"values": 5} and record["key_ids"] == ["lk-1"]
 
 
@@ -244,8 +265,8 @@ def test_when_a_name_is_malformed_then_the_memo_never_holds_it() -> None:
     from pseudogate.audit import events
 
     raw = "Jane Smith 9434765919"
-    prepare_event({**sample_event(5), "dataset": raw})
-    prepare_event({**sample_event(5), "project": raw})
+    prepare_event(replace(sample_event(5), dataset=raw))
+    prepare_event(replace(sample_event(5), project=raw))
     assert not any(raw in shape for shape in events._SHAPES)
 
 
@@ -254,7 +275,7 @@ def test_when_a_name_is_malformed_then_the_memo_never_holds_it() -> None:
 _CHANGE = "0123456789abcdef" * 2
 
 
-def _with_details(details: dict) -> dict:
+def _with_details(details: dict) -> AuditEvent:
     return build_event(
         organisation="ops", role="admin", method="/pseudogate.v1.AdminService/CreateProject",
         status="OK", project="asthma-2025", details=details,
@@ -262,9 +283,9 @@ def _with_details(details: dict) -> dict:
 
 
 def test_when_an_event_has_no_details_then_its_canonical_bytes_are_as_before() -> None:
-    event = sample_event(3)
-    assert "details" not in event and "details" not in prepare_event(event)
-    assert b"details" not in canonical_bytes({**event, "seq": 1, "time": "2025-06-01T09:00:00.000Z"})
+    record = prepare_event(sample_event(3))
+    assert "details" not in record
+    assert b"details" not in canonical_bytes({**record, "seq": 1, "time": "2025-06-01T09:00:00.000Z"})
 
 
 def test_when_a_project_is_described_then_its_details_are_recorded_as_given() -> None:
@@ -317,7 +338,7 @@ def test_when_a_dataset_in_the_list_is_an_identifier_then_only_it_becomes_null()
 def test_when_details_are_malformed_then_the_event_is_refused_without_the_value(
     details: dict,
 ) -> None:
-    event = {**sample_event(), "details": details}
+    event = replace(sample_event(), details=details)
     with pytest.raises(InvalidInput, match="details") as info:
         prepare_event(event)
     assert "9434765919" not in str(info.value) and "anything" not in str(info.value)
@@ -338,7 +359,7 @@ def test_when_details_are_arbitrary_then_the_log_records_only_names_numbers_and_
 ) -> None:
     """Whatever goes in, what comes out is refused or made only of pattern-checked values."""
     try:
-        recorded = prepare_event({**sample_event(), "details": details})["details"]
+        recorded = prepare_event(replace(sample_event(), details=details))["details"]
     except InvalidInput:
         return
     assert details_ok(recorded) and set(recorded) <= set(DETAIL_NAMES)

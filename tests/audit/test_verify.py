@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pseudogate.audit import (
+    AuditEvent,
     AuditLog,
     AuditVerificationFailed,
     canonical_bytes,
@@ -432,7 +433,7 @@ def test_when_no_public_key_is_given_then_verify_refuses(lines: list[str]) -> No
         verify_export(lines, [])
 
 
-def _change_event(status: str, **details: object) -> dict[str, Any]:
+def _change_event(status: str, **details: object) -> AuditEvent:
     from pseudogate.audit import build_event
 
     return build_event(
@@ -441,7 +442,7 @@ def _change_event(status: str, **details: object) -> dict[str, Any]:
     )
 
 
-def _export_of(tmp_path: Path, signer: Signer, events: list[dict[str, Any]]) -> list[str]:
+def _export_of(tmp_path: Path, signer: Signer, events: list[AuditEvent]) -> list[str]:
     with AuditLog.open(
         tmp_path / "changes.sqlite3", signer=signer, clock=StepClock(), checkpoint_seconds=0
     ) as log:

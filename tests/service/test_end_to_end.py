@@ -23,7 +23,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from pseudogate.cli import main
-from pseudogate.core.manifest import content_sha256, load_public_key_pem, verify_manifest_signature
+from pseudogate.core.manifest import (
+    Manifest,
+    content_sha256,
+    load_public_key_pem,
+    verify_manifest_signature,
+)
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 from pseudogate.tools.demo import COUNCIL_POLICY, GP_POLICY
@@ -170,7 +175,8 @@ def test_when_a_researcher_extracts_then_the_manifest_verifies_and_tokens_recomp
     pem = (world.base / "pk.pem")
     assert world.run("keys", "public", "--server", world.gateway.address, "--insecure",
                      "--output", str(pem)) == 0
-    verify_manifest_signature(manifest, load_public_key_pem(pem.read_bytes()))
+    received = Manifest.from_json(manifest_path.read_bytes())
+    verify_manifest_signature(received, load_public_key_pem(pem.read_bytes()))
     # Project tokens recomputed from the published construction and the example keyring.
     expected = {
         _token("project", "pseudogate/v1/project/study-a",

@@ -261,7 +261,7 @@ def test_when_extracts_reach_their_limits_then_more_are_refused_until_one_finish
             )
         ],
         access=_OrgFromMetadata(),
-        audit=lambda event: events.append(dict(event)),
+        audit=lambda event: events.append(event.to_json_dict()),
         limits=StreamLimits(max_extracts_per_org=2, max_extracts=3),
     )
     try:

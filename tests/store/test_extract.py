@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from pseudogate.core.errors import FailedPrecondition, PermissionDenied
 from pseudogate.core.keyring import Keyring, Purpose
-from pseudogate.core.manifest import MANIFEST_FIELDS
+from pseudogate.core.manifest import MANIFEST_FIELDS, ManifestKeyIds
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway import Store
 
@@ -125,7 +125,7 @@ def test_when_joined_then_rows_follow_a_sql_left_join_from_the_first_dataset(
                 g["date_of_birth"], g["sex"], gp_cols["diagnosis"][i]]
         expected.extend([left + [council_cols["service"][j]] for j in matches] or [left + [""]])
     assert extract.table.values.tolist() == expected
-    assert extract.manifest["rows"] == len(expected) == 7
+    assert extract.manifest.rows == len(expected) == 7
 
 
 def test_when_two_projects_extract_then_tokens_link_within_and_not_across(
@@ -143,7 +143,7 @@ def test_when_two_projects_extract_then_tokens_link_within_and_not_across(
     assert set(a1.table["gp_diagnoses.email"]).isdisjoint(b.table["gp_diagnoses.email"])
     stored = set(raw_store.read_version("gp_diagnoses").column("nhs_number").to_pylist())
     assert stored.isdisjoint(a1.table["person"])  # no linkage token leaves the gateway
-    assert a1.manifest["key_ids"] == {"linkage": "lk1", "project": "pk1", "signing": "sk1"}
+    assert a1.manifest.key_ids == ManifestKeyIds(linkage="lk1", project="pk1", signing="sk1")
 
 
 def test_when_people_opted_out_then_they_are_removed_and_counted(raw_store: Store) -> None:
@@ -151,8 +151,8 @@ def test_when_people_opted_out_then_they_are_removed_and_counted(raw_store: Stor
     _populate(raw_store, gp=folk[:25] + folk[:3], council=folk[10:])
     _project(raw_store, policy=IDENTITY_POLICY)
     before = raw_store.build_extract("p1", organisation="uni")
-    assert before.manifest["optout_snapshot"] is None
-    assert before.manifest["optouts_removed"] == "<10"
+    assert before.manifest.optout_snapshot is None
+    assert before.manifest.optouts_removed == "<10"
 
     raw_store.import_optouts([f["nhs_number"] for f in folk[:12]])  # snapshot 1: 12 people
     latest = [f["nhs_number"] for f in folk[:3]] + [folk[28]["nhs_number"]]
@@ -163,13 +163,13 @@ def test_when_people_opted_out_then_they_are_removed_and_counted(raw_store: Stor
     assert gone & set(before.table["person"]) == gone
     assert not gone & set(after.table["person"])
     assert len(after.table) == len(before.table) - 6  # folk[0..2] had two GP rows each
-    assert after.manifest["optout_snapshot"] == 2
-    assert after.manifest["optouts_removed"] == "<10"  # 3 people; folk[28] is not a GP patient
+    assert after.manifest.optout_snapshot == 2
+    assert after.manifest.optouts_removed == "<10"  # 3 people; folk[28] is not a GP patient
 
     raw_store.import_optouts([f["nhs_number"] for f in folk[:12]])
     many = raw_store.build_extract("p1", organisation="uni")
-    assert many.manifest["optouts_removed"] == 12
-    assert many.manifest["optout_snapshot"] == 3
+    assert many.manifest.optouts_removed == 12
+    assert many.manifest.optout_snapshot == 3
 
 
 def test_when_project_expires_then_the_expiry_date_itself_is_allowed(
@@ -235,8 +235,8 @@ def test_when_extracted_with_the_engine_then_k_and_l_count_distinct_people(store
     extract = store.build_extract("p1", organisation="uni")
     qis = ["gp_diagnoses.date_of_birth", "gp_diagnoses.sex"]
     classes = extract.table.groupby(qis)
-    assert classes["person"].nunique().min() == extract.manifest["k_achieved"] >= 2
-    assert classes["gp_diagnoses.diagnosis"].nunique().min() >= extract.manifest["l_achieved"]
+    assert classes["person"].nunique().min() == extract.manifest.k_achieved >= 2
+    assert classes["gp_diagnoses.diagnosis"].nunique().min() >= extract.manifest.l_achieved
     assert "gp_diagnoses.email" not in extract.header
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pseudogate.core import clock, names
@@ -21,6 +22,7 @@ __all__ = [
     "EVENT_FIELDS",
     "OPTIONAL_FIELDS",
     "STATUS_NAMES",
+    "AuditEvent",
     "build_event",
     "details_ok",
     "now_rfc3339",
@@ -204,6 +206,94 @@ def details_ok(value: Any) -> bool:
     )
 
 
+@dataclass(frozen=True, init=False)
+class AuditEvent:
+    """What a caller asks the log to record: who called which RPC, on what, under which policy
+    and keys, how much, and the outcome. The log adds ``seq`` and ``time``.
+
+    It is not trusted as built: :meth:`AuditLog.append` checks it in one place
+    (:func:`prepare_event`: malformed names become null, anything else malformed is refused)
+    and only then converts it to the canonical JSON object. ``key_ids`` is a mapping (named
+    keys, as an extract's) or a sequence of ids; ``details`` is None for calls that change
+    nothing, so that their canonical bytes are as they always were.
+    """
+
+    organisation: str | None
+    role: str | None
+    method: str
+    dataset: str | None
+    project: str | None
+    policy_fingerprint: str | None
+    key_ids: Mapping[str, str] | Sequence[str]
+    counts: Mapping[str, int]
+    status: str
+    details: Mapping[str, Any] | None = None
+
+    def __init__(
+        self,
+        organisation: str | None,
+        role: str | None,
+        method: str,
+        dataset: str | None,
+        project: str | None,
+        policy_fingerprint: str | None,
+        key_ids: Mapping[str, str] | Sequence[str],
+        counts: Mapping[str, int],
+        status: str,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        # One store instead of the ten object.__setattr__ calls of a generated frozen
+        # __init__: the interceptor builds an event for every RPC (docs/performance.md).
+        object.__setattr__(self, "__dict__", {
+            "organisation": organisation,
+            "role": role,
+            "method": method,
+            "dataset": dataset,
+            "project": project,
+            "policy_fingerprint": policy_fingerprint,
+            "key_ids": key_ids,
+            "counts": counts,
+            "status": status,
+            "details": details,
+        })
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The caller's fields as JSON values in :data:`EVENT_FIELDS` order, then ``details``
+        if any; every container is a fresh copy. Nothing is checked here (see
+        :func:`prepare_event`): a malformed value is passed on for the validator to refuse."""
+        key_ids: Any = self.key_ids
+        kind = type(key_ids)  # exact types first: this runs for every RPC
+        if kind is dict:
+            key_ids = key_ids.copy()
+        elif kind is tuple or kind is list:
+            key_ids = list(key_ids)
+        elif isinstance(key_ids, Mapping):
+            key_ids = dict(key_ids)
+        counts: Any = self.counts
+        if type(counts) is dict:
+            counts = counts.copy()
+        elif isinstance(counts, Mapping):
+            counts = dict(counts)
+        out: dict[str, Any] = {
+            "organisation": self.organisation,
+            "role": self.role,
+            "method": self.method,
+            "dataset": self.dataset,
+            "project": self.project,
+            "policy_fingerprint": self.policy_fingerprint,
+            "key_ids": key_ids,
+            "counts": counts,
+            "status": self.status,
+        }
+        details = self.details
+        if details is not None:
+            out["details"] = (
+                {k: list(v) if isinstance(v, (list, tuple)) else v for k, v in details.items()}
+                if isinstance(details, Mapping) else details
+            )
+        return out
+
+
 def build_event(
     *,
     organisation: str | None,
@@ -216,28 +306,24 @@ def build_event(
     key_ids: Sequence[str] | Mapping[str, str] = (),
     counts: Mapping[str, int] | None = None,
     details: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """An event without ``seq`` and ``time`` (the log adds them), ready for ``AuditLog.append``.
+) -> AuditEvent:
+    """An :class:`AuditEvent` with defaults, ready for ``AuditLog.append``.
 
-    Malformed dataset/project names become null (see :func:`safe_name`), and so do malformed
-    names in ``details`` (:func:`safe_details`); anything else that is malformed raises
-    :class:`InvalidInput`, because it is a programming error. Empty ``details`` are left out.
+    A sequence of key ids is recorded sorted, each once; empty ``details`` are left out. The
+    event is checked when appended (:func:`prepare_event`), not here: one place decides.
     """
-    event: dict[str, Any] = {
-        "organisation": organisation,
-        "role": role,
-        "method": method,
-        "dataset": safe_name(dataset, kind="dataset"),
-        "project": safe_name(project, kind="project"),
-        "policy_fingerprint": policy_fingerprint,
-        "key_ids": dict(key_ids) if isinstance(key_ids, Mapping) else sorted(set(key_ids)),
-        "counts": dict(counts or {}),
-        "status": status,
-    }
-    if details:
-        event["details"] = safe_details(details)
-    validate_event(event, complete=False)
-    return event
+    return AuditEvent(
+        organisation=organisation,
+        role=role,
+        method=method,
+        dataset=dataset,
+        project=project,
+        policy_fingerprint=policy_fingerprint,
+        key_ids=dict(key_ids) if isinstance(key_ids, Mapping) else tuple(sorted(set(key_ids))),
+        counts=dict(counts or {}),
+        status=status,
+        details=dict(details) if details else None,
+    )
 
 
 def _optional(pattern: re.Pattern[str]) -> Callable[[Any], bool]:
@@ -327,79 +413,69 @@ def validate_event(event: Mapping[str, Any], *, complete: bool = True) -> None:
 _KNOWN_GOOD: set[tuple[str, str]] = set()
 _KNOWN_GOOD_LIMIT = 4_096
 
-#: The fields a caller supplies; the log adds ``seq`` and ``time`` in front.
-_CALLER_FIELDS = EVENT_FIELDS[2:]
-
 #: Event shapes already validated (every field but the count values). Only shapes whose
 #: dataset and project names were kept as given are memoised, so the memo never holds text
 #: that the log itself would not record.
 _SHAPES: set[tuple[Any, ...]] = set()
 
 
-def _shape(event: Mapping[str, Any]) -> tuple[Any, ...] | None:
-    """A hashable key for everything in ``event`` but its count values, or None if unusual."""
-    if len(event) != len(_CALLER_FIELDS):
+def _shape(event: AuditEvent) -> tuple[Any, ...] | None:
+    """A key for everything in ``event`` but its count values (None if unusual); it is not
+    hashable when a value is not (a list for a name, say), which :func:`prepare_event` handles.
+    """
+    if event.details is not None:
         return None
-    try:
-        key_ids, counts = event["key_ids"], event["counts"]
-        if type(counts) is not dict:
-            return None
-        if type(key_ids) is dict:
-            key_id_shape: tuple[Any, ...] = ("map", *key_ids.items())
-        elif type(key_ids) is list:
-            key_id_shape = ("list", *key_ids)
-        else:
-            return None
-        shape = (
-            event["organisation"],
-            event["role"],
-            event["method"],
-            event["dataset"],
-            event["project"],
-            event["policy_fingerprint"],
-            event["status"],
-            key_id_shape,
-            *counts,
-        )
-        hash(shape)
-    except (KeyError, TypeError):
+    key_ids, counts = event.key_ids, event.counts
+    if type(counts) is not dict:
         return None
-    return shape
+    if type(key_ids) is dict:
+        key_id_shape: tuple[Any, ...] = ("map", *key_ids.items())
+    elif type(key_ids) is tuple or type(key_ids) is list:
+        key_id_shape = ("list", *key_ids)
+    else:
+        return None
+    return (
+        event.organisation,
+        event.role,
+        event.method,
+        event.dataset,
+        event.project,
+        event.policy_fingerprint,
+        event.status,
+        key_id_shape,
+        *counts,
+    )
 
 
-def _recorded(event: Mapping[str, Any]) -> dict[str, Any]:
-    """The caller's fields in log order, with their own copies of ``key_ids`` and ``counts``."""
-    out = {f: event[f] for f in _CALLER_FIELDS}
-    key_ids = out["key_ids"]
-    out["key_ids"] = dict(key_ids) if isinstance(key_ids, Mapping) else list(key_ids)
-    out["counts"] = dict(out["counts"])
-    if "details" in event:
-        out["details"] = {
-            k: list(v) if isinstance(v, list) else v for k, v in event["details"].items()
-        }
-    return out
-
-
-def prepare_event(event: Mapping[str, Any]) -> dict[str, Any]:
-    """What the log records of a caller's event: its fields in :data:`EVENT_FIELDS` order
-    (without ``seq`` and ``time``) then ``details`` if it has any, malformed dataset/project
-    names as null (:func:`safe_name`, :func:`safe_details`), all validated. Raises :class:`InvalidInput` as :func:`validate_event` does."""
+def prepare_event(event: AuditEvent) -> dict[str, Any]:
+    """What the log records of a caller's event, the one place an event is checked: its fields
+    in :data:`EVENT_FIELDS` order (without ``seq`` and ``time``) then ``details`` if it has
+    any, malformed dataset/project names as null (:func:`safe_name`, :func:`safe_details`),
+    all validated. Raises :class:`InvalidInput` as :func:`validate_event` does."""
     shape = _shape(event)
-    if shape in _SHAPES and all(type(n) is int and n >= 0 for n in event["counts"].values()):
-        return _recorded(event)
-    checked = dict(event)
+    try:
+        known = shape in _SHAPES
+    except TypeError:  # an unhashable value in a name field: never memoised
+        shape, known = None, False
+    if known:
+        for n in event.counts.values():
+            if type(n) is not int or n < 0:
+                break
+        else:
+            return event.to_json_dict()
+    checked = event.to_json_dict()
     for kind in ("dataset", "project"):
-        if kind in checked and (checked[kind] is None or isinstance(checked[kind], str)):
+        if checked[kind] is None or isinstance(checked[kind], str):
             checked[kind] = safe_name(checked[kind], kind=kind)
     if isinstance(checked.get("details"), Mapping):
-        checked["details"] = safe_details(checked["details"])
+        checked["details"] = safe_details(checked["details"])  # lists already copied
     validate_event(checked, complete=False)
     if (
         shape is not None
-        and checked["dataset"] == event["dataset"]
-        and checked["project"] == event["project"]
+        and checked["dataset"] == event.dataset
+        and checked["project"] == event.project
     ):
         if len(_SHAPES) >= _KNOWN_GOOD_LIMIT:
             _SHAPES.clear()
         _SHAPES.add(shape)
-    return _recorded(checked)
+    return checked

@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any, Self
 
 from pseudogate.audit.chain import GENESIS_HASH, canonical_bytes, make_checkpoint, next_hash
-from pseudogate.audit.events import EVENT_FIELDS, now_rfc3339, prepare_event, rfc3339, utc_now
+from pseudogate.audit.events import (
+    EVENT_FIELDS,
+    AuditEvent,
+    now_rfc3339,
+    prepare_event,
+    rfc3339,
+    utc_now,
+)
 from pseudogate.core.clock import Clock
 from pseudogate.core.errors import ResourceExhausted, Unavailable, is_storage_full, storage_full
 from pseudogate.core.keyring import Signer
@@ -147,10 +154,12 @@ class AuditLog:
 
     # -- writing --------------------------------------------------------------------------------
 
-    def append(self, event: Mapping[str, Any]) -> dict[str, Any]:
-        """Add ``seq`` and ``time``, chain and commit the event; return it with its ``hash``.
+    def append(self, event: AuditEvent) -> dict[str, Any]:
+        """Check the event, add ``seq`` and ``time``, chain and commit it as canonical JSON;
+        return that record with its ``hash``.
 
-        ``event`` is what :func:`pseudogate.audit.events.build_event` returns. Raises
+        The event is checked and converted by :func:`pseudogate.audit.events.prepare_event`
+        (:class:`InvalidInput` if malformed). Raises
         :class:`Unavailable` when the event cannot be committed: the caller must refuse the call.
         Malformed dataset/project names are recorded as null (:func:`safe_name`): a refused
         call's request text never reaches the log.

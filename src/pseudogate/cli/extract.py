@@ -15,7 +15,7 @@ from pseudogate.cli._client import add_client_arguments, open_channel, rpc_error
 from pseudogate.cli._common import Progress, fail, warn
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.fileio import atomic_output, atomic_write_text
-from pseudogate.core.manifest import content_sha256
+from pseudogate.core.manifest import Manifest, content_sha256
 from pseudogate.v1 import extract_pb2, extract_pb2_grpc
 
 
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         fail("--output must end in .csv or .parquet")
     progress = Progress(f"extract {args.project}")
     tables: list[pa.Table] = []
-    manifest: dict[str, Any] | None = None
+    manifest: Manifest | None = None
     with open_channel(args) as channel, progress, rpc_errors("extract"):
         stub = extract_pb2_grpc.ExtractServiceStub(channel)
         for message in stub.CreateExtract(extract_pb2.CreateExtractRequest(project=args.project)):
@@ -63,21 +63,30 @@ def run(args: argparse.Namespace) -> int:
                 tables.append(table)
                 progress.advance(table.num_rows)
             else:
-                manifest = json.loads(message.manifest_json)
+                manifest = _received_manifest(message.manifest_json)
     if manifest is None:
         raise InvalidInput("the gateway's stream ended without a manifest; nothing was written")
     if not tables:
         raise InvalidInput("the gateway sent no table; nothing was written")
     table = pa.concat_tables(tables)
-    if table.num_rows != manifest.get("rows"):
+    if table.num_rows != manifest.rows:
         raise InvalidInput("received row count differs from the manifest; nothing was written")
     digest = content_sha256(table.column_names, rows_of(table))
-    if digest != manifest.get("content_sha256"):
+    if digest != manifest.content_sha256:
         raise InvalidInput("received content does not match the manifest's hash; nothing was written")
     if suffix == ".csv":
         write_csv(table, args.output)
     else:
         write_parquet(table, args.output)
-    atomic_write_text(args.manifest, json.dumps(manifest, ensure_ascii=False, indent=2) + "\n")
+    text = json.dumps(manifest.to_json_dict(), ensure_ascii=False, indent=2)
+    atomic_write_text(args.manifest, text + "\n")
     warn(f"extract of {args.project}: {table.num_rows} rows -> {args.output}; manifest -> {args.manifest}")
     return 0
+
+
+def _received_manifest(text: str) -> Manifest:
+    """The gateway's manifest, checked before anything is written."""
+    try:
+        return Manifest.from_json(text)
+    except InvalidInput as exc:
+        raise InvalidInput(f"the gateway's {exc}; nothing was written") from None

@@ -6,6 +6,11 @@ where cells are the strings the CSV form of the extract holds ("" for missing).
 
 Signature: Ed25519 over ``json.dumps(manifest_without_signature, sort_keys=True,
 separators=(",", ":"), ensure_ascii=False).encode("utf-8")``, stored as standard padded base64.
+
+The manifest is a typed value (:class:`Manifest`), converted to JSON only at the edges: the
+gateway sends :meth:`Manifest.to_json`, and a received manifest, untrusted input for
+``verify-extract``, is parsed and checked by :meth:`Manifest.from_json`. The JSON bytes are the
+ones the dict-building code made before (``tests/store/vectors/manifests.json`` pins them).
 """
 
 from __future__ import annotations
@@ -14,9 +19,11 @@ import base64
 import binascii
 import hashlib
 import json
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -25,8 +32,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pseudogate.core.errors import InvalidInput, VerificationFailed
 
 __all__ = [
+    "FEW_OPTOUTS",
     "MANIFEST_FIELDS",
     "ContentHasher",
+    "DatasetVersion",
+    "Manifest",
+    "ManifestKeyIds",
     "content_sha256",
     "load_public_key_pem",
     "load_public_keys_pem",
@@ -81,19 +92,229 @@ def content_sha256(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return hasher.hexdigest()
 
 
-def signing_bytes(manifest: Mapping[str, Any]) -> bytes:
-    """The bytes the signature covers: every field but ``signature``, canonical JSON."""
-    body = {k: v for k, v in manifest.items() if k != "signature"}
+#: ``optouts_removed`` below ten: small counts can identify people.
+FEW_OPTOUTS: Final = "<10"
+
+_OPTIONAL_ON_INPUT = frozenset({"signature"})
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetVersion:
+    """One dataset an extract was built from, and the version used."""
+
+    name: str
+    version: int
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+
+@dataclass(frozen=True, slots=True)
+class ManifestKeyIds:
+    """The keys behind an extract: stored tokens, project tokens, this manifest's signature."""
+
+    linkage: str
+    project: str
+    signing: str
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return {"linkage": self.linkage, "project": self.project, "signing": self.signing}
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """An extract's manifest (docs/extracts.md, section 3); ``signature`` is None until signed.
+
+    Every field is always present in the JSON; ``optout_snapshot``, ``k_achieved`` and
+    ``l_achieved`` may be null. ``loss`` keeps the JSON number it was read as (an ``int`` stays
+    an ``int``), so that a received manifest's signed bytes are exactly the ones it was signed
+    over.
+    """
+
+    project: str
+    datasets: tuple[DatasetVersion, ...]
+    policy_fingerprint: str
+    key_ids: ManifestKeyIds
+    optout_snapshot: int | None
+    optouts_removed: int | str  # an integer when 10 or more, otherwise FEW_OPTOUTS
+    rows: int
+    k_achieved: int | None
+    l_achieved: int | None
+    suppressed: int
+    loss: float
+    created_at: str
+    content_sha256: str
+    signature: str | None = None
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The JSON object, fields in :data:`MANIFEST_FIELDS` order (no ``signature`` if unsigned)."""
+        out: dict[str, Any] = {
+            "project": self.project,
+            "datasets": [d.to_json_dict() for d in self.datasets],
+            "policy_fingerprint": self.policy_fingerprint,
+            "key_ids": self.key_ids.to_json_dict(),
+            "optout_snapshot": self.optout_snapshot,
+            "optouts_removed": self.optouts_removed,
+            "rows": self.rows,
+            "k_achieved": self.k_achieved,
+            "l_achieved": self.l_achieved,
+            "suppressed": self.suppressed,
+            "loss": self.loss,
+            "created_at": self.created_at,
+            "content_sha256": self.content_sha256,
+        }
+        if self.signature is not None:
+            out["signature"] = self.signature
+        return out
+
+    def to_json(self) -> str:
+        """The JSON the gateway sends after the data (compact, UTF-8 text as is)."""
+        return json.dumps(self.to_json_dict(), ensure_ascii=False, separators=(",", ":"))
+
+    def signing_bytes(self) -> bytes:
+        """The bytes the signature covers: every field but ``signature``, canonical JSON."""
+        body = self.to_json_dict()
+        body.pop("signature", None)
+        return _canonical(body)
+
+    def signed(self, sign: Callable[[bytes], bytes]) -> Manifest:
+        """This manifest with ``signature`` set; ``sign`` is a ``Signer.sign`` callable."""
+        signature = base64.b64encode(sign(self.signing_bytes())).decode("ascii")
+        return replace(self, signature=signature)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Manifest:
+        """Parse and check a received manifest; :class:`InvalidInput` names what is wrong
+        (fields, never values: a manifest is untrusted input)."""
+        try:
+            data = json.loads(text, parse_constant=_refuse_constant)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise InvalidInput("manifest is not JSON") from None
+        return cls.from_json_dict(data)
+
+    @classmethod
+    def from_json_dict(cls, data: object) -> Manifest:
+        """Check a parsed JSON value and build the manifest (see :meth:`from_json`)."""
+        if not isinstance(data, dict):
+            raise InvalidInput("manifest is not a JSON object")
+        unknown = [k for k in data if k not in MANIFEST_FIELDS]
+        if unknown:
+            raise InvalidInput(f"manifest has {len(unknown)} unknown field(s)")
+        missing = [f for f in MANIFEST_FIELDS if f not in data and f not in _OPTIONAL_ON_INPUT]
+        if missing:
+            raise InvalidInput(f"manifest lacks field(s): {', '.join(missing)}")
+        signature = data.get("signature")
+        if signature is not None and not isinstance(signature, str):
+            raise _malformed("signature")
+        return cls(
+            project=_text(data, "project"),
+            datasets=_datasets(data["datasets"]),
+            policy_fingerprint=_text(data, "policy_fingerprint"),
+            key_ids=_key_ids(data["key_ids"]),
+            optout_snapshot=_count_or_null(data, "optout_snapshot"),
+            optouts_removed=_optouts_removed(data["optouts_removed"]),
+            rows=_count(data, "rows"),
+            k_achieved=_count_or_null(data, "k_achieved"),
+            l_achieved=_count_or_null(data, "l_achieved"),
+            suppressed=_count(data, "suppressed"),
+            loss=_loss(data["loss"]),
+            created_at=_text(data, "created_at"),
+            content_sha256=_text(data, "content_sha256"),
+            signature=signature,
+        )
+
+
+def _canonical(body: Mapping[str, Any]) -> bytes:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode(
         "utf-8"
     )
 
 
-def sign_manifest(manifest: Mapping[str, Any], sign: Any) -> dict[str, Any]:
-    """Return the manifest with ``signature`` added; ``sign`` is a ``Signer.sign`` callable."""
-    signed = dict(manifest)
-    signed["signature"] = base64.b64encode(sign(signing_bytes(manifest))).decode("ascii")
-    return signed
+def _refuse_constant(name: str) -> object:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _malformed(name: str) -> InvalidInput:
+    return InvalidInput(f"manifest field {name!r} is malformed")
+
+
+def _count_value(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _malformed(name)
+    return value
+
+
+def _text(data: Mapping[str, object], name: str) -> str:
+    value = data[name]
+    if not isinstance(value, str):
+        raise _malformed(name)
+    return value
+
+
+def _count(data: Mapping[str, object], name: str) -> int:
+    return _count_value(data[name], name)
+
+
+def _count_or_null(data: Mapping[str, object], name: str) -> int | None:
+    value = data[name]
+    return None if value is None else _count_value(value, name)
+
+
+def _datasets(value: object) -> tuple[DatasetVersion, ...]:
+    if not isinstance(value, list):
+        raise _malformed("datasets")
+    out = []
+    for item in value:
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"name", "version"}
+            or not isinstance(item["name"], str)
+        ):
+            raise _malformed("datasets")
+        version = _count_value(item["version"], "datasets")
+        out.append(DatasetVersion(name=item["name"], version=version))
+    return tuple(out)
+
+
+def _key_ids(value: object) -> ManifestKeyIds:
+    names = ("linkage", "project", "signing")
+    if (
+        not isinstance(value, dict)
+        or set(value) != set(names)
+        or not all(isinstance(value[n], str) for n in names)
+    ):
+        raise _malformed("key_ids")
+    return ManifestKeyIds(linkage=value["linkage"], project=value["project"],
+                          signing=value["signing"])
+
+
+def _optouts_removed(value: object) -> int | str:
+    if isinstance(value, str):
+        if value != FEW_OPTOUTS:
+            raise _malformed("optouts_removed")
+        return FEW_OPTOUTS
+    count = _count_value(value, "optouts_removed")
+    if count < 10:
+        raise _malformed("optouts_removed")
+    return count
+
+
+def _loss(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _malformed("loss")
+    if not math.isfinite(value):
+        raise _malformed("loss")
+    return value
+
+
+def signing_bytes(manifest: Manifest) -> bytes:
+    """The bytes the signature covers: every field but ``signature``, canonical JSON."""
+    return manifest.signing_bytes()
+
+
+def sign_manifest(manifest: Manifest, sign: Callable[[bytes], bytes]) -> Manifest:
+    """Return the manifest with ``signature`` set; ``sign`` is a ``Signer.sign`` callable."""
+    return manifest.signed(sign)
 
 
 def load_public_key_pem(pem: bytes | str) -> Ed25519PublicKey:
@@ -123,13 +344,13 @@ def load_public_keys_pem(pem: bytes | str) -> list[Ed25519PublicKey]:
     return [load_public_key_pem(block) for block in blocks]
 
 
-def verify_manifest_signature(manifest: Mapping[str, Any], public_key: Ed25519PublicKey) -> None:
+def verify_manifest_signature(manifest: Manifest, public_key: Ed25519PublicKey) -> None:
     """Raise :class:`VerificationFailed` unless ``signature`` signs the manifest's other fields."""
-    sig = manifest.get("signature")
-    if not isinstance(sig, str):
+    sig = manifest.signature
+    if sig is None:
         raise VerificationFailed("manifest has no signature")
     try:
         raw = base64.b64decode(sig, validate=True)
-        public_key.verify(raw, signing_bytes(manifest))
+        public_key.verify(raw, manifest.signing_bytes())
     except (binascii.Error, ValueError, InvalidSignature):
         raise VerificationFailed("manifest signature does not verify under the public key") from None

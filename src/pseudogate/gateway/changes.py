@@ -135,23 +135,22 @@ class ExtractRelease:
 
     def facts(self) -> ChangeFacts:
         manifest = self.extract.manifest
-        datasets = list(manifest["datasets"])
         details: dict[str, Any] = {
-            "datasets": [d["name"] for d in datasets],
-            "versions": [d["version"] for d in datasets],
-            "content_sha256": manifest["content_sha256"],
+            "datasets": [d.name for d in manifest.datasets],
+            "versions": [d.version for d in manifest.datasets],
+            "content_sha256": manifest.content_sha256,
         }
-        if manifest.get("optout_snapshot") is not None:
-            details["snapshot"] = manifest["optout_snapshot"]
+        if manifest.optout_snapshot is not None:
+            details["snapshot"] = manifest.optout_snapshot
         return ChangeFacts(
             change_id=None,
-            project=manifest["project"],
-            policy_fingerprint=manifest["policy_fingerprint"],
-            key_ids=dict(manifest["key_ids"]),
+            project=manifest.project,
+            policy_fingerprint=manifest.policy_fingerprint,
+            key_ids=manifest.key_ids.to_json_dict(),
             counts={
-                "rows": manifest["rows"],
-                "suppressed": manifest["suppressed"],
-                "datasets": len(datasets),
+                "rows": manifest.rows,
+                "suppressed": manifest.suppressed,
+                "datasets": len(manifest.datasets),
             },
             details=details,
         )

@@ -9,7 +9,6 @@ projects' extracts cannot be joined.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,7 +22,7 @@ from pseudogate.core.columns import as_text, token_array
 from pseudogate.core.content_hash import table_content_sha256
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 from pseudogate.core.keyring import Keyring
-from pseudogate.core.manifest import MANIFEST_FIELDS, sign_manifest
+from pseudogate.core.manifest import FEW_OPTOUTS, DatasetVersion, Manifest, ManifestKeyIds
 from pseudogate.core.policy import Policy
 from pseudogate.core.tokens import Tokeniser
 from pseudogate.gateway.join import PERSON, JoinLayout, join_layout, left_join
@@ -91,7 +90,7 @@ class Extract:
 
     project: str
     arrow: pa.Table
-    manifest: dict[str, Any]
+    manifest: Manifest
     report: Any = None
     _frame: pd.DataFrame | None = field(default=None, repr=False)
 
@@ -112,7 +111,7 @@ class Extract:
 
     def manifest_json(self) -> str:
         """The manifest as the JSON object sent after the data (and written by ``--manifest``)."""
-        return json.dumps(self.manifest, ensure_ascii=False, separators=(",", ":"))
+        return self.manifest.to_json()
 
     def iter_arrow_ipc(
         self,
@@ -150,7 +149,7 @@ def _fitting(table: pa.Table, limit: int) -> Iterator[bytes]:
 
 def optouts_shown(count: int) -> int | str:
     """Opt-out counts below 10 are shown as ``"<10"`` (small numbers can identify people)."""
-    return count if count >= 10 else "<10"
+    return count if count >= 10 else FEW_OPTOUTS
 
 
 def _rekey(column: pa.Array, tokeniser: Tokeniser) -> pa.Array:
@@ -249,25 +248,23 @@ def build_extract(
     privacy = inputs.policy.privacy
     if privacy is None or privacy.l is None:
         l_achieved = None
-    manifest: dict[str, Any] = {
-        "project": inputs.project_id,
-        "datasets": [{"name": v.dataset, "version": v.version} for v in inputs.versions],
-        "policy_fingerprint": inputs.policy.fingerprint,
-        "key_ids": {
-            "linkage": inputs.linkage_key_id,
-            "project": inputs.project_tokeniser.key_id,
-            "signing": signer.key_id,
-        },
-        "optout_snapshot": inputs.optout_snapshot.id if inputs.optout_snapshot else None,
-        "optouts_removed": optouts_shown(removed_people),
-        "rows": final.num_rows,
-        "k_achieved": _report_value(report, "k_achieved"),
-        "l_achieved": l_achieved,
-        "suppressed": _report_value(report, "suppressed"),
-        "loss": _report_value(report, "loss"),
-        "created_at": inputs.created_at,
-        "content_sha256": table_content_sha256(final),
-    }
-    signed = sign_manifest(manifest, signer.sign)
-    ordered = {k: signed[k] for k in MANIFEST_FIELDS}
-    return Extract(project=inputs.project_id, arrow=final, manifest=ordered, report=report)
+    manifest = Manifest(
+        project=inputs.project_id,
+        datasets=tuple(DatasetVersion(name=v.dataset, version=v.version) for v in inputs.versions),
+        policy_fingerprint=inputs.policy.fingerprint,
+        key_ids=ManifestKeyIds(
+            linkage=inputs.linkage_key_id,
+            project=inputs.project_tokeniser.key_id,
+            signing=signer.key_id,
+        ),
+        optout_snapshot=inputs.optout_snapshot.id if inputs.optout_snapshot else None,
+        optouts_removed=optouts_shown(removed_people),
+        rows=final.num_rows,
+        k_achieved=_report_value(report, "k_achieved"),
+        l_achieved=l_achieved,
+        suppressed=_report_value(report, "suppressed"),
+        loss=_report_value(report, "loss"),
+        created_at=inputs.created_at,
+        content_sha256=table_content_sha256(final),
+    ).signed(signer.sign)
+    return Extract(project=inputs.project_id, arrow=final, manifest=manifest, report=report)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pseudogate.audit import AUDIT_DB_NAME, AuditLog
+from pseudogate.audit import AUDIT_DB_NAME, AuditEvent, AuditLog
 from pseudogate.audit.reconcile import reconcile
 from pseudogate.core.clock import Clock, utc_now
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, PermissionDenied
@@ -194,7 +194,7 @@ def start_gateway(
         store.close()
         raise
 
-    def audit(event: Mapping[str, Any]) -> None:
+    def audit(event: AuditEvent) -> None:
         audit_log.append(event)  # validates the event's shape; malformed names become null
 
     def find_policy(name: str) -> Policy | None:

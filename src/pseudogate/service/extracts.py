@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import grpc
@@ -35,9 +34,6 @@ class ExtractServicer(extract_pb2_grpc.ExtractServiceServicer):
             request.project, organisation=organisation, today=today_utc(self._clock)
         )
         extract = apply_change(release)  # audited before the first row leaves the gateway
-        manifest = extract.manifest
         for payload in extract.iter_arrow_ipc(rows_per_message=ROWS_PER_MESSAGE):
             yield extract_pb2.CreateExtractResponse(arrow_ipc=payload)
-        yield extract_pb2.CreateExtractResponse(
-            manifest_json=json.dumps(manifest, ensure_ascii=False, separators=(",", ":"))
-        )
+        yield extract_pb2.CreateExtractResponse(manifest_json=extract.manifest_json())

@@ -18,11 +18,12 @@ exceptions are logged by type only (their text might contain input) and become `
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 import grpc
 
+from pseudogate.audit.events import AuditEvent
 from pseudogate.core.errors import (
     InvalidInput,
     PseudogateError,
@@ -62,7 +63,8 @@ class AccessControl(Protocol):
         ...
 
 
-AuditSink = Callable[[Mapping[str, Any]], None]
+#: Where the interceptor writes each call's event (``AuditLog.append`` in the gateway).
+AuditSink = Callable[[AuditEvent], None]
 
 
 class AuditUnavailable(Unavailable):
@@ -197,19 +199,19 @@ class GatewayInterceptor(_ServerInterceptor):
         call.audited = True
         if self._audit is None:
             return
-        event = {
-            "organisation": call.organisation or None,
-            "role": call.role or None,
-            "method": call.method,
-            "dataset": call.dataset,
-            "project": call.project,
-            "policy_fingerprint": call.policy_fingerprint,
-            "key_ids": dict(call.key_ids),
-            "counts": dict(call.counts),
-            "status": status,
-        }
-        if call.details:  # only state changes have details; other events keep their old bytes
-            event["details"] = dict(call.details)
+        event = AuditEvent(
+            organisation=call.organisation or None,
+            role=call.role or None,
+            method=call.method,
+            dataset=call.dataset,
+            project=call.project,
+            policy_fingerprint=call.policy_fingerprint,
+            key_ids=dict(call.key_ids),
+            counts=dict(call.counts),
+            status=status,
+            # Only state changes have details; other events keep their old bytes.
+            details=dict(call.details) if call.details else None,
+        )
         try:
             self._audit(event)
         except Exception as exc:  # noqa: BLE001 - any failure to audit fails closed

@@ -14,7 +14,6 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pyarrow as pa
@@ -22,6 +21,7 @@ import pyarrow as pa
 from pseudogate.audit import verify_export
 from pseudogate.core.arrow_ipc import ipc_stream_bytes, text_table
 from pseudogate.core.manifest import (
+    Manifest,
     content_sha256,
     load_public_key_pem,
     verify_manifest_signature,
@@ -127,17 +127,17 @@ def _council_columns(people: Sequence[Person], rng: random.Random) -> dict[str, 
     }
 
 
-def _extract(
-    channel: grpc.Channel, project: str
-) -> tuple[pa.Table, dict[str, Any]]:
+def _extract(channel: grpc.Channel, project: str) -> tuple[pa.Table, Manifest]:
     tables: list[pa.Table] = []
-    manifest: dict[str, Any] = {}  # the manifest's JSON
+    manifest: Manifest | None = None
     stub = extract_pb2_grpc.ExtractServiceStub(channel)
     for message in stub.CreateExtract(extract_pb2.CreateExtractRequest(project=project)):
         if message.WhichOneof("payload") == "arrow_ipc":
             tables.append(pa.ipc.open_stream(message.arrow_ipc).read_all())
         else:
-            manifest = json.loads(message.manifest_json)
+            manifest = Manifest.from_json(message.manifest_json)
+    if manifest is None:
+        raise RuntimeError(f"the extract of {project} ended without a manifest")
     return pa.concat_tables(tables), manifest
 
 
@@ -228,7 +228,9 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     other, _ = _extract(channel, "housing-study")
     out = base / "frailty-study.csv"
     rows = _write_csv(table, out)
-    out.with_suffix(".manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    out.with_suffix(".manifest.json").write_text(
+        json.dumps(manifest.to_json_dict(), indent=2), encoding="utf-8"
+    )
     public_pem = audit_pb2_grpc.AuditServiceStub(channel).GetPublicKey(
         audit_pb2.GetPublicKeyRequest()
     ).public_key_pem
@@ -237,14 +239,14 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
         signature_ok = True
     except Exception:  # noqa: BLE001 - reported as a failed check
         signature_ok = False
-    hash_ok = content_sha256(table.column_names, rows) == manifest["content_sha256"]
+    hash_ok = content_sha256(table.column_names, rows) == manifest.content_sha256
     shared = set(table.column(PERSON_COLUMN).to_pylist()) & set(
         other.column(PERSON_COLUMN).to_pylist()
     )
-    _say(f"\n5. Researcher's extract: {manifest['rows']} rows, columns {', '.join(table.column_names)}")
-    _say(f"   k achieved {manifest['k_achieved']} (policy k=5), l achieved {manifest['l_achieved']},"
-         f" suppressed {manifest['suppressed']}, loss {manifest['loss']:.3f}")
-    _say(f"   opt-outs removed: {manifest['optouts_removed']} (snapshot {manifest['optout_snapshot']})")
+    _say(f"\n5. Researcher's extract: {manifest.rows} rows, columns {', '.join(table.column_names)}")
+    _say(f"   k achieved {manifest.k_achieved} (policy k=5), l achieved {manifest.l_achieved},"
+         f" suppressed {manifest.suppressed}, loss {manifest.loss:.3f}")
+    _say(f"   opt-outs removed: {manifest.optouts_removed} (snapshot {manifest.optout_snapshot})")
     _say(f"   manifest signature verified with the gateway's public key: {signature_ok}")
     _say(f"   content hash recomputed from the CSV: {hash_ok}")
     _say(f"   person tokens shared with another project's extract: {len(shared)} (unlinkable)")
@@ -253,11 +255,11 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
         _say("     " + ", ".join(row))
     _say(f"   files: {out} and {out.with_suffix('.manifest.json').name}")
     checks += [
-        ("k achieved >= 5", int(manifest["k_achieved"]) >= 5),
+        ("k achieved >= 5", manifest.k_achieved is not None and manifest.k_achieved >= 5),
         ("signature verifies", signature_ok),
         ("content hash matches", hash_ok),
         ("projects unlinkable", not shared),
-        ("opt-outs removed", manifest["optouts_removed"] != 0),
+        ("opt-outs removed", manifest.optouts_removed != 0),
     ]
 
     # 6. Tokenisation as a service, for providers who only want tokens back.

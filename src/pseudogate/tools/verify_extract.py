@@ -11,17 +11,16 @@ import datetime as dt
 import enum
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.core.errors import InvalidInput, VerificationFailed
 from pseudogate.core.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
-from pseudogate.core.manifest import ContentHasher, verify_manifest_signature
+from pseudogate.core.manifest import ContentHasher, Manifest, verify_manifest_signature
 from pseudogate.core.names import PERSON_COLUMN
 from pseudogate.core.nhs import is_valid_nhs_number
 from pseudogate.core.policy import HierarchyType, Policy
@@ -99,16 +98,16 @@ class ExtractVerification:
 # -- reading ------------------------------------------------------------------------------------
 
 
-def load_manifest(path: Path) -> dict[str, Any]:
+def load_manifest(path: Path) -> Manifest:
+    """Read and check a manifest file (untrusted: a malformed one is :class:`InvalidInput`)."""
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise InvalidInput(f"cannot read manifest {path}: {exc.strerror}") from None
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput(f"manifest {path} is not JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidInput(f"manifest {path} is not a JSON object")
-    return data
+    try:
+        return Manifest.from_json(data)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{path}: {exc}") from None
 
 
 def read_extract(path: Path) -> pd.DataFrame:
@@ -242,7 +241,7 @@ def _compare(
     result: ExtractVerification,
     name: str,
     recomputed: int | None,
-    claimed: Any,
+    claimed: int | None,
     minimum: int | None,
 ) -> None:
     want = f", policy requires >= {minimum}" if minimum is not None else ""
@@ -255,7 +254,7 @@ def _compare(
 
 def verify_extract(
     path: Path,
-    manifest: Mapping[str, Any],
+    manifest: Manifest,
     public_key: Ed25519PublicKey,
     *,
     policy: Policy | None = None,
@@ -270,14 +269,14 @@ def verify_extract(
 
     frame = read_extract(path)
     digest = _content_hash(frame)
-    claimed = manifest.get("content_sha256")
+    claimed = manifest.content_sha256
     result.add(
         "content hash",
         digest == claimed,
         "SHA-256 of the content matches content_sha256" if digest == claimed
         else "SHA-256 of the content differs from content_sha256 (the extract was altered)",
     )
-    rows = manifest.get("rows")
+    rows = manifest.rows
     result.add("row count", rows == len(frame), f"{len(frame)} rows, manifest says {rows}")
 
     date_columns: list[str] = []
@@ -285,7 +284,7 @@ def verify_extract(
         result.add("policy fingerprint", None, "no --policy given")
         result.add("k and l", None, "k and l not checked (no --policy given)")
     else:
-        claimed_fp = manifest.get("policy_fingerprint")
+        claimed_fp = manifest.policy_fingerprint
         result.add(
             "policy fingerprint",
             policy.fingerprint == claimed_fp,
@@ -313,7 +312,7 @@ def verify_extract(
 
 
 def _check_k_l(
-    result: ExtractVerification, frame: pd.DataFrame, manifest: Mapping[str, Any], policy: Policy
+    result: ExtractVerification, frame: pd.DataFrame, manifest: Manifest, policy: Policy
 ) -> None:
     qis = list(policy.quasi_identifiers)
     sensitive = list(policy.sensitive_columns)
@@ -325,10 +324,10 @@ def _check_k_l(
         return
     privacy = policy.privacy
     k_min = privacy.k if privacy is not None else None
-    _compare(result, "k-anonymity", recompute_k(frame, qis), manifest.get("k_achieved"), k_min)
+    _compare(result, "k-anonymity", recompute_k(frame, qis), manifest.k_achieved, k_min)
     l_min = privacy.l if privacy is not None else None
     if l_min is None:
-        claimed_l = manifest.get("l_achieved")
+        claimed_l = manifest.l_achieved
         result.add(
             "l-diversity", claimed_l is None,
             "the policy sets no l; manifest l_achieved is " + json.dumps(claimed_l),
@@ -336,5 +335,5 @@ def _check_k_l(
     else:
         _compare(
             result, "l-diversity", recompute_l(frame, qis, sensitive),
-            manifest.get("l_achieved"), l_min,
+            manifest.l_achieved, l_min,
         )

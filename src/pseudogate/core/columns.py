@@ -12,9 +12,11 @@ their check digits verified in one vectorised step, exactly as ``normalise_many`
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import numpy as np
@@ -231,6 +233,8 @@ MIN_ROWS_TO_DEDUPLICATE = 1_024
 _WORTH_IT_ARROW = 0.2
 _WORTH_IT_PYTHON = 0.4
 _WORTH_IT_PURE_PYTHON = 0.05
+#: Rows sampled to decide: enough to expect about this many repeats at the threshold.
+_REPEATS_AT_THRESHOLD = 25
 _MAX_SAMPLE = 1 << 16
 #: Fixed pseudo-random sample points in [0, 1): the decision is the same for the same column.
 _SAMPLE_POINTS = np.random.default_rng(20261201).random(_MAX_SAMPLE)
@@ -270,7 +274,7 @@ def _tokenise(
     max_chars: int | None = None,
     deduplicate: bool | None = None,
 ) -> _Tokenised:
-    """Normalise, tokenise each distinct value once, spread tokens and errors back to rows.
+    """Normalise, tokenise each distinct raw value once, spread tokens and errors back to rows.
 
     A value tokenised twice gives the same token, so finding the distinct values only saves
     work; it costs a hash of every row, so it is done only when a sample of rows shows enough
@@ -299,27 +303,32 @@ def _repeats_pay(values: _Values) -> bool:
     """Whether enough rows repeat a value for deduplicating to pay, judged from a sample.
 
     m random rows of n hold about r * m**2 / n repeats when a share r of the rows repeats
-    (more when values repeat many times), so m = 16 * sqrt(n) sees about 51 at r = 0.2 and
-    none at all when every value is distinct.
+    (more when values repeat many times), and none at all when every value is distinct; m is
+    chosen to expect ``_REPEATS_AT_THRESHOLD`` at the threshold share.
     """
     n = len(values)
     if n < MIN_ROWS_TO_DEDUPLICATE:
         return False
-    m = min(_MAX_SAMPLE, 16 * math.isqrt(n))
-    rows = np.unique((_SAMPLE_POINTS[:m] * n).astype(np.int64))
-    if isinstance(values, pa.Array):
-        seen: int = pc.count_distinct(values.take(pa.array(rows))).as_py()
-    else:
-        try:
-            seen = len({values[i] for i in rows.tolist()})
-        except TypeError:  # unhashable cells: not text, so let the normaliser say so
-            return False
-    repeats = len(rows) - seen
     if fastmac is None:
         worth = _WORTH_IT_PURE_PYTHON
     else:
         worth = _WORTH_IT_ARROW if isinstance(values, pa.Array) else _WORTH_IT_PYTHON
-    return repeats * n >= worth * len(rows) ** 2
+    rows = _sample_rows(n, math.isqrt(int(_REPEATS_AT_THRESHOLD * n / worth)) + 1)
+    if isinstance(values, pa.Array):
+        seen: int = pc.count_distinct(values.take(pa.array(rows))).as_py()
+    else:
+        try:
+            seen = len(set(itemgetter(*rows)(values)))
+        except TypeError:  # unhashable cells: not text, so let the normaliser say so
+            return False
+    return (len(rows) - seen) * n >= worth * len(rows) ** 2
+
+
+@functools.lru_cache(maxsize=64)
+def _sample_rows(n: int, m: int) -> tuple[int, ...]:
+    """Up to ``m`` distinct pseudo-random rows of ``n`` (batches often share a size: cached)."""
+    points = _SAMPLE_POINTS[: min(m, n, _MAX_SAMPLE)]
+    return tuple(np.unique((points * n).astype(np.int64)).tolist())
 
 
 def _distinct(

@@ -32,9 +32,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from pseudogate.core import normalise as normalise_module
 from pseudogate.core._accel import fastmac
+from pseudogate.core.columns import tokenise_column, tokenise_list
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
 from pseudogate.core.normalise import Kind, normalise_many
 
@@ -128,6 +130,18 @@ def in_process_main(argv: list[str] | None = None) -> int:
         assert not errors
         return tokeniser._tokens_python(normalised)  # type: ignore[arg-type]
 
+    array = pa.array(values, type=pa.string())
+
+    def list_pipeline() -> list[str]:
+        done = tokenise_list(values, kind=Kind.NHS_NUMBER, tokeniser=tokeniser)
+        assert not done.errors
+        return done.tokens
+
+    def arrow_pipeline() -> pa.Array:
+        done = tokenise_column(array, kind=Kind.NHS_NUMBER, tokeniser=tokeniser)
+        assert not done.errors
+        return done.tokens
+
     key = os.urandom(32)
     series = pd.Series(values)
 
@@ -135,8 +149,11 @@ def in_process_main(argv: list[str] | None = None) -> int:
         return series.map(lambda v: hmac.digest(key, v.encode(), "sha256").hex())
 
     assert in_process() == pure_python()  # the fast path computes exactly the same tokens
+    assert list_pipeline() == arrow_pipeline().to_pylist() == in_process()
     results = {
         "in-process (normalise+validate+HMAC+encode)": _time(in_process, RUNS),
+        "column pipeline, Python list (Tokenise RPC)": _time(list_pipeline, RUNS),
+        "column pipeline, Arrow array (submissions)": _time(arrow_pipeline, RUNS),
         "pure-Python fallback (same work, no C)": _time(pure_python, 1),
         "naive baseline (pandas .map hmac.hexdigest)": _time(naive, RUNS),
     }

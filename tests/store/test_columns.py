@@ -8,7 +8,7 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pseudogate.core.columns import normalise_array, tokenise_array
+from pseudogate.core.columns import normalise_array, tokenise_column
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.manifest import content_sha256
 from pseudogate.core.normalise import Kind, normalise_many
@@ -38,9 +38,10 @@ def test_nhs_fast_path_matches_normalise_many(values: list[str]) -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(st.one_of(nhs_like, st.sampled_from(["4010232137", "401-023-2137"])), max_size=40))
-def test_tokenise_array_matches_value_by_value_tokenisation(values: list[str]) -> None:
-    tokens, errors = tokenise_array(pa.array(values, type=pa.string()), kind=Kind.NHS_NUMBER,
-                                    tokeniser=TOKENISER)
+def test_tokenise_column_matches_value_by_value_tokenisation(values: list[str]) -> None:
+    done = tokenise_column(pa.array(values, type=pa.string()), kind=Kind.NHS_NUMBER,
+                           tokeniser=TOKENISER)
+    tokens, errors = done.tokens, done.errors
     normalised, expected_errors = normalise_many(Kind.NHS_NUMBER, values)
     expected = [TOKENISER.token(v) if v is not None else "" for v in normalised]
     assert tokens.to_pylist() == expected

@@ -16,9 +16,10 @@ from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import AnonymisationReport, build_report
 from pseudogate.anonymity.search import search
 from pseudogate.anonymity.transformation import Problem
+from pseudogate.core.columns import tokenise_series
 from pseudogate.core.errors import InvalidInput, RowError, RowErrors
 from pseudogate.core.keyring import Keyring
-from pseudogate.core.normalise import normalise_many
+from pseudogate.core.normalise import Kind
 from pseudogate.core.policy import Action, Policy
 
 __all__ = ["AnonymisationResult", "anonymise"]
@@ -45,21 +46,16 @@ def _as_text(column: pd.Series) -> pd.Series:
                        "keep_default_na=False)")
 
 
-def _tokenise(values: pd.Series, rule_kind: Any, domain: str, keyring: Keyring, column: str,
+def _tokenise(values: pd.Series, rule_kind: Kind, domain: str, keyring: Keyring, column: str,
               errors: list[RowError]) -> NDArray[np.object_] | None:
-    raw_codes, uniques = pd.factorize(values, sort=False)
-    normalised, bad = normalise_many(rule_kind, [str(u) for u in uniques])
-    if bad:
-        reasons = {i: str(reason) for i, reason in bad}
-        bad_codes = np.fromiter(reasons.keys(), dtype=np.int64)
-        for r in np.flatnonzero(np.isin(raw_codes, bad_codes))[:1000].tolist():
-            errors.append(RowError(row=r + 1, reason=reasons[int(raw_codes[r])], column=column))
+    """The column's tokens, or None with its first 1,000 invalid rows (numbered from 1) added to
+    ``errors``."""
+    done = tokenise_series(values, kind=rule_kind, tokeniser=keyring.linkage_tokeniser(domain))
+    if done.errors:
+        errors.extend(RowError(row=r + 1, reason=reason, column=column)
+                      for r, reason in done.errors[:1000])
         return None
-    norm_codes, norm_uniques = pd.factorize(np.asarray(normalised, dtype=object), sort=False)
-    tokens = np.asarray(keyring.linkage_tokeniser(domain).tokens(list(norm_uniques)), dtype=object)
-    if len(raw_codes) == 0:
-        return np.zeros(0, dtype=object)
-    return tokens[norm_codes][raw_codes]
+    return done.tokens
 
 
 def anonymise(

@@ -8,10 +8,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, fail, warn
+from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, warn
 from pseudogate.service.app import GatewaySettings, load_keyring, start_gateway
 from pseudogate.service.limits import StreamLimits
-from pseudogate.service.server import TlsFiles, is_loopback
+from pseudogate.service.transport import check_transport, tls_files
 
 LIMITS = StreamLimits()  # the defaults
 INSECURE_WARNING = (
@@ -93,20 +93,8 @@ def _byte_size(text: str) -> int:
 
 
 def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
-    tls_parts = (args.ca, args.cert, args.key)
-    if any(tls_parts) and not all(tls_parts):
-        fail("mTLS needs all three of --ca, --cert and --key")
-    if all(tls_parts) and args.insecure:
-        fail("choose either --ca/--cert/--key (mTLS) or --insecure, not both")
-    if not all(tls_parts) and not args.insecure:
-        fail(
-            "no transport security: give --ca, --cert and --key for mutual TLS, "
-            "or --insecure for plaintext on loopback (development only)"
-        )
-    if args.insecure and not is_loopback(args.host):
-        fail(f"--insecure binds to loopback only; {args.host} is not a loopback address")
-    if args.production and args.insecure:
-        fail("--production refuses --insecure")
+    tls = tls_files(args.ca, args.cert, args.key)
+    check_transport(host=args.host, tls=tls, insecure=args.insecure, production=args.production)
     return GatewaySettings(
         host=args.host,
         port=args.port,
@@ -114,7 +102,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         config=args.config,
         data_dir=args.data_dir,
         policies=args.policies,
-        tls=TlsFiles(args.ca, args.cert, args.key) if all(tls_parts) else None,
+        tls=tls,
         insecure=args.insecure,
         production=args.production,
         limits=_limits(args),

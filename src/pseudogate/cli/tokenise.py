@@ -17,12 +17,12 @@ from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
 from pseudogate.core import csv_io
-from pseudogate.core.columns import tokenise_array
+from pseudogate.core.columns import tokenise_column, tokenise_list
 from pseudogate.core.errors import RowError, RowErrors
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.names import DOMAIN_PATTERN, DOMAIN_RE
-from pseudogate.core.normalise import Kind, normalise_many
+from pseudogate.core.normalise import Kind
 from pseudogate.core.tokenisation import DEFAULT_DOMAINS
 from pseudogate.core.tokens import Tokeniser
 
@@ -197,10 +197,10 @@ def _tokenise_arrow(
     with atomic_output(output_path) as tmp, open(tmp, "wb") as dst:
         csv_io.write_header(dst, header)
         for batch in csv_io.text_batches(input_path, columns=header, block_bytes=block_bytes):
-            tokens, bad = tokenise_array(batch.column(col), kind=kind, tokeniser=tokeniser)
-            if bad:
+            done_column = tokenise_column(batch.column(col), kind=kind, tokeniser=tokeniser)
+            if done_column.errors:
                 raise csv_io.NotPlain("invalid values")
-            csv_io.write_rows(dst, batch.set_column(col, header[col], tokens))
+            csv_io.write_rows(dst, batch.set_column(col, header[col], done_column.tokens))
             done += batch.num_rows
             progress.advance(batch.num_rows)
     return done
@@ -263,14 +263,13 @@ def _tokenise_chunk(
     ]
     if bad:
         good_rows = [i for i, row in enumerate(chunk) if len(row) == width]
-        values = [chunk[i][col] for i in good_rows]
-        _, errs = normalise_many(kind, values)
-        bad.extend((good_rows[j], str(reason)) for j, reason in errs)
+        column = tokenise_list([chunk[i][col] for i in good_rows], kind=kind, tokeniser=tokeniser)
+        bad.extend((good_rows[j], str(reason)) for j, reason in column.errors)
         bad.sort()
         return bad
-    normalised, errs = normalise_many(kind, [row[col] for row in chunk])
-    if errs:
-        return [(i, str(reason)) for i, reason in errs]
-    for row, token in zip(chunk, tokeniser.tokens(normalised), strict=True):  # type: ignore[arg-type]
+    column = tokenise_list([row[col] for row in chunk], kind=kind, tokeniser=tokeniser)
+    if column.errors:
+        return [(i, str(reason)) for i, reason in column.errors]
+    for row, token in zip(chunk, column.tokens, strict=True):
         row[col] = token
     return []

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pseudogate.core.columns import tokenise_list
 from pseudogate.core.errors import ConfigurationError, InvalidInput, ResourceExhausted, shown
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.names import DEFAULT_DOMAIN, DOMAIN_PATTERN, DOMAIN_RE
-from pseudogate.core.normalise import Kind, Reason, normalise_many
+from pseudogate.core.normalise import Kind
 from pseudogate.core.tokens import Tokeniser
 
 __all__ = [
@@ -125,22 +126,6 @@ class Tokenisation:
                 f"batch of {len(values)} values exceeds the limit of "
                 f"{self._config.max_batch_values} values per message; split it into smaller batches"
             )
-        normalised, errors = normalise_many(kind, values)
-        too_long = (
-            [i for i, v in enumerate(values) if len(v) > MAX_VALUE_CHARS]
-            if values and max(map(len, values)) > MAX_VALUE_CHARS
-            else []
-        )
-        if too_long:
-            for i in too_long:
-                if normalised[i] is not None:
-                    normalised[i] = None
-                    errors.append((i, Reason.BAD_FORMAT))
-            errors.sort()
         tokeniser = self._tokenisers[domain]
-        if not errors:
-            return TokenisationResult(tokeniser.tokens(normalised), [], tokeniser.key_id)  # type: ignore[arg-type]
-        valid = [v for v in normalised if v is not None]
-        made = iter(tokeniser.tokens(valid))
-        tokens = [next(made) if v is not None else "" for v in normalised]
-        return TokenisationResult(tokens, [(i, str(r)) for i, r in errors], tokeniser.key_id)
+        done = tokenise_list(values, kind=kind, tokeniser=tokeniser, max_chars=MAX_VALUE_CHARS)
+        return TokenisationResult(done.tokens, done.errors, tokeniser.key_id)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pseudogate.core.clock import Clock, rfc3339
-from pseudogate.core.columns import INVALID_UTF8, tokenise_array, valid_text
+from pseudogate.core.columns import INVALID_UTF8, tokenise_column, valid_text
 from pseudogate.core.errors import (
     FailedPrecondition,
     InvalidInput,
@@ -200,16 +200,16 @@ class Submission:
                 assert info.domain is not None and info.kind is not None
                 rule = self.policy.rule(info.name)
                 assert rule.kind is not None
-                tokens, bad = tokenise_array(
+                done = tokenise_column(
                     values, kind=rule.kind, tokeniser=self._tokenisers[info.domain]
                 )
                 taken = {e.row for e in errors if e.column == info.name}  # already invalid_utf8
                 errors.extend(
                     RowError(offset + i + 1, reason, info.name)
-                    for i, reason in bad
+                    for i, reason in done.errors
                     if offset + i + 1 not in taken
                 )
-                arrays.append(tokens)
+                arrays.append(done.tokens)
             else:
                 arrays.append(values)
         if errors:

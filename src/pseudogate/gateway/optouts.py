@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from pseudogate.core.columns import tokenise_array
+from pseudogate.core.columns import tokenise_column
 from pseudogate.core.errors import InvalidInput, RowError, RowErrors
 from pseudogate.core.normalise import Kind
 from pseudogate.core.tokens import Tokeniser
@@ -41,7 +41,9 @@ def optout_tokens(nhs_numbers: Sequence[str], *, tokeniser: Tokeniser) -> list[s
         values = pa.array(list(nhs_numbers), type=pa.string())
     except (pa.ArrowException, ValueError):
         raise InvalidInput("opt-out numbers must be text") from None
-    tokens, errors = tokenise_array(values, kind=Kind.NHS_NUMBER, tokeniser=tokeniser)
-    if errors:
-        raise RowErrors([RowError(i + 1, reason) for i, reason in errors], context="opt-out import")
-    return pc.unique(tokens).to_pylist() if len(tokens) else []
+    done = tokenise_column(values, kind=Kind.NHS_NUMBER, tokeniser=tokeniser)
+    if done.errors:
+        raise RowErrors(
+            [RowError(i + 1, reason) for i, reason in done.errors], context="opt-out import"
+        )
+    return pc.unique(done.tokens).to_pylist() if len(done.tokens) else []

@@ -24,8 +24,9 @@ from pseudogate.service.audit import AuditServicer
 from pseudogate.service.datasets import DatasetServicer
 from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.limits import StreamLimits
-from pseudogate.service.server import GatewayServer, ServiceBinding, TlsFiles, build_server
+from pseudogate.service.server import GatewayServer, ServiceBinding, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
+from pseudogate.service.transport import TlsFiles, check_transport
 from pseudogate.store.catalog import Catalog
 from pseudogate.v1 import (
     admin_pb2,
@@ -148,13 +149,12 @@ def start_gateway(
     ``notice`` receives start-up warnings an operator must see (the CLI prints them to
     stderr); they are logged as warnings too.
     """
-    if settings.tls is None and not settings.insecure:
-        raise ConfigurationError(
-            "no transport security: give --ca, --cert and --key for mTLS, "
-            "or --insecure for plaintext on loopback"
-        )
-    if settings.production and settings.insecure:
-        raise ConfigurationError("--production refuses --insecure")
+    transport = check_transport(
+        host=settings.host,
+        tls=settings.tls,
+        insecure=settings.insecure,
+        production=settings.production,
+    )
     if settings.data_dir is None:
         raise ConfigurationError("a data directory is required (--data-dir): it holds the audit log")
     keyring = load_keyring(settings)
@@ -239,15 +239,14 @@ def start_gateway(
             _service_name(audit_pb2, "AuditService"),
         ),
     ]
-    access = InsecureAccess() if settings.tls is None else MtlsAccess()
+    access = InsecureAccess() if transport.plaintext else MtlsAccess()
     try:
         return build_server(
             services=services,
             access=access,
             audit=audit,
-            host=settings.host,
+            transport=transport,
             port=settings.port,
-            tls=settings.tls,
             limits=settings.limits,
             on_stop=[audit_log.close, store.close],
         )

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from concurrent import futures
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,30 +15,14 @@ from grpc_reflection.v1alpha import reflection
 from pseudogate.core.errors import ConfigurationError
 from pseudogate.service.interceptors import AccessControl, AuditSink, GatewayInterceptor
 from pseudogate.service.limits import RESERVED_WORKERS, FairShare, StreamLimits
+from pseudogate.service.transport import LOOPBACK_PLAINTEXT, TlsFiles, Transport, is_loopback
 
-__all__ = ["GatewayServer", "ServiceBinding", "TlsFiles", "build_server", "is_loopback"]
+# TlsFiles and is_loopback live in service/transport.py; imported from here too.
+__all__ = ["GatewayServer", "ServiceBinding", "TlsFiles", "Transport", "build_server", "is_loopback"]
 
 log = logging.getLogger("pseudogate.server")
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024  # an Arrow IPC message may be 32 MiB; room for framing
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    ca: Path
-    cert: Path
-    key: Path
-
-    def credentials(self) -> grpc.ServerCredentials:
-        try:
-            ca = self.ca.read_bytes()
-            cert = self.cert.read_bytes()
-            key = self.key.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
-        return grpc.ssl_server_credentials(
-            [(key, cert)], root_certificates=ca, require_client_auth=True
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,28 +54,18 @@ class GatewayServer:
             fn()
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
 def build_server(
     *,
     services: Sequence[ServiceBinding],
     access: AccessControl,
     audit: AuditSink | None,
-    host: str = "127.0.0.1",
+    transport: Transport = LOOPBACK_PLAINTEXT,
     port: int = 0,
-    tls: TlsFiles | None = None,
     max_workers: int = 16,
     limits: StreamLimits | None = None,
     on_stop: Sequence[Callable[[], None]] = (),
 ) -> GatewayServer:
-    """Create and start a server; plaintext only on loopback.
+    """Create and start a server on ``transport`` (checked by service/transport.py).
 
     Streams may take all workers but ``RESERVED_WORKERS``: those stay for unary calls and
     health checks, whatever streams are open (see service/limits.py).
@@ -101,10 +73,6 @@ def build_server(
     if max_workers <= RESERVED_WORKERS:
         raise ConfigurationError(f"the gateway needs more than {RESERVED_WORKERS} worker threads")
     fair_share = FairShare(limits or StreamLimits(), max_streams=max_workers - RESERVED_WORKERS)
-    if tls is None and not is_loopback(host):
-        raise ConfigurationError(
-            f"refusing plaintext on {host}: without TLS the gateway binds to loopback only"
-        )
     options = [
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -128,14 +96,15 @@ def build_server(
         [*names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME],
         server,
     )
+    host = transport.host
     address = f"{host}:{port}" if ":" not in host else f"[{host.strip('[]')}]:{port}"
-    if tls is None:
+    if transport.tls is None:
         bound = server.add_insecure_port(address)
     else:
-        bound = server.add_secure_port(address, tls.credentials())
+        bound = server.add_secure_port(address, transport.tls.credentials())
     if bound == 0:
         raise ConfigurationError(f"cannot bind {address}: address in use or not available")
     server.start()
-    log.info("gateway listening on %s:%d (%s)", host, bound, "mTLS" if tls else "plaintext, loopback")
+    log.info("gateway listening on %s:%d (%s)", host, bound, transport.describe())
     stops = [*on_stop, fair_share.close]
     return GatewayServer(server, bound, health_servicer, stops, fair_share)

@@ -555,7 +555,8 @@ def compare(
     out: dict[str, npt.NDArray[np.float64]] = {}
 
     def has(field: str, bit: int = 1) -> npt.NDArray[np.bool_]:
-        return ((ra[field] & bit) != 0) & ((rb[field] & bit) != 0)
+        both: npt.NDArray[np.bool_] = ((ra[field] & bit) != 0) & ((rb[field] & bit) != 0)
+        return both
 
     def eq(col: str, present: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
         return np.where(present, (ra[col] == rb[col]).astype(np.float64), np.nan)

@@ -29,9 +29,9 @@ import numpy.typing as npt
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from pseudogate.core._accel import fastmac
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 from pseudogate.core.identity import (
-    DateParts,
     IdentityField,
     nickname_key,
     normalise_address,
@@ -201,13 +201,87 @@ def derive_encoder(*, key_id: str, material: bytes) -> Encoder:
     )
 
 
-_Mac = Callable[[str], bytes]
+_GRAM_CACHE_LIMIT = 200_000
+
+#: What one field value contributes, before any key is used: (flags byte, q-grams of its
+#: filter, token messages in slot order with None for an empty slot, blocking component).
+_Spec = tuple[int, list[str], list[str | None], object]
+_MISSING: _Spec = (0, [], [], None)
+
+
+def _spec_given(raw: str | None) -> _Spec:
+    parts = normalise_name(raw)
+    if parts is None:
+        return _MISSING
+    first = parts[0]
+    nick = nickname_key(first)
+    phon = soundex(nick)
+    return 1, _name_grams(parts), ["first:" + first, "nick:" + nick, "phon:" + phon], phon
+
+
+def _spec_family(raw: str | None) -> _Spec:
+    parts = normalise_name(raw)
+    if parts is None:
+        return _MISSING
+    slots: list[str | None] = ["part:" + p for p in parts[:3]]
+    flags = 1
+    for i in range(len(slots)):
+        flags |= 2 << i
+    slots += [None] * (3 - len(slots))
+    phon = soundex(parts[0])
+    return flags, _name_grams(parts), [*slots, "phon:" + phon], phon
+
+
+def _spec_dob(raw: str | None) -> _Spec:
+    d = normalise_date(raw)
+    if d is None:
+        return _MISSING
+    if d.year is None or d.month is None or d.day is None:
+        return 1, [], ["date:" + d.text, None, None, None], None
+    lo, hi = sorted((d.month, d.day))
+    year = f"{d.year:04d}"
+    toks: list[str | None] = ["date:" + d.text, "year:" + year, f"dm:{d.month}", f"dm:{d.day}"]
+    return 3, [], toks, (year, f"{lo:02d}|{hi:02d}")
+
+
+def _spec_sex(raw: str | None) -> _Spec:
+    s = normalise_sex(raw)
+    return _MISSING if s is None else (1, [], ["sex:" + s], None)
+
+
+def _spec_postcode(raw: str | None) -> _Spec:
+    p = normalise_postcode(raw)
+    if p is None:
+        return _MISSING
+    sector, outward = postcode_sector(p), postcode_outward(p)
+    flags = 1 | (2 if sector is not None else 0) | (4 if outward is not None else 0)
+    toks = [
+        "full:" + p,
+        None if sector is None else "sector:" + sector,
+        None if outward is None else "out:" + outward,
+    ]
+    return flags, _grams(p.replace(" ", "")), toks, p
+
+
+def _spec_address(raw: str | None) -> _Spec:
+    a = normalise_address(raw)
+    return _MISSING if a is None else (1, _grams(a), [], None)
+
+
+_SPECS: dict[IdentityField, Callable[[str | None], _Spec]] = {
+    IdentityField.GIVEN_NAME: _spec_given,
+    IdentityField.FAMILY_NAME: _spec_family,
+    IdentityField.DATE_OF_BIRTH: _spec_dob,
+    IdentityField.SEX: _spec_sex,
+    IdentityField.POSTCODE: _spec_postcode,
+    IdentityField.ADDRESS: _spec_address,
+}
 
 
 class Encoder:
     """Encodes, seals and opens ``pg-fbf-v1`` records under one linkage key."""
 
-    __slots__ = ("_aead", "_grams", "_macs", "key_id")
+    __slots__ = ("_aead", "_fast", "_grams", "_macs_py", "key_id")
 
     def __init__(self, *, key_id: str, subkeys: Mapping[str, bytes]) -> None:
         if set(subkeys) != set(SUBKEYS):
@@ -215,7 +289,10 @@ class Encoder:
         if not 1 <= len(key_id.encode("ascii")) <= 255:
             raise InvalidInput("key id must be 1..255 ASCII characters")
         self.key_id = key_id
-        self._macs = {n: hmac.new(k, digestmod=hashlib.sha256) for n, k in subkeys.items()}
+        self._macs_py = {n: hmac.new(k, digestmod=hashlib.sha256) for n, k in subkeys.items()}
+        self._fast = {
+            n: fastmac.HmacSha256(k) if fastmac is not None else None for n, k in subkeys.items()
+        }
         self._aead = AESGCM(subkeys["seal"])
         # field -> q-gram -> filter mask (an int with k bits set); grows with the vocabulary
         self._grams: dict[str, dict[str, int]] = {f.value: {} for f in FILTERS}
@@ -226,210 +303,167 @@ class Encoder:
     def __reduce__(self) -> tuple[object, ...]:
         raise TypeError("Encoder holds key material and cannot be pickled")
 
-    # -- features ---------------------------------------------------------------------------
+    # -- keyed features ---------------------------------------------------------------------
 
-    def _mac(self, subkey: str, message: str) -> bytes:
-        m = self._macs[subkey].copy()
-        m.update(message.encode("utf-8", "surrogatepass"))
-        return m.digest()
+    def _macs(self, subkey: str, messages: Sequence[str]) -> list[bytes]:
+        """The first 20 bytes of HMAC-SHA256(sub-key, UTF-8(message)) for each message."""
+        if not messages:
+            return []
+        fast = self._fast.get(subkey)
+        if fast is not None:
+            raw = _b32_decode_lower("".join(fast.tokens("", messages)))
+            return [raw[i : i + 20] for i in range(0, len(raw), 20)]
+        state = self._macs_py[subkey]
+        out: list[bytes] = []
+        for msg in messages:
+            m = state.copy()
+            m.update(msg.encode("utf-8"))
+            out.append(m.digest()[:20])
+        return out
 
-    def _token(self, field: IdentityField, role: str, value: str) -> bytes:
-        return self._mac(field.value, role + ":" + value)[:TOKEN_BYTES]
-
-    def _filter(self, field: IdentityField, grams: Iterable[str]) -> bytes:
-        m, k = FILTERS[field]
+    def _gram_masks(self, field: IdentityField, grams: Iterable[str]) -> dict[str, int]:
+        """Filter masks (ints with the k positions set) of q-grams, computed once per encoder."""
         cache = self._grams[field.value]
-        bits = 0
-        for g in grams:
-            mask = cache.get(g)
-            if mask is None:
-                h = self._mac(field.value, "q:" + g)
-                mask = 0
-                for j in range(k):
-                    mask |= 1 << (int.from_bytes(h[2 * j : 2 * j + 2], "big") % m)
-                cache[g] = mask
-            bits |= mask
-        return bits.to_bytes(m // 8, "little")
-
-    # -- one field's segment (bytes) and its blocking components ----------------------------
-
-    def _given(self, raw: str | None) -> tuple[bytes, str | None]:
-        parts = normalise_name(raw)
-        if parts is None:
-            return bytes(_SEGMENTS[IdentityField.GIVEN_NAME][1]), None
-        f = IdentityField.GIVEN_NAME
-        first = parts[0]
-        phon = soundex(nickname_key(first))
-        seg = (
-            b"\x01"
-            + self._filter(f, _name_grams(parts))
-            + self._token(f, "first", first)
-            + self._token(f, "nick", nickname_key(first))
-            + self._token(f, "phon", phon)
-        )
-        return seg, phon
-
-    def _family(self, raw: str | None) -> tuple[bytes, str | None]:
-        parts = normalise_name(raw)
-        if parts is None:
-            return bytes(_SEGMENTS[IdentityField.FAMILY_NAME][1]), None
-        f = IdentityField.FAMILY_NAME
-        slots = parts[:3]
-        flags = 1
-        toks = b""
-        for i in range(3):
-            if i < len(slots):
-                flags |= 2 << i
-                toks += self._token(f, "part", slots[i])
-            else:
-                toks += bytes(TOKEN_BYTES)
-        phon = soundex(parts[0])
-        seg = (
-            bytes([flags])
-            + self._filter(f, _name_grams(parts))
-            + toks
-            + self._token(f, "phon", phon)
-        )
-        return seg, phon
-
-    def _dob(self, raw: str | None) -> tuple[bytes, DateParts | None]:
-        d = normalise_date(raw)
-        if d is None:
-            return bytes(_SEGMENTS[IdentityField.DATE_OF_BIRTH][1]), None
-        f = IdentityField.DATE_OF_BIRTH
-        date = self._token(f, "date", d.text)
-        if d.year is None or d.month is None or d.day is None:
-            return b"\x01" + date + bytes(3 * TOKEN_BYTES), d
-        seg = (
-            b"\x03"
-            + date
-            + self._token(f, "year", f"{d.year:04d}")
-            + self._token(f, "dm", str(d.month))
-            + self._token(f, "dm", str(d.day))
-        )
-        return seg, d
-
-    def _sex(self, raw: str | None) -> tuple[bytes, None]:
-        s = normalise_sex(raw)
-        if s is None:
-            return bytes(_SEGMENTS[IdentityField.SEX][1]), None
-        return b"\x01" + self._token(IdentityField.SEX, "sex", s), None
-
-    def _postcode(self, raw: str | None) -> tuple[bytes, str | None]:
-        p = normalise_postcode(raw)
-        if p is None:
-            return bytes(_SEGMENTS[IdentityField.POSTCODE][1]), None
-        f = IdentityField.POSTCODE
-        sector, outward = postcode_sector(p), postcode_outward(p)
-        flags = 1 | (2 if sector is not None else 0) | (4 if outward is not None else 0)
-        seg = (
-            bytes([flags])
-            + self._filter(f, _grams(p.replace(" ", "")))
-            + self._token(f, "full", p)
-            + (self._token(f, "sector", sector) if sector is not None else bytes(TOKEN_BYTES))
-            + (self._token(f, "out", outward) if outward is not None else bytes(TOKEN_BYTES))
-        )
-        return seg, p
-
-    def _address(self, raw: str | None) -> tuple[bytes, None]:
-        a = normalise_address(raw)
-        if a is None:
-            return bytes(_SEGMENTS[IdentityField.ADDRESS][1]), None
-        return b"\x01" + self._filter(IdentityField.ADDRESS, _grams(a)), None
+        missing = sorted({g for g in grams if g not in cache})
+        if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:
+            cache.clear()
+            missing = sorted(set(grams))
+        m, k = FILTERS[field]
+        for g, h in zip(missing, self._macs(field.value, ["q:" + g for g in missing]), strict=True):
+            mask = 0
+            for j in range(k):
+                mask |= 1 << (int.from_bytes(h[2 * j : 2 * j + 2], "big") % m)
+            cache[g] = mask
+        return cache
 
     # -- records ----------------------------------------------------------------------------
 
     def encode(
-        self, columns: Mapping[IdentityField | str, Sequence[str | None]], *, n: int | None = None
+        self, columns: Mapping[IdentityField | str, Sequence[object]], *, n: int | None = None
     ) -> EncodedRecords:
         """Encode a batch given as columns (field -> values; absent fields are missing).
 
         Never raises on values: anything that is not a usable string is missing. Each distinct
-        value of a field is normalised and encoded once per call.
+        value of a field is normalised once; HMACs are computed in batches.
         """
         cols = {IdentityField(k): v for k, v in columns.items()}
         if n is None:
             lengths = {len(v) for v in cols.values()}
-            if len(lengths) != 1:
+            if len(lengths) > 1:
                 raise InvalidInput("identity columns must have one length")
-            (n,) = lengths
+            n = lengths.pop() if lengths else 0
         out = np.zeros((n, RECORD_BYTES), dtype=np.uint8)
-        comps: dict[IdentityField, list[object]] = {}
-        makers: dict[IdentityField, Callable[[str | None], tuple[bytes, object]]] = {
-            IdentityField.GIVEN_NAME: self._given,
-            IdentityField.FAMILY_NAME: self._family,
-            IdentityField.DATE_OF_BIRTH: self._dob,
-            IdentityField.SEX: self._sex,
-            IdentityField.POSTCODE: self._postcode,
-            IdentityField.ADDRESS: self._address,
-        }
+        comps: dict[IdentityField, tuple[list[int], list[object]]] = {}
         for field, values in cols.items():
             if len(values) != n:
                 raise InvalidInput("identity columns must have one length")
-            make = makers[field]
-            cache: dict[object, tuple[bytes, object]] = {}
-            segs: list[bytes] = []
-            comp: list[object] = []
-            for v in values:
-                key = v if isinstance(v, str) else None
-                hit = cache.get(key)
-                if hit is None:
-                    hit = cache[key] = make(key)
-                segs.append(hit[0])
-                comp.append(hit[1])
+            distinct: dict[str | None, int] = {}
+            codes = [
+                distinct.setdefault(v if isinstance(v, str) else None, len(distinct))
+                for v in values
+            ]
+            specs = [_SPECS[field](v) for v in distinct]
+            seg = self._segments(field, specs)
             start, length = _SEGMENTS[field]
             if n:
-                out[:, start : start + length] = np.frombuffer(b"".join(segs), np.uint8).reshape(
-                    n, length
-                )
-            comps[field] = comp
-        out[:, _BLOCK_OFFSET:] = np.frombuffer(
-            b"".join(self._blocking(comps, n)), np.uint8
-        ).reshape(n, RECORD_BYTES - _BLOCK_OFFSET)
+                out[:, start : start + length] = seg[np.asarray(codes, dtype=np.intp)]
+            comps[field] = (codes, [sp[3] for sp in specs])
+        out[:, _BLOCK_OFFSET:] = self._blocking(comps, n)
         return EncodedRecords(self.key_id, out.view(RECORD_DTYPE).reshape(n))
 
+    def _segments(self, field: IdentityField, specs: Sequence[_Spec]) -> npt.NDArray[np.uint8]:
+        """One segment (bytes of the field's part of a record) per spec, as rows."""
+        length = _SEGMENTS[field][1]
+        n = len(specs)
+        out = np.zeros((n, length), dtype=np.uint8)
+        if not n:
+            return out
+        out[:, 0] = [sp[0] for sp in specs]
+        col = 1
+        if field in FILTERS:
+            m = FILTERS[field][0]
+            masks = self._gram_masks(field, {g for sp in specs for g in sp[1]})
+            vocab = {g: i for i, g in enumerate(masks)}
+            table = np.frombuffer(
+                b"".join(v.to_bytes(m // 8, "little") for v in masks.values()), dtype=np.uint8
+            ).reshape(len(vocab), m // 8)
+            counts = np.array([len(sp[1]) for sp in specs], dtype=np.intp)
+            flat = np.array([vocab[g] for sp in specs for g in sp[1]], dtype=np.intp)
+            has = counts > 0
+            if flat.size:
+                starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[has]
+                out[has, 1 : 1 + m // 8] = np.bitwise_or.reduceat(table[flat], starts, axis=0)
+            col += m // 8
+        width = max((len(sp[2]) for sp in specs), default=0)
+        if width:
+            messages = sorted({t for sp in specs for t in sp[2] if t is not None})
+            index = {t: i + 1 for i, t in enumerate(messages)}
+            toks = np.zeros((len(messages) + 1, TOKEN_BYTES), dtype=np.uint8)
+            macs = self._macs(field.value, messages)
+            if macs:
+                toks[1:] = np.frombuffer(
+                    b"".join(h[:TOKEN_BYTES] for h in macs), dtype=np.uint8
+                ).reshape(-1, TOKEN_BYTES)
+            idx = np.array(
+                [
+                    [index[t] if t is not None else 0 for t in sp[2]] if sp[2] else [0] * width
+                    for sp in specs
+                ],
+                dtype=np.intp,
+            )
+            out[:, col:] = toks[idx].reshape(n, width * TOKEN_BYTES)
+        return out
+
     def encode_records(
-        self, records: Iterable[Mapping[IdentityField | str, str | None]]
+        self, records: Iterable[Mapping[IdentityField | str, object]]
     ) -> EncodedRecords:
         """Encode records given as mappings (a convenience over :meth:`encode`)."""
         rows = list(records)
-        cols: dict[IdentityField | str, list[str | None]] = {
+        cols: dict[IdentityField | str, list[object]] = {
             f: [r.get(f.value, r.get(f)) for r in rows] for f in IdentityField
         }
         return self.encode(cols, n=len(rows))
 
-    def _blocking(self, comps: Mapping[IdentityField, list[object]], n: int) -> list[bytes]:
-        none: list[object] = [None] * n
-        given = comps.get(IdentityField.GIVEN_NAME, none)
-        family = comps.get(IdentityField.FAMILY_NAME, none)
-        dob = comps.get(IdentityField.DATE_OF_BIRTH, none)
-        post = comps.get(IdentityField.POSTCODE, none)
-        cache: dict[str, bytes] = {}
-        empty = bytes(BLOCK_KEY_BYTES)
-        out: list[bytes] = []
+    def _blocking(
+        self, comps: Mapping[IdentityField, tuple[list[int], list[object]]], n: int
+    ) -> npt.NDArray[np.uint8]:
+        """The blocking segment (flags byte + four 8-byte keys) of every record, as rows."""
+
+        def per_record(field: IdentityField) -> list[object]:
+            if field not in comps:
+                return [None] * n
+            codes, values = comps[field]
+            return [values[c] for c in codes]
+
+        given = per_record(IdentityField.GIVEN_NAME)
+        family = per_record(IdentityField.FAMILY_NAME)
+        dob = per_record(IdentityField.DATE_OF_BIRTH)
+        post = per_record(IdentityField.POSTCODE)
+        slots: list[list[str | None]] = [[], [], [], []]
         for g, f, d, p in zip(given, family, dob, post, strict=True):
             year = dm = None
-            if isinstance(d, DateParts) and d.year is not None:
-                lo, hi = sorted((d.month or 0, d.day or 0))
-                year, dm = f"{d.year:04d}", f"{lo:02d}|{hi:02d}"
-            messages = (
-                f"fy:{f}|{year}" if f is not None and year is not None else None,
-                f"gdm:{g}|{dm}" if g is not None and dm is not None else None,
-                f"py:{p}|{year}" if p is not None and year is not None else None,
-                f"dob:{year}|{dm}" if year is not None else None,
+            if isinstance(d, tuple):
+                year, dm = d
+            slots[0].append(f"fy:{f}|{year}" if f is not None and year is not None else None)
+            slots[1].append(f"gdm:{g}|{dm}" if g is not None and dm is not None else None)
+            slots[2].append(f"py:{p}|{year}" if p is not None and year is not None else None)
+            slots[3].append(f"dob:{year}|{dm}" if year is not None else None)
+        out = np.zeros((n, 1 + 4 * BLOCK_KEY_BYTES), dtype=np.uint8)
+        for i, msgs in enumerate(slots):
+            distinct: dict[str | None, int] = {None: 0}
+            codes = np.asarray(
+                [distinct.setdefault(m, len(distinct)) for m in msgs], dtype=np.intp
             )
-            flags = 0
-            keys = b""
-            for i, msg in enumerate(messages):
-                if msg is None:
-                    keys += empty
-                    continue
-                flags |= 1 << i
-                k = cache.get(msg)
-                if k is None:
-                    k = cache[msg] = self._mac("blocking", msg)[:BLOCK_KEY_BYTES]
-                keys += k
-            out.append(bytes([flags]) + keys)
+            keys = [k for k in distinct if k is not None]
+            macs = self._macs("blocking", keys)
+            table = np.zeros((len(distinct), BLOCK_KEY_BYTES), dtype=np.uint8)
+            if macs:
+                table[1:] = np.frombuffer(
+                    b"".join(h[:BLOCK_KEY_BYTES] for h in macs), dtype=np.uint8
+                ).reshape(-1, BLOCK_KEY_BYTES)
+            if n:
+                out[:, 1 + 8 * i : 9 + 8 * i] = table[codes]
+                out[:, 0] |= (codes != 0).astype(np.uint8) << i
         return out
 
     # -- sealing ----------------------------------------------------------------------------
@@ -498,6 +532,22 @@ def to_base64(sealed: Iterable[bytes]) -> list[str]:
 
 def from_base64(texts: Iterable[str]) -> list[bytes]:
     return [base64.b64decode(t, validate=True) for t in texts]
+
+
+_B32_VALUES = np.zeros(256, dtype=np.uint64)
+_B32_VALUES[np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)] = np.arange(
+    32, dtype=np.uint64
+)
+_B32_SHIFTS = np.arange(35, -1, -5, dtype=np.uint64)
+_BYTE_SHIFTS = np.arange(32, -1, -8, dtype=np.uint64)
+
+
+def _b32_decode_lower(chars: str) -> bytes:
+    """Decode unpadded lowercase RFC 4648 base32 (a multiple of 8 characters), vectorised."""
+    v = _B32_VALUES[np.frombuffer(chars.encode("ascii"), dtype=np.uint8).reshape(-1, 8)]
+    groups = (v << _B32_SHIFTS).sum(axis=1, dtype=np.uint64)
+    out: bytes = ((groups[:, None] >> _BYTE_SHIFTS) & np.uint64(0xFF)).astype(np.uint8).tobytes()
+    return out
 
 
 def _grams(text: str) -> list[str]:

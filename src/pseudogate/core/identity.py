@@ -12,7 +12,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
-from pseudogate.core.normalise import InvalidValue, Kind, normalise
+from pseudogate.core.normalise import InvalidValue, Kind, normaliser
 
 __all__ = [
     "DateParts",
@@ -43,13 +43,20 @@ _DELETE = str.maketrans("", "", "'\u2018\u2019\u201b\u02bc\u02b9`\u00b4.")
 
 def _fold(value: str) -> str:
     """Delete apostrophes/full stops, NFKD, case-fold, NFKD again, remove combining marks."""
+    if value.isascii():  # the same result, faster: ASCII has no marks and folds to lower case
+        return value.translate(_DELETE).lower()
     text = unicodedata.normalize("NFKD", value.translate(_DELETE)).casefold()
     text = unicodedata.normalize("NFKD", text)
     return "".join(ch for ch in text if not unicodedata.category(ch).startswith("M"))
 
 
+_ASCII_RUNS = {"L": re.compile(r"[a-z]+"), "LD": re.compile(r"[a-z0-9]+")}
+
+
 def _runs(text: str, keep: str) -> list[str]:
     """Maximal runs of kept characters: letters (``"L"``) or letters and ASCII digits (``"LD"``)."""
+    if text.isascii():  # folded ASCII: the letters are a-z
+        return _ASCII_RUNS[keep].findall(text)
     parts: list[str] = []
     cur: list[str] = []
     for ch in text:
@@ -102,6 +109,7 @@ _ABBREVIATIONS = {
     "flt": "flat",
 }
 
+_STRICT_POSTCODE = normaliser(Kind.POSTCODE)
 # Kept unchanged from core/normalise: a valid UK postcode is "OUTWARD INWARD".
 _OUTWARD_RE = re.compile(r"[A-Z]{1,2}[0-9][0-9A-Z]?")
 
@@ -112,7 +120,7 @@ def normalise_postcode(value: object) -> str | None:
     if not isinstance(value, str):
         return None
     try:
-        return normalise(Kind.POSTCODE, value)
+        return _STRICT_POSTCODE(value)
     except InvalidValue:
         pass
     cleaned = "".join(ch for ch in _fold(value) if ch.isascii() and ch.isalnum()).upper()
@@ -159,10 +167,15 @@ def normalise_date(value: object) -> DateParts | None:
     Parts are kept as written, without a calendar check (a 31 February is still evidence),
     when 1 <= month <= 12 and 1 <= day <= 31; a month of 13..31 with a day of 1..12 is read
     the other way round (the only reading that fits). Anything else keeps its cleaned text
-    (spaces trimmed and collapsed, case-folded) and no parts.
+    (folded like an address: runs of letters and ASCII digits joined by one space) and no
+    parts; with nothing left it is missing.
     """
     if not isinstance(value, str):
         return None
+    if len(value) == 10 and value.isascii():
+        fast = _fast_date(value)
+        if fast is not None:
+            return fast
     text = _SPACE_RUN.sub(" ", value).strip()
     if not text:
         return None
@@ -176,7 +189,24 @@ def normalise_date(value: object) -> DateParts | None:
         if year >= 1 and 1 <= month <= 12 and 1 <= day <= 31:
             return DateParts(f"{year:04d}-{month:02d}-{day:02d}", year, month, day)
         break
-    return DateParts(text.casefold())
+    cleaned = " ".join(_runs(_fold(text), "LD"))
+    return DateParts(cleaned) if cleaned else None
+
+
+def _fast_date(value: str) -> DateParts | None:
+    """``YYYY-MM-DD`` and ``DD/MM/YYYY`` of a plain, valid month and day, without regexes."""
+    if value[4] == "-" and value[7] == "-":
+        y, m, d = value[0:4], value[5:7], value[8:10]
+    elif value[2] == "/" and value[5] == "/":
+        y, m, d = value[6:10], value[3:5], value[0:2]
+    else:
+        return None
+    if not (y.isdigit() and m.isdigit() and d.isdigit()):
+        return None
+    year, month, day = int(y), int(m), int(d)
+    if year >= 1 and 1 <= month <= 12 and 1 <= day <= 31:
+        return DateParts(f"{y}-{m}-{d}", year, month, day)
+    return None
 
 
 _SEX = {

@@ -11,7 +11,7 @@ import numpy as np
 
 ZIPF_S = 1.0
 
-GIVEN = """
+_GIVEN_TEXT = """
 david john michael paul james andrew peter robert mark richard stephen christopher ian
 william thomas daniel simon anthony matthew gary kevin alan martin jonathan steven george
 brian keith jason graham neil colin philip darren lee adam craig nicholas stuart jack
@@ -33,9 +33,10 @@ zachary mohammed muhammad ahmed ali hassan omar yusuf ibrahim fatima aisha zaina
 maryam priya anjali ravi sanjay deepak sunita rajesh arjun amir leila sofia maria anna
 jose carlos siobhan ciaran niamh aoife sinead declan eoin rhys gareth dafydd sian
 bethan cerys megan owen iwan fiona alastair hamish morag ailsa eilidh callum
-""".split()
+"""
+GIVEN = list(dict.fromkeys(_GIVEN_TEXT.split()))
 
-FAMILY = """
+_FAMILY_TEXT = """
 smith jones williams taylor brown davies evans wilson thomas johnson roberts robinson
 thompson wright walker white edwards hughes green hall lewis harris clarke patel jackson
 wood turner martin cooper hill ward morris moore clark lee king baker harrison morgan
@@ -57,10 +58,12 @@ doyle wallace george jordan hutchinson rowe burke may pritchard gilbert willis h
 read miles stevenson stephenson hammond arnold buckley walters hewitt barber nelson
 slater austin sullivan whitehead mann frost lambert stephens blake akhtar lynch goodwin
 barton woodward thomson cunningham quinn barnett baxter bibi clayton nash greenwood
-""".split()
+"""
+FAMILY = list(dict.fromkeys(_FAMILY_TEXT.split()))
 
-STREETS = """high church station main park victoria green manor kings queens mill school
-london york north south west new chapel bridge""".split()
+_STREETS_TEXT = """high church station main park victoria green manor kings queens mill school
+london york north south west new chapel bridge"""
+STREETS = _STREETS_TEXT.split()
 TYPES = ["road", "street", "lane", "avenue", "close", "drive", "way", "crescent"]
 AREAS = ["LL", "SW", "M", "B", "LS", "CF", "EH", "G", "NE", "BS", "NG", "L", "S", "CV", "OX"]
 

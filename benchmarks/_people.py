@@ -1,15 +1,16 @@
 """Synthetic UK-like people for the linkage benchmarks (names Zipf-distributed by rank).
 
-The name lists are common UK given names and surnames in rough order of frequency; record
-``i`` of rank ``r`` is drawn with probability proportional to ``1 / r**ZIPF_S`` (with s = 1 the
-most common given name is ~4% of people, as in England and Wales birth cohorts).
+The name lists are common UK given names and surnames in rough order of frequency; a name
+of rank ``r`` is drawn with probability proportional to ``1 / r**ZIPF_S``; with s = 0.7 over
+271 given names the most common is 6.6% of people and the top 100 69% (real UK populations:
+2-4% and ~55%; a steeper head helps a frequency attacker, so the figures are conservative).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-ZIPF_S = 1.0
+ZIPF_S = 0.7
 
 _GIVEN_TEXT = """
 david john michael paul james andrew peter robert mark richard stephen christopher ian

@@ -28,8 +28,8 @@ TARGET = 100_000
 def main(n: int = N) -> None:
     cols = people(n, seed=7)
     print(
-        f"pg-fbf-v1 encoding of {n:,} records ({RECORD_BYTES} bytes each, sealed "
-        f"{RECORD_BYTES + 2 + 12 + 16 + 12} bytes with a 12-character key id); "
+        f"pg-fbf-v1 encoding of {n:,} records ({RECORD_BYTES} bytes each; sealed: + 2 + key id "
+        "+ 12 nonce + 16 tag); "
         f"Python {platform.python_version()}, C accelerator: {fastmac is not None}"
     )
     best: dict[str, tuple[float, float]] = {}

@@ -1,9 +1,9 @@
 """Keyed, sealed linkage encodings of identity fields: ``pg-fbf-v1`` (docs/linkage.md).
 
-One record's identity fields become a fixed 251-byte *record* of keyed features: field-level
+One record's identity fields become a fixed 259-byte *record* of keyed features: field-level
 Bloom filters of q-grams whose bit positions come from HMAC-SHA256 (Schnell et al. 2009),
 4-byte HMAC tokens of field parts (first name, nickname group, Soundex, surname parts, date
-parts, postcode sector and district) and five 8-byte blocking keys. Every feature is keyed by
+parts, postcode sector and district) and six 8-byte blocking keys. Every feature is keyed by
 a sub-key of the ``linkage`` key derived with HKDF (``pseudogate/v1/encoding/pg-fbf-v1/...``).
 
 What is stored is the record *sealed* with AES-256-GCM under another sub-key and a random
@@ -90,7 +90,8 @@ BLOCKING_KEYS: tuple[tuple[str, str], ...] = (
     ("gdm", "Soundex of the given name's nickname group | min(day, month) | max(day, month)"),
     ("py", "postcode | year of birth"),
     ("dob", "year of birth | min(day, month) | max(day, month)"),
-    ("gf", "Soundex of the given name's nickname group | Soundex of the family name's first part"),
+    ("gf", "the given name's and the family name's Soundex codes (as above), sorted, joined"),
+    ("pc", "postcode"),
 )
 
 _U4 = "<u4"
@@ -120,10 +121,10 @@ RECORD_DTYPE = np.dtype(
         ("address_flags", "u1"),
         ("address_bf", "u1", (64,)),
         ("block_flags", "u1"),
-        ("block", "<u8", (5,)),
+        ("block", "<u8", (6,)),
     ]
 )
-RECORD_BYTES = RECORD_DTYPE.itemsize  # 251
+RECORD_BYTES = RECORD_DTYPE.itemsize  # 259
 _SEGMENTS: dict[IdentityField, tuple[int, int]] = {}  # field -> (offset, length) in a record
 
 
@@ -428,7 +429,7 @@ class Encoder:
     def _blocking(
         self, comps: Mapping[IdentityField, tuple[list[int], list[object]]], n: int
     ) -> npt.NDArray[np.uint8]:
-        """The blocking segment (flags byte + five 8-byte keys) of every record, as rows."""
+        """The blocking segment (flags byte + six 8-byte keys) of every record, as rows."""
 
         def per_record(field: IdentityField) -> list[object]:
             if field not in comps:
@@ -440,7 +441,7 @@ class Encoder:
         family = per_record(IdentityField.FAMILY_NAME)
         dob = per_record(IdentityField.DATE_OF_BIRTH)
         post = per_record(IdentityField.POSTCODE)
-        slots: list[list[str | None]] = [[], [], [], [], []]
+        slots: list[list[str | None]] = [[], [], [], [], [], []]
         for g, f, d, p in zip(given, family, dob, post, strict=True):
             year = dm = None
             if isinstance(d, tuple):
@@ -449,7 +450,12 @@ class Encoder:
             slots[1].append(f"gdm:{g}|{dm}" if g is not None and dm is not None else None)
             slots[2].append(f"py:{p}|{year}" if p is not None and year is not None else None)
             slots[3].append(f"dob:{year}|{dm}" if year is not None else None)
-            slots[4].append(f"gf:{g}|{f}" if g is not None and f is not None else None)
+            if g is not None and f is not None:
+                lo_name, hi_name = sorted((str(g), str(f)))
+                slots[4].append(f"gf:{lo_name}|{hi_name}")
+            else:
+                slots[4].append(None)
+            slots[5].append(f"pc:{p}" if p is not None else None)
         out = np.zeros((n, 1 + len(slots) * BLOCK_KEY_BYTES), dtype=np.uint8)
         for i, msgs in enumerate(slots):
             distinct: dict[str | None, int] = {None: 0}
@@ -578,7 +584,7 @@ def dice(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.f
 
 
 def blocking_keys(encoded: EncodedRecords) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """The (n, 5) blocking keys as integers, and which are present (slot order of BLOCKING_KEYS)."""
+    """The (n, 6) blocking keys as integers, and which are present (slot order of BLOCKING_KEYS)."""
     r = encoded.records
     flags = r["block_flags"]
     slots = np.arange(len(BLOCKING_KEYS), dtype=np.uint8)

@@ -205,6 +205,16 @@ def derive_encoder(*, key_id: str, material: bytes) -> Encoder:
 
 _GRAM_CACHE_LIMIT = 200_000
 
+#: Components of each blocking key, in slot order (docs/linkage.md, "Blocking keys").
+_BLOCKING_COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("fy", ("F", "Y")),
+    ("gdm", ("G", "DM")),
+    ("py", ("P", "Y")),
+    ("dob", ("Y", "DM")),
+    ("gf", ("G", "F")),
+    ("pc", ("P",)),
+)
+
 #: What one field value contributes, before any key is used: (flags byte, q-grams of its
 #: filter, token messages in slot order with None for an empty slot, blocking component).
 _Spec = tuple[int, list[str], list[str | None], object]
@@ -326,10 +336,10 @@ class Encoder:
     def _gram_masks(self, field: IdentityField, grams: Iterable[str]) -> dict[str, int]:
         """Filter masks (ints with the k positions set) of q-grams, computed once per encoder."""
         cache = self._grams[field.value]
-        missing = sorted({g for g in grams if g not in cache})
+        missing = [g for g in dict.fromkeys(grams) if g not in cache]
         if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:
             cache.clear()
-            missing = sorted(set(grams))
+            missing = list(dict.fromkeys(grams))
         m, k = FILTERS[field]
         for g, h in zip(missing, self._macs(field.value, ["q:" + g for g in missing]), strict=True):
             mask = 0
@@ -398,21 +408,21 @@ class Encoder:
             col += m // 8
         width = max((len(sp[2]) for sp in specs), default=0)
         if width:
-            messages = sorted({t for sp in specs for t in sp[2] if t is not None})
-            index = {t: i + 1 for i, t in enumerate(messages)}
+            index: dict[str | None, int] = {None: 0}
+            idx = np.array(
+                [
+                    [index.setdefault(t, len(index)) for t in sp[2]] if sp[2] else [0] * width
+                    for sp in specs
+                ],
+                dtype=np.intp,
+            )
+            messages = [t for t in index if t is not None]
             toks = np.zeros((len(messages) + 1, TOKEN_BYTES), dtype=np.uint8)
             macs = self._macs(field.value, messages)
             if macs:
                 toks[1:] = np.frombuffer(
                     b"".join(h[:TOKEN_BYTES] for h in macs), dtype=np.uint8
                 ).reshape(-1, TOKEN_BYTES)
-            idx = np.array(
-                [
-                    [index[t] if t is not None else 0 for t in sp[2]] if sp[2] else [0] * width
-                    for sp in specs
-                ],
-                dtype=np.intp,
-            )
             out[:, col:] = toks[idx].reshape(n, width * TOKEN_BYTES)
         return out
 
@@ -429,49 +439,74 @@ class Encoder:
     def _blocking(
         self, comps: Mapping[IdentityField, tuple[list[int], list[object]]], n: int
     ) -> npt.NDArray[np.uint8]:
-        """The blocking segment (flags byte + six 8-byte keys) of every record, as rows."""
+        """The blocking segment (flags byte + six 8-byte keys) of every record, as rows.
 
-        def per_record(field: IdentityField) -> list[object]:
-            if field not in comps:
-                return [None] * n
-            codes, values = comps[field]
-            return [values[c] for c in codes]
+        Vectorised: each component (G, F, Y, DM, P) becomes a small integer per record; a key's
+        message is built and MACed once per distinct combination of its components.
+        """
+        names: dict[str, list[str]] = {}
+        ids: dict[str, npt.NDArray[np.int64]] = {}
 
-        given = per_record(IdentityField.GIVEN_NAME)
-        family = per_record(IdentityField.FAMILY_NAME)
-        dob = per_record(IdentityField.DATE_OF_BIRTH)
-        post = per_record(IdentityField.POSTCODE)
-        slots: list[list[str | None]] = [[], [], [], [], [], []]
-        for g, f, d, p in zip(given, family, dob, post, strict=True):
-            year = dm = None
-            if isinstance(d, tuple):
-                year, dm = d
-            slots[0].append(f"fy:{f}|{year}" if f is not None and year is not None else None)
-            slots[1].append(f"gdm:{g}|{dm}" if g is not None and dm is not None else None)
-            slots[2].append(f"py:{p}|{year}" if p is not None and year is not None else None)
-            slots[3].append(f"dob:{year}|{dm}" if year is not None else None)
-            if g is not None and f is not None:
-                lo_name, hi_name = sorted((str(g), str(f)))
-                slots[4].append(f"gf:{lo_name}|{hi_name}")
+        def component(field: IdentityField, name: str, pick: Callable[[object], str | None]) -> None:
+            vocab: dict[str, int] = {}
+            if field in comps:
+                codes, values = comps[field]
+                per_value = np.array(
+                    [
+                        -1 if (v := pick(c)) is None else vocab.setdefault(v, len(vocab))
+                        for c in values
+                    ],
+                    dtype=np.int64,
+                )
+                ids[name] = per_value[np.asarray(codes, dtype=np.intp)]
             else:
-                slots[4].append(None)
-            slots[5].append(f"pc:{p}" if p is not None else None)
-        out = np.zeros((n, 1 + len(slots) * BLOCK_KEY_BYTES), dtype=np.uint8)
-        for i, msgs in enumerate(slots):
-            distinct: dict[str | None, int] = {None: 0}
-            codes = np.asarray(
-                [distinct.setdefault(m, len(distinct)) for m in msgs], dtype=np.intp
-            )
-            keys = [k for k in distinct if k is not None]
-            macs = self._macs("blocking", keys)
-            table = np.zeros((len(distinct), BLOCK_KEY_BYTES), dtype=np.uint8)
-            if macs:
-                table[1:] = np.frombuffer(
-                    b"".join(h[:BLOCK_KEY_BYTES] for h in macs), dtype=np.uint8
-                ).reshape(-1, BLOCK_KEY_BYTES)
-            if n:
-                out[:, 1 + 8 * i : 9 + 8 * i] = table[codes]
-                out[:, 0] |= (codes != 0).astype(np.uint8) << i
+                ids[name] = np.full(n, -1, dtype=np.int64)
+            names[name] = list(vocab)
+
+        def str_or_none(c: object) -> str | None:
+            return c if isinstance(c, str) else None
+
+        def year(c: object) -> str | None:
+            return c[0] if isinstance(c, tuple) else None
+
+        def dm(c: object) -> str | None:
+            return c[1] if isinstance(c, tuple) else None
+
+        component(IdentityField.GIVEN_NAME, "G", str_or_none)
+        component(IdentityField.FAMILY_NAME, "F", str_or_none)
+        component(IdentityField.DATE_OF_BIRTH, "Y", year)
+        component(IdentityField.DATE_OF_BIRTH, "DM", dm)
+        component(IdentityField.POSTCODE, "P", str_or_none)
+
+        def message(slot: str, parts: Sequence[str]) -> str:
+            if slot == "gf":
+                parts = sorted(parts)
+            return slot + ":" + "|".join(parts)
+
+        out = np.zeros((n, 1 + len(BLOCKING_KEYS) * BLOCK_KEY_BYTES), dtype=np.uint8)
+        if not n:
+            return out
+        for i, (slot, uses) in enumerate(_BLOCKING_COMPONENTS):
+            cols = [ids[u] for u in uses]
+            valid = np.logical_and.reduce([c >= 0 for c in cols])
+            if not valid.any():
+                continue
+            combo = np.zeros(n, dtype=np.int64)
+            for u, c in zip(uses, cols, strict=True):
+                combo = combo * (len(names[u]) + 1) + np.where(c >= 0, c, 0)
+            uniq, inverse = np.unique(combo[valid], return_inverse=True)
+            msgs: list[str] = []
+            for value in uniq.tolist():
+                parts: list[str] = []
+                for u in reversed(uses):
+                    value, j = divmod(value, len(names[u]) + 1)
+                    parts.append(names[u][j])
+                msgs.append(message(slot, parts[::-1]))
+            table = np.frombuffer(
+                b"".join(h[:BLOCK_KEY_BYTES] for h in self._macs("blocking", msgs)), dtype=np.uint8
+            ).reshape(-1, BLOCK_KEY_BYTES)
+            out[valid, 1 + 8 * i : 9 + 8 * i] = table[inverse]
+            out[valid, 0] |= np.uint8(1 << i)
         return out
 
     # -- sealing ----------------------------------------------------------------------------

@@ -49,6 +49,19 @@ def test_when_any_text_is_normalised_or_encoded_then_nothing_raises(value: str) 
     assert len(A.open(A.seal(encoded))) == 1
 
 
+@pytest.mark.parametrize("value", ["\ud800", "a\udfffb", "\x00", "\u200b", "\U0001f600"])
+def test_when_text_has_lone_surrogates_or_oddities_then_encoding_still_works(value: str) -> None:
+    encoded = A.encode({f: [value, value + "2024-01-01"] for f in IdentityField})
+    assert len(A.open(A.seal(encoded))) == 2
+
+
+def test_when_a_column_names_no_identity_field_then_the_error_lists_the_fields() -> None:
+    from pseudogate.core.errors import InvalidInput
+
+    with pytest.raises(InvalidInput, match="given_name"):
+        A.encode({"forename": ["x"]})
+
+
 def test_when_values_are_not_strings_then_they_are_missing() -> None:
     encoded = A.encode({f: [None, 3, b"x"] for f in IdentityField})
     assert not encoded.records["given_flags"].any()

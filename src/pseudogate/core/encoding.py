@@ -183,6 +183,8 @@ def require_same_key(*batches: EncodedRecords, names: Sequence[str] | None = Non
 
     ``names`` (for example dataset names) label the batches in the error; never values.
     """
+    if not batches:
+        raise InvalidInput("no encodings to compare")
     labels = list(names) if names is not None else [f"#{i + 1}" for i in range(len(batches))]
     first = batches[0]
     for label, b in zip(labels, batches, strict=True):
@@ -358,7 +360,11 @@ class Encoder:
         Never raises on values: anything that is not a usable string is missing. Each distinct
         value of a field is normalised once; HMACs are computed in batches.
         """
-        cols = {IdentityField(k): v for k, v in columns.items()}
+        try:
+            cols = {IdentityField(k): v for k, v in columns.items()}
+        except ValueError:
+            known = ", ".join(f.value for f in IdentityField)
+            raise InvalidInput(f"unknown identity field; the fields are {known}") from None
         if n is None:
             lengths = {len(v) for v in cols.values()}
             if len(lengths) > 1:

@@ -252,14 +252,13 @@ def record(key: bytes, values: dict[str, str | None]) -> tuple[dict[str, Any], b
     msgs = [
         f"fy:{fphon}|{year}" if fphon and year else None,
         f"gdm:{gphon}|{dm}" if gphon and dm else None,
-        f"py:{p}|{year}" if p and year else None,
         f"dob:{year}|{dm}" if year else None,
         "gf:" + "|".join(sorted((gphon, fphon))) if gphon and fphon else None,
         f"pc:{p}" if p else None,
     ]
     out += bytes([sum(1 << i for i, x in enumerate(msgs) if x)])
     out += b"".join(mac(key, "blocking", x)[:8] if x else bytes(8) for x in msgs)
-    assert len(out) == 259
+    assert len(out) == 251
     normalised = {
         "given_name": g, "family_name": f, "date_of_birth": d, "sex": s, "postcode": p,
         "address": a,

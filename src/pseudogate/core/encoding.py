@@ -1,9 +1,9 @@
 """Keyed, sealed linkage encodings of identity fields: ``pg-fbf-v1`` (docs/linkage.md).
 
-One record's identity fields become a fixed 259-byte *record* of keyed features: field-level
+One record's identity fields become a fixed 251-byte *record* of keyed features: field-level
 Bloom filters of q-grams whose bit positions come from HMAC-SHA256 (Schnell et al. 2009),
 4-byte HMAC tokens of field parts (first name, nickname group, Soundex, surname parts, date
-parts, postcode sector and district) and six 8-byte blocking keys. Every feature is keyed by
+parts, postcode sector and district) and five 8-byte blocking keys. Every feature is keyed by
 a sub-key of the ``linkage`` key derived with HKDF (``pseudogate/v1/encoding/pg-fbf-v1/...``).
 
 What is stored is the record *sealed* with AES-256-GCM under another sub-key and a random
@@ -88,7 +88,6 @@ FILTERS: dict[IdentityField, tuple[int, int]] = {
 BLOCKING_KEYS: tuple[tuple[str, str], ...] = (
     ("fy", "Soundex of the family name's first part | year of birth"),
     ("gdm", "Soundex of the given name's nickname group | min(day, month) | max(day, month)"),
-    ("py", "postcode | year of birth"),
     ("dob", "year of birth | min(day, month) | max(day, month)"),
     ("gf", "the given name's and the family name's Soundex codes (as above), sorted, joined"),
     ("pc", "postcode"),
@@ -121,10 +120,10 @@ RECORD_DTYPE = np.dtype(
         ("address_flags", "u1"),
         ("address_bf", "u1", (64,)),
         ("block_flags", "u1"),
-        ("block", "<u8", (6,)),
+        ("block", "<u8", (5,)),
     ]
 )
-RECORD_BYTES = RECORD_DTYPE.itemsize  # 259
+RECORD_BYTES = RECORD_DTYPE.itemsize  # 251
 _SEGMENTS: dict[IdentityField, tuple[int, int]] = {}  # field -> (offset, length) in a record
 
 
@@ -211,7 +210,6 @@ _GRAM_CACHE_LIMIT = 200_000
 _BLOCKING_COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("fy", ("F", "Y")),
     ("gdm", ("G", "DM")),
-    ("py", ("P", "Y")),
     ("dob", ("Y", "DM")),
     ("gf", ("G", "F")),
     ("pc", ("P",)),
@@ -445,7 +443,7 @@ class Encoder:
     def _blocking(
         self, comps: Mapping[IdentityField, tuple[list[int], list[object]]], n: int
     ) -> npt.NDArray[np.uint8]:
-        """The blocking segment (flags byte + six 8-byte keys) of every record, as rows.
+        """The blocking segment (flags byte + five 8-byte keys) of every record, as rows.
 
         Vectorised: each component (G, F, Y, DM, P) becomes a small integer per record; a key's
         message is built and MACed once per distinct combination of its components.
@@ -625,7 +623,7 @@ def dice(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDArray[np.f
 
 
 def blocking_keys(encoded: EncodedRecords) -> tuple[npt.NDArray[np.uint64], npt.NDArray[np.bool_]]:
-    """The (n, 6) blocking keys as integers, and which are present (slot order of BLOCKING_KEYS)."""
+    """The (n, 5) blocking keys as integers, and which are present (slot order of BLOCKING_KEYS)."""
     r = encoded.records
     flags = r["block_flags"]
     slots = np.arange(len(BLOCKING_KEYS), dtype=np.uint8)

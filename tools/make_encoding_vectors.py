@@ -120,9 +120,8 @@ def n_date(v: str | None) -> dict[str, Any] | None:
     t = " ".join(v.split())
     if not t:
         return None
-    m = (
-        re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", t, re.ASCII)
-        or re.fullmatch(r"(\d{4})(\d{2})(\d{2})", t, re.ASCII)
+    m = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", t, re.ASCII) or re.fullmatch(
+        r"(\d{4})(\d{2})(\d{2})", t, re.ASCII
     )
     ymd = (int(m[1]), int(m[2]), int(m[3])) if m else None
     m2 = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", t, re.ASCII)
@@ -151,9 +150,19 @@ def n_sex(v: str | None) -> str | None:
 
 
 NICKNAMES = {
-    "bill": "william", "billy": "william", "will": "william", "willy": "william",
-    "liam": "william", "jon": "john", "jack": "john", "johnny": "john", "jonny": "john",
-    "kate": "catherine", "katie": "catherine", "kath": "catherine", "cathy": "catherine",
+    "bill": "william",
+    "billy": "william",
+    "will": "william",
+    "willy": "william",
+    "liam": "william",
+    "jon": "john",
+    "jack": "john",
+    "johnny": "john",
+    "jonny": "john",
+    "kate": "catherine",
+    "katie": "catherine",
+    "kath": "catherine",
+    "cathy": "catherine",
 }  # an excerpt of the table in docs/linkage.md: the names used by CASES; fmt: skip
 
 
@@ -205,7 +214,10 @@ def record(key: bytes, values: dict[str, str | None]) -> tuple[dict[str, Any], b
     g, f = n_name(values["given_name"]), n_name(values["family_name"])
     d, s = n_date(values["date_of_birth"]), n_sex(values["sex"])
     p, a = n_postcode(values["postcode"]), n_address(values["address"])
-    tok = lambda field, msg: mac(key, field, msg)[:4]
+
+    def tok(field: str, msg: str) -> bytes:
+        return mac(key, field, msg)[:4]
+
     z4 = bytes(4)
     out = b""
     gphon = None
@@ -231,7 +243,11 @@ def record(key: bytes, values: dict[str, str | None]) -> tuple[dict[str, Any], b
         year = f"{d['year']:04d}"
         lo, hi = sorted((d["month"], d["day"]))
         dm = f"{lo:02d}|{hi:02d}"
-        out += b"\x03" + tok("date_of_birth", "date:" + d["text"]) + tok("date_of_birth", "year:" + year)
+        out += (
+            b"\x03"
+            + tok("date_of_birth", "date:" + d["text"])
+            + tok("date_of_birth", "year:" + year)
+        )
         out += tok("date_of_birth", f"dm:{d['month']}") + tok("date_of_birth", f"dm:{d['day']}")
     elif d:
         out += b"\x01" + tok("date_of_birth", "date:" + d["text"]) + z4 * 3

@@ -118,9 +118,7 @@ def test_when_day_and_month_are_swapped_then_the_date_scores_as_a_swap() -> None
 
 
 def test_when_a_surname_is_hyphenated_or_a_postcode_partial_then_parts_still_agree() -> None:
-    enc = A.encode(
-        {"family_name": ["Smith", "Jones-Smith"], "postcode": ["LL15 1AA", "ll15"]}
-    )
+    enc = A.encode({"family_name": ["Smith", "Jones-Smith"], "postcode": ["LL15 1AA", "ll15"]})
     c = compare(enc, *PAIR[:1], enc, PAIR[1])
     assert c["family_part"][0] == 1.0
     assert c["postcode_out"][0] == 1.0 and c["postcode_full"][0] == 0.0
@@ -145,9 +143,7 @@ def test_when_one_field_is_wrong_then_a_true_match_still_shares_a_blocking_key()
         assert shared.any(), rows[j]
 
 
-def test_when_encodings_of_different_keys_are_compared_then_it_is_refused_naming_datasets() -> (
-    None
-):
+def test_when_encodings_of_different_keys_are_compared_then_it_is_refused_naming_datasets() -> None:
     a = A.encode({"given_name": ["x"]})
     b = B.encode({"given_name": ["x"]})
     with pytest.raises(EncodingKeyMismatch, match="fire-visits.*key-b|gp-a.*key-a"):
@@ -174,7 +170,7 @@ def test_when_an_encoder_is_pickled_or_printed_then_no_key_leaks() -> None:
 
 
 def test_when_a_batch_is_split_then_each_record_encodes_the_same() -> None:
-    cols = {
+    cols: dict[str, list[str | None]] = {
         "given_name": ["Jon", "Siân", None, "Bill", "Jon"],
         "family_name": ["Smith", "O'Brien", "Ng", "", "Smith"],
         "date_of_birth": ["1985-03-12", "12/03/1985", "x", "19700101", "1985-03-12"],

@@ -515,11 +515,6 @@ class Encoder:
         component(IdentityField.DATE_OF_BIRTH, "DM", dm)
         component(IdentityField.POSTCODE, "P", str_or_none)
 
-        def message(slot: str, parts: Sequence[str]) -> str:
-            if slot == "gf":
-                parts = sorted(parts)
-            return slot + ":" + "|".join(parts)
-
         out = np.zeros((n, 1 + len(BLOCKING_KEYS) * BLOCK_KEY_BYTES), dtype=np.uint8)
         if not n:
             return out
@@ -532,13 +527,20 @@ class Encoder:
             for u, c in zip(uses, cols, strict=True):
                 combo = combo * (len(names[u]) + 1) + np.where(c >= 0, c, 0)
             uniq, inverse = np.unique(combo[valid], return_inverse=True)
-            msgs: list[str] = []
-            for value in uniq.tolist():
-                parts: list[str] = []
-                for u in reversed(uses):
-                    value, j = divmod(value, len(names[u]) + 1)
-                    parts.append(names[u][j])
-                msgs.append(message(slot, parts[::-1]))
+            columns: list[list[str]] = []
+            rest = uniq
+            for u in reversed(uses):
+                rest, j = np.divmod(rest, len(names[u]) + 1)
+                vocab = names[u]
+                columns.append([vocab[k] for k in j.tolist()])
+            columns.reverse()
+            if slot == "gf":
+                msgs = [
+                    "gf:" + (x + "|" + y if x <= y else y + "|" + x)
+                    for x, y in zip(*columns, strict=True)
+                ]
+            else:
+                msgs = [slot + ":" + "|".join(t) for t in zip(*columns, strict=True)]
             table = np.frombuffer(
                 b"".join(h[:BLOCK_KEY_BYTES] for h in self._macs("blocking", msgs)), dtype=np.uint8
             ).reshape(-1, BLOCK_KEY_BYTES)

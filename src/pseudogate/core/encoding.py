@@ -343,19 +343,29 @@ class Encoder:
         return out
 
     def _gram_masks(self, field: IdentityField, grams: Iterable[str]) -> dict[str, int]:
-        """Filter masks (ints with the k positions set) of q-grams, computed once per encoder."""
+        """Filter masks (ints with the k positions set) of q-grams, cached per encoder.
+
+        Returns a new dict of the requested grams, so concurrent calls never see the cache
+        being cleared (it is bounded; masks are pure functions of the key and the gram).
+        """
         cache = self._grams[field.value]
-        missing = [g for g in dict.fromkeys(grams) if g not in cache]
-        if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:  # bounded memory; masks are pure
+        found: dict[str, int] = {}
+        missing: list[str] = []
+        for g in dict.fromkeys(grams):
+            mask = cache.get(g)
+            if mask is None:
+                missing.append(g)
+            else:
+                found[g] = mask
+        if len(cache) + len(missing) > _GRAM_CACHE_LIMIT:
             cache.clear()
-            missing = list(dict.fromkeys(grams))
         m, k = FILTERS[field]
         for g, h in zip(missing, self._macs(field.value, ["q:" + g for g in missing]), strict=True):
             mask = 0
             for j in range(k):
                 mask |= 1 << (int.from_bytes(h[2 * j : 2 * j + 2], "big") % m)
-            cache[g] = mask
-        return cache
+            found[g] = cache[g] = mask
+        return found
 
     # -- records ----------------------------------------------------------------------------
 

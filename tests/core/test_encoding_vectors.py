@@ -160,3 +160,14 @@ def test_when_the_c_accelerator_is_not_used_then_the_records_are_the_same() -> N
         encoder._fast = dict.fromkeys(SUBKEYS)  # the pure-Python HMAC path
         encoded = encoder.encode_records([v["input"] for v in mine])
         assert [r.tobytes().hex() for r in encoded.records] == [v["record_hex"] for v in mine]
+
+
+def test_the_snippet_in_docs_linkage_md_runs() -> None:
+    import re
+    import subprocess
+    import sys
+
+    text = (ROOT / "docs" / "linkage.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, flags=re.DOTALL)
+    code += "\nassert opened.records.tobytes() == records.records.tobytes()\n"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, capture_output=True)

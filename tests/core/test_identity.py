@@ -72,7 +72,9 @@ def test_when_a_name_is_normalised_then_it_gives_its_parts(
         ("--", None),
     ],
 )
-def test_when_a_date_is_normalised_then_it_gives_its_parts(raw: str, want: DateParts | None) -> None:
+def test_when_a_date_is_normalised_then_it_gives_its_parts(
+    raw: str, want: DateParts | None
+) -> None:
     assert normalise_date(raw) == want
 
 

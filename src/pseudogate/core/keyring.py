@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pseudogate.core.clock import Clock, rfc3339, utc_now
+from pseudogate.core.encoding import Encoder, derive_encoder
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
 from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
 from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
@@ -466,6 +467,12 @@ class Keyring:
             label=f"domain/{domain}",
             derived_key=derive_key(k.material._b, DOMAIN_INFO_PREFIX + domain),
         )
+
+    def linkage_encoder(self, *, key_id: str | None = None) -> Encoder:
+        """Encoder of identity fields (docs/linkage.md) under the primary linkage key (or a
+        named usable one): its sub-keys are derived from the key, whose bytes stay here."""
+        k = self._usable(key_id or self.primary(Purpose.LINKAGE).id, Purpose.LINKAGE)
+        return derive_encoder(key_id=k.info.id, material=k.material._b)
 
     def project_tokeniser(self, project_id: str, *, key_id: str | None = None) -> Tokeniser:
         """Tokeniser re-keying linkage tokens for one project (the key recorded for it)."""

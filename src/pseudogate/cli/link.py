@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.core.errors import RowError, RowErrors
+from pseudogate.core.errors import RowError, RowErrors, shown
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.normalise import Kind, normalise_many
@@ -95,7 +95,7 @@ def _read_one(path: Path, number: int, policy: IdentityColumns, ring: Keyring,
                 fail(f"input {number} ({path}) is empty: a header row is expected")
             for column in policy.columns:
                 if header.count(column) != 1:
-                    fail(f"column {column!r} of policy {policy.name!r} appears "
+                    fail(f"column {shown(column)} of policy {shown(policy.name)} appears "
                          f"{header.count(column)} times in input {number} ({path}); once is "
                          "expected")
             where = {f: header.index(c) for f, c in policy.fields.items()}
@@ -119,7 +119,7 @@ def _read_one(path: Path, number: int, policy: IdentityColumns, ring: Keyring,
              f"{type(exc).__name__}")
     if nhs_raw:
         normalised, bad = normalise_many(Kind.NHS_NUMBER, nhs_raw)
-        errors.extend(RowError(into.row[nhs_rows[i]], str(reason), policy.nhs_column or "")
+        errors.extend(RowError(into.row[nhs_rows[i]], f"nhs_number_{reason}")
                       for i, reason in bad)
         good = [(k, v) for k, v in zip(nhs_rows, normalised, strict=True) if v is not None]
         tokeniser = ring.linkage_tokeniser(policy.nhs_domain or Kind.NHS_NUMBER.value)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.core.errors import ConfigurationError, shown
+from pseudogate.core.identifiers import WITHHELD
 from pseudogate.core.policy import MAX_POLICY_BYTES, load_bounded_yaml, load_policy
 
 __all__ = ["IDENTITY_FIELDS", "IdentityColumns", "read_identity_policy"]
@@ -75,31 +76,34 @@ def _strict(path: Path) -> IdentityColumns:
         raise _fail(path, "not UTF-8") from None
     doc: Any = load_bounded_yaml(text, origin=str(path), what="policy")
     if not isinstance(doc, dict) or not isinstance(doc.get("columns"), dict):
-        raise _fail(path, "a policy is a mapping with a 'columns' mapping")
+        # no identify columns can be read: the caller reports the real parser's error
+        return IdentityColumns(path.stem, {}, None, None)
     name = doc.get("name")
     fields: dict[str, str] = {}
     nhs_column: str | None = None
     nhs_domain: str | None = None
     for column, rule in doc["columns"].items():
         if not isinstance(column, str) or not isinstance(rule, dict) or "action" not in rule:
-            raise _fail(path, "every column is a mapping with an 'action'")
+            raise _fail(path, "every column is a mapping with an 'action' (a column is "
+                              f"not: {shown(column)})")
         action = rule["action"]
         if action == "identify":
             if set(rule) != {"action", "field"}:
-                raise _fail(path, f"column {column!r}: identify takes exactly 'field'")
+                raise _fail(path, f"column {shown(column)}: identify takes exactly 'field'")
             field = rule["field"]
             if field not in IDENTITY_FIELDS:
-                raise _fail(path, f"column {column!r}: unknown field {shown(str(field))} "
+                raise _fail(path, f"column {shown(column)}: unknown field {shown(str(field))} "
                                   f"(known: {list(IDENTITY_FIELDS)})")
             if field in fields:
-                raise _fail(path, f"field {field!r} appears twice (columns {fields[field]!r} "
-                                  f"and {column!r})")
+                raise _fail(path, f"field {field!r} appears twice (columns {shown(fields[field])} "
+                                  f"and {shown(column)})")
             fields[field] = column
         elif action == "tokenise" and rule.get("kind") == "nhs_number" and nhs_column is None:
             nhs_column = column
             domain = rule.get("domain", "nhs_number")
             nhs_domain = domain if isinstance(domain, str) else None
-    return IdentityColumns(str(name) if isinstance(name, str) else path.stem,
+    return IdentityColumns(str(name) if isinstance(name, str) and shown(name) != WITHHELD
+                           else path.stem,
                            fields, nhs_column, nhs_domain)
 
 

@@ -14,6 +14,7 @@ from pseudogate.linkage.blocking import MAX_BLOCK, candidate_pairs
 from pseudogate.linkage.clustering import MAX_CROSS, Clustering, cluster
 from pseudogate.linkage.comparisons import comparisons, levels, popcounts
 from pseudogate.linkage.model import (
+    FLOOR,
     Contribution,
     MatchModel,
     all_pairs_prior,
@@ -41,17 +42,31 @@ CHUNK_PAIRS = 500_000
 class Scorer:
     """Scores any pairs of one table under one model, with the NHS hard rules applied."""
 
-    def __init__(self, table: EncodedRecords, model: MatchModel) -> None:
+    def __init__(self, table: EncodedRecords, model: MatchModel, *,
+                 term_frequencies: bool = True) -> None:
         self.table = table
         self.model = model
         self._counts = {k: popcounts(f.bits) for k, f in table.blooms.items()}
+        self._tf = _term_frequencies(table) if term_frequencies else {}
 
     def levels(self, left: I64, right: I64) -> I8:
         return levels(self.table, left, right, self._counts)
 
     def weights(self, left: I64, right: I64, lv: I8 | None = None) -> F64:
         """Match weights; +inf for the same NHS token, -inf for two different ones."""
-        w = self.model.weights(self.levels(left, right) if lv is None else lv)
+        if lv is None:
+            lv = self.levels(left, right)
+        w = self.model.weights(lv)
+        for c, name in enumerate(self.table.blooms):
+            if name not in self._tf or not self.model.u:
+                continue
+            codes, tf = self._tf[name]
+            same = (lv[:, c] == 1) & (codes[left] == codes[right])
+            if same.any():
+                # Splink's term-frequency adjustment of the exact level: a rare value agreeing
+                # is stronger evidence than a common one (u of the level -> the value's share)
+                u1 = max(self.model.u[c][1], FLOOR)
+                w[same] += np.log2(u1) - np.log2(tf[left[same]])
         a, b = self.table.nhs[left], self.table.nhs[right]
         both = (a >= 0) & (b >= 0)
         w[both & (a == b)] = np.inf
@@ -65,6 +80,22 @@ class Scorer:
         """What each field contributed to the weight of one pair (no values)."""
         lv = self.levels(np.array([left], dtype=np.int64), np.array([right], dtype=np.int64))
         return self.model.explain([int(x) for x in lv[0]])
+
+
+def _term_frequencies(table: EncodedRecords) -> dict[str, tuple[I64, F64]]:
+    """Per Bloom field: a code per distinct filter (identical bits, identical value) and the
+    share of present records holding it. Computed from the encodings alone."""
+    out: dict[str, tuple[I64, F64]] = {}
+    for name, f in table.blooms.items():
+        if not f.present.any():
+            continue
+        rows = np.ascontiguousarray(f.bits).view(np.dtype((np.void, f.bits.shape[1])))[:, 0]
+        _, codes, counts = np.unique(rows, return_inverse=True, return_counts=True)
+        codes = codes.astype(np.int64)
+        codes[~f.present] = -1
+        share = counts[np.maximum(codes, 0)] / max(int(f.present.sum()), 1)
+        out[name] = (codes, np.maximum(share, FLOOR).astype(np.float64))
+    return out
 
 
 @dataclass(frozen=True)

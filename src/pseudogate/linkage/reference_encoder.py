@@ -15,7 +15,7 @@ Per field:
   missing);
 - sex: its first letter (m / f / ...), compared exactly.
 Blocking keys (keyed 64-bit hashes): birth year + first letter of family name; full date of
-birth; postcode district + sex; Soundex of family name + birth year; Soundex of given name +
+birth; full postcode + sex (a district is far too big a block at scale); Soundex of family name + birth year; Soundex of given name +
 Soundex of family name; the first two words of the address (house number and street, mostly).
 """
 
@@ -167,7 +167,6 @@ def encode_records(
     sex_codes = np.array([ord(c) if c else -1 for c in sex], dtype=np.int64)
     years = [str(y) if y else "" for y in dates[:, 2].tolist()]
     fam, giv = cleaned["family_name"], cleaned["given_name"]
-    district = [p.split(" ")[0] if " " in p else p for p in cleaned["postcode"]]
     fam_sx = [soundex(f) for f in fam]
     giv_sx = [soundex(g) for g in giv]
 
@@ -179,7 +178,7 @@ def encode_records(
     keys = [
         key(0, [years, [f[:1] for f in fam]]),
         key(1, [dob]),
-        key(2, [district, [s or "?" for s in sex]]),
+        key(2, [cleaned["postcode"], [s or "?" for s in sex]]),
         key(3, [fam_sx, years]),
         key(4, [giv_sx, fam_sx]),
         key(5, [[" ".join(a.split(" ")[:2]) for a in cleaned["address"]]]),

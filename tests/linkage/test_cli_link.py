@@ -174,3 +174,27 @@ def test_when_the_same_inputs_are_linked_twice_then_the_output_is_identical(
     assert main(["link", "--keyring", KEYRING, *args, "--output", files["out"]]) == 0
     assert main(["link", "--keyring", KEYRING, *args, "--output", other]) == 0
     assert Path(files["out"]).read_bytes() == Path(other).read_bytes()
+
+
+def test_when_a_pair_is_explained_then_contributions_sum_to_its_weight_without_values() -> None:
+    import numpy as np
+
+    from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
+    from pseudogate.linkage.engine import Scorer, link
+    from pseudogate.linkage.reference_encoder import STANDIN_DOMAIN, encode_records
+
+    fields = ["nhs", "given_name", "family_name", "date_of_birth", "sex", "postcode", "address"]
+    values = {f: [r[i] for r in ROWS * 3] for i, f in enumerate(fields) if f != "nhs"}
+    nhs: list[str | None] = [None] * len(ROWS) * 3
+    nhs[0], nhs[3] = "tokA", "tokB"
+    table = encode_records(values, nhs_tokens=nhs, source=[0] * len(nhs),
+                           row=list(range(1, len(nhs) + 1)),
+                           tokeniser=Keyring.load(EXAMPLE_KEYRING).linkage_tokeniser(STANDIN_DOMAIN))
+    result = link(table)
+    scorer = Scorer(table, result.model)
+    parts = scorer.explain(2, 2 + len(ROWS))
+    weight = float(scorer.weights(np.array([2]), np.array([2 + len(ROWS)]))[0])
+    assert abs(sum(c.weight for c in parts) - weight) < 1e-9
+    text = repr(parts).lower()
+    assert all(s.lower() not in text for s in SECRETS)
+    assert scorer.explain(0, 3)[-1].weight == float("-inf")  # two different NHS tokens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -78,8 +79,15 @@ class Scorer:
 
     def explain(self, left: int, right: int) -> list[Contribution]:
         """What each field contributed to the weight of one pair (no values)."""
-        lv = self.levels(np.array([left], dtype=np.int64), np.array([right], dtype=np.int64))
-        return self.model.explain([int(x) for x in lv[0]])
+        a, b = np.array([left], dtype=np.int64), np.array([right], dtype=np.int64)
+        lv = self.levels(a, b)
+        out = self.model.explain([int(x) for x in lv[0]])
+        total = float(self.weights(a, b, lv)[0])
+        if math.isinf(total):
+            out.append(Contribution("nhs_number", "same" if total > 0 else "different", total))
+        elif abs(rest := total - sum(c.weight for c in out)) > 1e-9:
+            out.append(Contribution("term frequency", "exact name agreement", rest))
+        return out
 
 
 def _term_frequencies(table: EncodedRecords) -> dict[str, tuple[I64, F64]]:

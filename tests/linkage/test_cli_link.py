@@ -185,7 +185,7 @@ def test_when_a_pair_is_explained_then_contributions_sum_to_its_weight_without_v
 
     fields = ["nhs", "given_name", "family_name", "date_of_birth", "sex", "postcode", "address"]
     values = {f: [r[i] for r in ROWS * 3] for i, f in enumerate(fields) if f != "nhs"}
-    nhs: list[str | None] = [None] * len(ROWS) * 3
+    nhs: list[str | None] = [None for _ in range(len(ROWS) * 3)]
     nhs[0], nhs[3] = "tokA", "tokB"
     table = encode_records(values, nhs_tokens=nhs, source=[0] * len(nhs),
                            row=list(range(1, len(nhs) + 1)),

@@ -14,7 +14,7 @@ Per field:
 - date_of_birth: ``YYYY-MM-DD``, ``YYYYMMDD`` or ``DD/MM/YYYY`` into day, month, year (else
   missing);
 - sex: its first letter (m / f / ...), compared exactly.
-Blocking keys (keyed 64-bit hashes): birth year + first letter of family name; full date of
+Blocking keys (keyed 64-bit hashes): birth year + first letters of family and given names; full date of
 birth; full postcode + sex (a district is far too big a block at scale); Soundex of family name + birth year; Soundex of given name +
 Soundex of family name; the first two words of the address (house number and street, mostly).
 """
@@ -42,7 +42,7 @@ BLOOM_BITS: dict[str, int] = {"given_name": 512, "family_name": 512, "postcode":
 HASHES = 12
 #: The fields each blocking key is made of (in the column order of the keys).
 BLOCKING_FIELDS: tuple[frozenset[str], ...] = (
-    frozenset({"date_of_birth", "family_name"}),
+    frozenset({"date_of_birth", "family_name", "given_name"}),
     frozenset({"date_of_birth"}),
     frozenset({"postcode", "sex"}),
     frozenset({"family_name", "date_of_birth"}),
@@ -176,7 +176,7 @@ def encode_records(
 
     dob = ["" if not y else f"{d}-{m}-{y}" for d, m, y in dates.tolist()]
     keys = [
-        key(0, [years, [f[:1] for f in fam]]),
+        key(0, [years, [f[:1] for f in fam], [g[:1] for g in giv]]),
         key(1, [dob]),
         key(2, [cleaned["postcode"], [s or "?" for s in sex]]),
         key(3, [fam_sx, years]),

@@ -36,6 +36,8 @@ F64 = npt.NDArray[np.float64]
 DEFAULT_THRESHOLD = 0.5
 #: Random pairs sampled to estimate u.
 U_SAMPLE = 1_000_000
+#: Fewest candidate pairs an EM session (one blocking key) learns from.
+MIN_SESSION_PAIRS = 50
 #: Pairs compared per chunk (bounds the memory of one comparison step).
 CHUNK_PAIRS = 500_000
 
@@ -158,7 +160,7 @@ def fit_model(table: EncodedRecords, left: I64, right: I64, cand_levels: I8,
     for j, used in enumerate(table.blocking_fields):
         key = table.blocking[:, j]
         same = (key[left] == key[right]) & (key[left] != 0)
-        if not same.any():
+        if int(same.sum()) < MIN_SESSION_PAIRS:  # too few pairs to learn m from
             continue
         fixed = frozenset(i for i, f in enumerate(names) if f in used)
         fits.append((em_fit(comps, cand_levels[same], u, fixed=fixed), fixed))

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "core": 0,
     "anonymity": 1,
     "audit": 1,
+    "linkage": 1,
     "store": 2,
     "gateway": 3,
     "v1": 4,
@@ -174,7 +175,7 @@ def test_when_the_import_graph_is_walked_then_it_has_no_cycle() -> None:
     assert not _cycles(_graph()), f"import cycles: {_cycles(_graph())}"
 
 
-@pytest.mark.parametrize("folder", ["core", "anonymity", "audit"])
+@pytest.mark.parametrize("folder", ["core", "anonymity", "audit", "linkage"])
 def test_when_the_core_or_an_engine_is_read_then_it_imports_no_transport_cli_or_store(
     folder: str,
 ) -> None:
@@ -194,7 +195,8 @@ def test_when_the_core_or_an_engine_is_read_then_it_imports_no_transport_cli_or_
 def test_when_core_and_engines_are_imported_then_no_grpc_or_adapter_module_is_loaded() -> None:
     """The static rule above, checked once more at run time (catches imports by side effect)."""
     names = sorted(
-        n for n in _modules() if n.split(".")[1:2] in (["core"], ["anonymity"], ["audit"])
+        n for n in _modules()
+        if n.split(".")[1:2] in (["core"], ["anonymity"], ["audit"], ["linkage"])
     )
     code = (
         "import importlib, sys\n"

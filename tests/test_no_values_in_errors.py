@@ -192,7 +192,30 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
     manifest = w.file("manifest.json", json.dumps({"project": NHS, "files": {NAME: EMAIL}}))
     extract_csv = w.csv("extract.csv", [["person", "gp.diagnosis"], [NHS, EMAIL], [POSTCODE, NAME]])
     public_key = w.file("public.pem", f"-----BEGIN PUBLIC KEY-----\n{NHS}\n{EMAIL}\n")
+    link_policy = w.file("link.yaml", _policy(
+        "  nhs_number: {action: tokenise, kind: nhs_number}\n"
+        "  given_name: {action: identify, field: given_name}\n"
+        "  family_name: {action: identify, field: family_name}\n"
+        "  date_of_birth: {action: identify, field: date_of_birth}\n"
+        "  sex: {action: identify, field: sex}\n"
+        "  postcode: {action: identify, field: postcode}\n"
+        "  diagnosis: {action: drop}\n"))
+    link_bad_policy = w.file("link-bad.yaml", _policy(
+        f"  {EMAIL}: {{action: identify, field: given_name}}\n"
+        f"  a: {{action: identify, field: {NAME}}}\n"))
     cases: dict[str, list[str]] = {
+        "link: invalid identifier values": [
+            "link", "--keyring", KEYRING, "--policy", link_policy, bad_csv, "--output",
+            str(w.base / "l1.csv")],
+        "link: data without a header": [
+            "link", "--keyring", KEYRING, "--policy", link_policy, data_only, "--output",
+            str(w.base / "l2.csv")],
+        "link: policy with identifiers": [
+            "link", "--keyring", KEYRING, "--policy", link_bad_policy, gp_csv, "--output",
+            str(w.base / "l3.csv")],
+        "link: good rows (the summary echoes nothing)": [
+            "link", "--keyring", KEYRING, "--policy", link_policy, gp_csv, gp_csv, "--output",
+            str(w.base / "l4.csv")],
         "submit: dataset named like a postcode": [
             "submit", *w.server, "--dataset", "ll112ab", "--policy", "gp-ingest",
             "--organisation", "gp-denbigh", "--input", gp_csv],

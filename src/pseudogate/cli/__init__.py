@@ -35,6 +35,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "project",
     "optout",
     "linkage_report",
+    "link",
     "demo",
     "anonymise",
     "policy",

@@ -17,7 +17,7 @@ the raw values: name, date of birth, postcode and address comparisons, u by rand
 m by EM on two blocking rules, pairs at match probability >= 0.5.
 
 Run: python -m benchmarks linkage   (or python benchmarks/bench_linkage.py [SCALE_N])
-Optional packages (pip install -e '.[bench]'): recordlinkage, clkhash, anonlink, splink.
+Optional packages: pip install -e '.[bench]' (recordlinkage, splink); clkhash and anonlink by hand (they pin an older cryptography).
 """
 
 from __future__ import annotations

@@ -65,6 +65,26 @@ privacy: {k: 3, l: null, suppression_limit: 1, metric: discernibility}
 
 INGESTION = "version: 1\nname: x\ncolumns:\n  e: {action: tokenise, kind: email}\n"
 
+#: Issue 10: every identity field beside tokenise, keep and drop (an ingestion policy).
+IDENTIFY_ALL = """\
+version: 1
+name: council-social-care
+columns:
+  nhs:      {action: tokenise, kind: nhs_number, domain: person}
+  forename: {action: identify, field: given_name}
+  surname:  {action: identify, field: family_name}
+  dob:      {action: identify, field: date_of_birth}
+  gender:   {action: identify, field: sex}
+  postcode: {action: identify, field: postcode}
+  street:   {action: identify, field: address}
+  service:  {action: keep}
+  notes:    {action: drop}
+"""
+
+#: Issue 10: one identity field and no NHS number column.
+IDENTIFY_ONE = "version: 1\nname: fire\ncolumns:\n  first_name: {action: identify, field: given_name}\n" \
+    "  visit: {action: keep}\n"
+
 
 @pytest.mark.parametrize(
     ("text", "files", "fingerprint"),
@@ -74,8 +94,10 @@ INGESTION = "version: 1\nname: x\ncolumns:\n  e: {action: tokenise, kind: email}
         (DEFAULTS, {}, "2cabdd40cb16afa4ab17a709ad4f739cd04cdd227ba51023f1b35de989297a16"),
         (SUBSETS, {}, "3ff010fc1d5fb48a6fce88f1a7dedf701cf6c5fe25da6295ae61947d95b8d619"),
         (INGESTION, {}, "4db7604c41a2ee4346403803ebf37df46c63a05466ca85a123b8636e8041e4e8"),
+        (IDENTIFY_ALL, {}, "8bb3aec2bd312b0bfef3ffa5d904598bcc95d797ee07dd19b727d3867e807d34"),
+        (IDENTIFY_ONE, {}, "61701674a2b9d19b592c0e77f110bcd43507f1229da834be3b55103586574ccb"),
     ],
-    ids=["every-type", "defaults", "subsets", "ingestion"],
+    ids=["every-type", "defaults", "subsets", "ingestion", "identify-all", "identify-one"],
 )
 def test_when_policy_is_unchanged_then_its_fingerprint_is_the_known_good_value(
     text: str, files: dict[str, bytes], fingerprint: str

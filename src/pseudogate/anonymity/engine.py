@@ -77,6 +77,12 @@ def anonymise(
                            "against")
     columns = [str(c) for c in table.columns]
     policy.check_input_columns(columns)
+    for rule in policy.columns:
+        if rule.action is Action.IDENTIFY:
+            # Identity values are only ever encoded for linkage, never output (issue 10).
+            raise InvalidInput(f"policy {policy.name!r}: column {rule.name!r} (line {rule.line}) "
+                               "is 'identify'; identity fields are for ingestion policies: drop "
+                               "the column to anonymise")
     if person_column is not None:
         rule = policy.rule(person_column)
         if rule.action is not Action.KEEP:

@@ -36,6 +36,8 @@ def run_check(args: argparse.Namespace) -> int:
             detail = f" (hierarchy {rule.hierarchy.type.value})"
         elif rule.sensitive:
             detail = " (sensitive)"
+        elif rule.field is not None:
+            detail = f" (field {rule.field.value})"
         print(f"  {rule.name}: {rule.action.value}{detail}")
     if policy.privacy is not None:
         pv = policy.privacy

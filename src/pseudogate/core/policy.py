@@ -33,6 +33,7 @@ from pseudogate.core.hierarchy_types import (
     HierarchyType,
 )
 from pseudogate.core.identifiers import contains_identifier, direct_identifier_in
+from pseudogate.core.identity import IdentityField
 from pseudogate.core.names import DOMAIN_PATTERN, DOMAIN_RE
 from pseudogate.core.normalise import Kind
 
@@ -81,6 +82,8 @@ class Action(enum.StrEnum):
     DROP = "drop"
     GENERALISE = "generalise"
     KEEP = "keep"
+    #: An identity field (``field``) for probabilistic linkage (issue 10, docs/policy.md).
+    IDENTIFY = "identify"
 
 
 class Metric(enum.StrEnum):
@@ -101,6 +104,8 @@ class ColumnRule:
     hierarchy: HierarchySpec | None = None  # generalise only
     sensitive: bool = False  # keep only
     line: int = field(default=0, compare=False)  # 1-based line in the policy text
+    # After ``line``: this attribute shadows dataclasses.field in the class body.
+    field: IdentityField | None = None  # identify only
 
     def canonical(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "action": self.action.value}
@@ -111,6 +116,10 @@ class ColumnRule:
             out["hierarchy"] = self.hierarchy.canonical() if self.hierarchy else None
         elif self.action is Action.KEEP:
             out["sensitive"] = self.sensitive
+        elif self.action is Action.IDENTIFY:
+            # Only identify columns carry "field", so older policies' canonical JSON (and
+            # fingerprints) are byte-identical to what they were before the action existed.
+            out["field"] = self.field.value if self.field else None
         return out
 
 
@@ -202,6 +211,12 @@ class Policy:
     def tokenised_columns(self) -> tuple[str, ...]:
         return tuple(r.name for r in self.columns if r.action is Action.TOKENISE)
 
+    @property
+    def identity_columns(self) -> Mapping[str, IdentityField]:
+        """Column name -> identity field of every ``identify`` column, in policy order."""
+        return MappingProxyType({r.name: r.field for r in self.columns
+                                 if r.action is Action.IDENTIFY and r.field is not None})
+
 
 def column_label(name: str, position: int, *, known: Collection[str] = ()) -> str:
     """How a message names an input column: quoted only when the reader already knows the name
@@ -227,6 +242,7 @@ _COLUMN_KEYS: dict[Action, set[str]] = {
     Action.DROP: {"action"},
     Action.GENERALISE: {"action", "hierarchy"},
     Action.KEEP: {"action", "sensitive"},
+    Action.IDENTIFY: {"action", "field"},
 }
 
 
@@ -520,6 +536,17 @@ def _column(w: _Where, key_node: yaml.Node, node: yaml.Node, name: str) -> Colum
             if not isinstance(sensitive, bool):
                 raise w.error(sens_node, f"{what}: sensitive must be true or false")
         return ColumnRule(name, action, sensitive=sensitive, line=line)
+    if action is Action.IDENTIFY:
+        if "field" not in entries:
+            raise w.error(node, f"{what}: identify needs 'field'")
+        field_node = entries["field"][1]
+        raw_field = _scalar(w, field_node, f"{what} field")
+        try:
+            identity = IdentityField(str(raw_field))
+        except ValueError:
+            raise w.error(field_node, f"{what}: unknown identity field {shown(str(raw_field))} "
+                                      f"(known: {[f.value for f in IdentityField]})") from None
+        return ColumnRule(name, action, field=identity, line=line)
     return ColumnRule(name, action, line=line)
 
 
@@ -604,6 +631,17 @@ def _parse(text: str, read_file: Callable[[str], bytes], origin: str) -> Policy:
     if len(column_entries) > MAX_POLICY_COLUMNS:
         raise w.error(columns_node, f"columns: at most {MAX_POLICY_COLUMNS} columns")
     rules = tuple(_column(w, kn, vn, key) for key, (kn, vn) in column_entries.items())
+    identified: dict[IdentityField, ColumnRule] = {}
+    for rule in rules:
+        if rule.field is None:
+            continue
+        if rule.field in identified:
+            first = identified[rule.field]
+            raise w.error(column_entries[rule.name][0],
+                          f"identity field {rule.field.value!r} appears twice (column "
+                          f"{first.name!r} line {first.line} and column {rule.name!r} line "
+                          f"{rule.line}); each field may be identified by one column only")
+        identified[rule.field] = rule
     privacy = _privacy(w, top["privacy"][1]) if "privacy" in top else None
     generalised = [r for r in rules if r.action is Action.GENERALISE]
     if generalised and privacy is None:
@@ -695,11 +733,13 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
 
 
 def require_ingestion_policy(policy: Policy) -> None:
-    """Refuse a policy that is not an ingestion policy (tokenise/drop/keep, no privacy model)."""
+    """Refuse a policy that is not an ingestion policy (tokenise/drop/keep/identify, no privacy
+    model)."""
     for rule in policy.columns:
         if rule.action is Action.GENERALISE:
             raise InvalidInput(f"policy {policy.name!r}: column {rule.name!r} (line {rule.line}) "
-                               "is generalised; an ingestion policy may only tokenise, drop or keep")
+                               "is generalised; an ingestion policy may only tokenise, drop, keep "
+                               "or identify")
     if policy.privacy is not None:
         raise InvalidInput(f"policy {policy.name!r} has a privacy section; an ingestion policy "
                            "may not")

@@ -252,10 +252,19 @@ class Submission:
                 stored.append(ColumnInfo(name, Action.TOKENISE.value, rule.domain, rule.kind.value))
             elif rule.action is Action.KEEP:
                 stored.append(ColumnInfo(name, Action.KEEP.value))
+            elif rule.action is Action.IDENTIFY:
+                # TEMPORARY (issue 10): the policy parser accepts identify, but a submission
+                # cannot yet store the linkage encoding built from these columns, and storing
+                # raw identity values is never allowed; refused until encodings are stored.
+                # The name is the policy's own (check_input_columns passed), so it may be quoted.
+                raise FailedPrecondition(
+                    f"column {name!r} is an identity field: storing linkage encodings in "
+                    "submissions is not available yet"
+                )
             else:
                 raise FailedPrecondition(
                     f"policy {self.policy_name!r} column {name!r} is {rule.action.value}; "
-                    "an ingestion policy may only tokenise, drop or keep"
+                    "an ingestion policy may only tokenise, drop, keep or identify"
                 )
         if not stored:
             raise InvalidInput(f"policy {self.policy_name!r} drops every column: nothing to store")

@@ -73,6 +73,11 @@ def check_extract_policy(policy: Policy, layout: JoinLayout) -> None:
             "'keep' (not sensitive)"
         )
     for rule in policy.columns:
+        if rule.action is Action.IDENTIFY:
+            raise InvalidInput(
+                f"policy {policy.name!r}: column {rule.name!r} (line {rule.line}) is 'identify'; "
+                "identity fields are for ingestion policies and never reach an extract"
+            )
         if rule.action is Action.TOKENISE:
             raise InvalidInput(
                 f"policy {policy.name!r}: column {rule.name!r} cannot be tokenised in an extract "

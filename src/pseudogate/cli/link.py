@@ -18,27 +18,61 @@ import argparse
 import csv
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.core.errors import RowError, RowErrors, shown
+from pseudogate.core.errors import ConfigurationError, RowError, RowErrors, shown
 from pseudogate.core.fileio import atomic_output
+from pseudogate.core.identity import IdentityField
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.normalise import Kind, normalise_many
+from pseudogate.core.policy import Action, load_policy
 from pseudogate.linkage.engine import DEFAULT_THRESHOLD, LinkResult, link
-from pseudogate.linkage.identity_policy import (
-    IDENTITY_FIELDS,
-    IdentityColumns,
-    read_identity_policy,
-)
 from pseudogate.linkage.records import EncodedRecords
 from pseudogate.linkage.reference_encoder import STANDIN_DOMAIN, encode_records
 
-__all__ = ["LinkInputs", "link_files", "read_inputs", "register"]
+__all__ = ["IdentityColumns", "LinkInputs", "identity_columns", "link_files", "read_inputs",
+           "register"]
 
 MAX_LISTED_ERRORS = 50
 WRONG_FIELD_COUNT = "wrong_field_count"
+#: The identity fields, in IdentityField order (the encoder's input keys).
+IDENTITY_FIELDS = tuple(f.value for f in IdentityField)
+
+
+@dataclass(frozen=True)
+class IdentityColumns:
+    """What linkage reads of an input: the column per identity field, and the column tokenised
+    as ``nhs_number`` with its token domain (if any)."""
+
+    name: str
+    fields: dict[str, str]  # field -> column
+    nhs_column: str | None
+    nhs_domain: str | None
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        named = list(self.fields.values())
+        return (*named, self.nhs_column) if self.nhs_column else tuple(named)
+
+
+def identity_columns(path: Path) -> IdentityColumns:
+    """The identify columns and the (first) NHS number column of a policy file.
+
+    The policy parser checks the policy (a field identified twice, an unknown field, ...);
+    a policy with neither identity fields nor an NHS number column is refused here.
+    """
+    policy = load_policy(path)
+    fields = {f.value: column for column, f in policy.identity_columns.items()}
+    nhs = next((r for r in policy.columns
+                if r.action is Action.TOKENISE and r.kind is Kind.NHS_NUMBER), None)
+    if not fields and nhs is None:
+        raise ConfigurationError(f"policy {path}: names no identity field and no NHS number "
+                                 "column: nothing to link on")
+    return IdentityColumns(policy.name, fields, nhs.name if nhs else None,
+                           nhs.domain if nhs else None)
 
 
 def register(sub: Any) -> None:
@@ -75,7 +109,7 @@ def _policies(paths: Sequence[Path], inputs: Sequence[Path]) -> list[IdentityCol
     if len(paths) != 1 and len(paths) != len(inputs):
         fail(f"give one --policy for every input, or exactly one per input in order "
              f"({len(paths)} policies for {len(inputs)} inputs)")
-    read = [read_identity_policy(p) for p in paths]
+    read = [identity_columns(p) for p in paths]
     return read * len(inputs) if len(read) == 1 else read
 
 

@@ -179,17 +179,18 @@ def test_when_the_same_inputs_are_linked_twice_then_the_output_is_identical(
 def test_when_a_pair_is_explained_then_contributions_sum_to_its_weight_without_values() -> None:
     import numpy as np
 
+    from pseudogate.cli.link import LinkInputs, _encode
     from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
     from pseudogate.linkage.engine import Scorer, link
-    from pseudogate.linkage.reference_encoder import STANDIN_DOMAIN, encode_records
 
     fields = ["nhs", "given_name", "family_name", "date_of_birth", "sex", "postcode", "address"]
-    values = {f: [r[i] for r in ROWS * 3] for i, f in enumerate(fields) if f != "nhs"}
-    nhs: list[str | None] = [None for _ in range(len(ROWS) * 3)]
-    nhs[0], nhs[3] = "tokA", "tokB"
-    table = encode_records(values, nhs_tokens=nhs, source=[0] * len(nhs),
-                           row=list(range(1, len(nhs) + 1)),
-                           tokeniser=Keyring.load(EXAMPLE_KEYRING).linkage_tokeniser(STANDIN_DOMAIN))
+    inputs = LinkInputs()
+    inputs.values = {f: [r[i] for r in ROWS * 3] for i, f in enumerate(fields) if f != "nhs"}
+    inputs.nhs = [None for _ in range(len(ROWS) * 3)]
+    inputs.nhs[0], inputs.nhs[3] = "tokA", "tokB"
+    inputs.source = [0] * len(inputs.nhs)
+    inputs.row = list(range(1, len(inputs.nhs) + 1))
+    table = _encode(Keyring.load(EXAMPLE_KEYRING), inputs)
     result = link(table)
     scorer = Scorer(table, result.model)
     parts = scorer.explain(2, 2 + len(ROWS))

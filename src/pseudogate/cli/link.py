@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
 from pseudogate.core.errors import ConfigurationError, RowError, RowErrors, shown
 from pseudogate.core.fileio import atomic_output
@@ -30,8 +32,8 @@ from pseudogate.core.keyring import Keyring
 from pseudogate.core.normalise import Kind, normalise_many
 from pseudogate.core.policy import Action, load_policy
 from pseudogate.linkage.engine import DEFAULT_THRESHOLD, LinkResult, link
+from pseudogate.linkage.fbf_records import from_encodings, nhs_codes
 from pseudogate.linkage.records import EncodedRecords
-from pseudogate.linkage.reference_encoder import STANDIN_DOMAIN, encode_records
 
 __all__ = ["IdentityColumns", "LinkInputs", "identity_columns", "link_files", "read_inputs",
            "register"]
@@ -179,11 +181,24 @@ def read_inputs(inputs: Sequence[Path], policies: Sequence[IdentityColumns],
 
 
 def _encode(ring: Keyring, inputs: LinkInputs) -> EncodedRecords:
-    """THE adapter to the encoding: swap the stand-in for core/encoding.py here."""
-    return encode_records(
-        inputs.values, nhs_tokens=inputs.nhs, source=inputs.source, row=inputs.row,
-        tokeniser=ring.linkage_tokeniser(STANDIN_DOMAIN),
-    )
+    """The engine's table from ``pg-fbf-v1`` encodings, by the path the gateway stores them.
+
+    Each input is encoded under the keyring's linkage key, sealed (the stored form) and
+    opened again in memory; the opened batches must share one key (else refused, naming the
+    inputs) and are mapped into the engine's table (``linkage/fbf_records.py``).
+    """
+    encoder = ring.linkage_encoder()
+    source = np.asarray(inputs.source, dtype=np.int64)
+    batches = []
+    names = []
+    for number in (np.unique(source) + 1).tolist() or [1]:  # no records: one empty batch
+        at = np.flatnonzero(source == number - 1).tolist()
+        columns = {f: [v[i] for i in at] for f, v in inputs.values.items()}
+        name = f"input {number}"
+        batches.append(encoder.open(encoder.seal(encoder.encode(columns, n=len(at))), name=name))
+        names.append(name)
+    return from_encodings(batches, names=names, nhs=nhs_codes(inputs.nhs),
+                          source=inputs.source, row=inputs.row)
 
 
 def link_files(inputs: Sequence[Path], policies: Sequence[Path], *, ring: Keyring,

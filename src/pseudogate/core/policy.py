@@ -8,13 +8,14 @@ exact policy text and hierarchy files that produced it.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import hashlib
 import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -280,30 +281,47 @@ class _TooBig(Exception):
         self.problem = problem
 
 
-def _compose(text: str, origin: str) -> yaml.Node | None:
-    """The YAML node tree of a policy text within the bounds, or ConfigurationError."""
+def _check_size(text: str, too_big: Callable[[int], str]) -> None:
+    """Refuse a document over the policy bound (``too_big(size)`` is the message)."""
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > MAX_POLICY_BYTES:
-        raise ConfigurationError(
-            f"policy {origin}: {size} bytes; a policy may hold at most {MAX_POLICY_BYTES} bytes"
-        )
+        raise ConfigurationError(too_big(size))
+
+
+@contextlib.contextmanager
+def _bounded_loader(text: str, label: str, *, quote_problem: bool) -> Iterator[_BoundedLoader]:
+    """A loader within the bounds; its bound and YAML errors become ConfigurationError naming
+    ``label`` and the line, never the text (PyYAML's own messages quote it)."""
     loader: _BoundedLoader | None = None
     try:
         loader = _BoundedLoader(text)  # its reader already refuses some characters
-        return loader.get_single_node()
+        yield loader
     except _TooBig as exc:
         where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
-        raise ConfigurationError(f"policy {origin}{where}: too large ({exc.problem})") from None
+        raise ConfigurationError(f"{label}{where}: too large ({exc.problem})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ConfigurationError(f"policy {origin}{where}: not valid YAML ({problem})") from None
-    except RecursionError:  # a backstop: the depth bound should always come first
-        raise ConfigurationError(f"policy {origin}: nested too deeply") from None
+        detail = f" ({problem})" if quote_problem else ""
+        raise ConfigurationError(f"{label}{where}: not valid YAML{detail}") from None
     finally:
         if loader is not None:
             loader.dispose()
+
+
+def _compose(text: str, origin: str) -> yaml.Node | None:
+    """The YAML node tree of a policy text within the bounds, or ConfigurationError."""
+    _check_size(
+        text,
+        lambda size: f"policy {origin}: {size} bytes; a policy may hold at most "
+        f"{MAX_POLICY_BYTES} bytes",
+    )
+    try:
+        with _bounded_loader(text, f"policy {origin}", quote_problem=True) as loader:
+            return loader.get_single_node()
+    except RecursionError:  # a backstop: the depth bound should always come first
+        raise ConfigurationError(f"policy {origin}: nested too deeply") from None
 
 
 def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
@@ -311,25 +329,12 @@ def load_bounded_yaml(text: str, *, origin: str, what: str = "config") -> Any:
 
     Errors name ``origin`` and the line, never the text (PyYAML's own message quotes it).
     """
-    size = len(text.encode("utf-8", errors="surrogatepass"))
-    if size > MAX_POLICY_BYTES:
-        raise ConfigurationError(f"{what} {origin}: {size} bytes; at most {MAX_POLICY_BYTES}")
-    loader: _BoundedLoader | None = None
+    _check_size(text, lambda size: f"{what} {origin}: {size} bytes; at most {MAX_POLICY_BYTES}")
     try:
-        loader = _BoundedLoader(text)  # its reader already refuses some characters
-        return loader.get_single_data()
-    except _TooBig as exc:
-        where = f" line {exc.mark.line + 1}" if exc.mark is not None else ""
-        raise ConfigurationError(f"{what} {origin}{where}: too large ({exc.problem})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigurationError(f"{what} {origin}{where}: not valid YAML") from None
+        with _bounded_loader(text, f"{what} {origin}", quote_problem=False) as loader:
+            return loader.get_single_data()
     except (ValueError, OverflowError, ArithmeticError, RecursionError):
         raise ConfigurationError(f"{what} {origin}: a value cannot be read") from None
-    finally:
-        if loader is not None:
-            loader.dispose()
 
 
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})

@@ -239,13 +239,7 @@ class AuditLog:
         appends continue while an export streams.
         """
         from_seq = min(max(from_seq, 1), _MAX_SEQ)  # SQLite integers are 64-bit signed
-        try:
-            reader = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                timeout=self._write_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        reader = self._reader()
         try:
             try:
                 reader.execute("BEGIN")
@@ -284,13 +278,7 @@ class AuditLog:
         state changes have a change id). Read on its own connection, like :meth:`records`.
         """
         after_seq = min(max(after_seq, 0), _MAX_SEQ)
-        try:
-            reader = sqlite3.connect(
-                f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                timeout=self._write_timeout,
-            )
-        except sqlite3.Error as exc:
-            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        reader = self._reader()
         try:
             cursor = reader.execute(
                 "SELECT body FROM events WHERE seq > ? AND instr(body, '\"change\":') > 0"
@@ -305,6 +293,16 @@ class AuditLog:
             raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
         finally:
             reader.close()
+
+    def _reader(self) -> sqlite3.Connection:
+        """A read-only connection of its own, so reads never hold up appends."""
+        try:
+            return sqlite3.connect(
+                f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                timeout=self._write_timeout,
+            )
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
 
     # -- lifecycle ------------------------------------------------------------------------------
 

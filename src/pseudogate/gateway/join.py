@@ -5,6 +5,11 @@ stored column of each dataset, in project order and each dataset's stored order,
 ``<dataset>.<column>``. Rows follow a SQL LEFT JOIN from the first dataset: each left row in
 order, repeated once per matching right row (in the right dataset's order), or once with
 empty cells when nothing matches.
+
+An empty linkage token ("": a record stored without an NHS number, which links by its identity
+fields instead) is nobody's link: it matches nothing, not even another empty token, so two
+records without a number are never joined as one person. A dataset's sealed linkage encoding
+(the stored column with action ``encode``) is never an extract column.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def join_layout(versions: Sequence[VersionRecord], *, domain: str) -> JoinLayout
             )
         links.append(candidates[0])
         for c in v.columns:
-            if c.name == candidates[0]:
+            if c.name == candidates[0] or c.action == "encode":
                 continue
             columns.append((v.dataset, c.name))
             if c.action == "tokenise":
@@ -73,7 +78,8 @@ def left_join(
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pa.Array]:
     """Row indices of a SQL LEFT JOIN: (left indices, right indices with nulls where no match).
 
-    Left rows keep their order; a left row's matches keep the right side's order.
+    Left rows keep their order; a left row's matches keep the right side's order. Empty and
+    null keys match nothing (a left row holding one appears once, unmatched).
     """
     n_left = len(left_key)
     encoded = pc.dictionary_encode(right_key)
@@ -87,7 +93,9 @@ def left_join(
         .to_numpy(zero_copy_only=False)
         .astype(np.int64)
     )
-    matched = left_codes >= 0
+    # "" is in the right's dictionary when a right row has no token: it must not link.
+    empty = pc.fill_null(pc.equal(left_key, ""), True).to_numpy(zero_copy_only=False)
+    matched = (left_codes >= 0) & ~empty
     safe = np.where(matched, left_codes, 0)
     match_counts = np.where(matched, counts[safe] if len(counts) else 0, 0)
     reps = np.maximum(match_counts, 1)

@@ -77,10 +77,14 @@ CREATE TABLE IF NOT EXISTS audit_reconciliation (
 
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
-    """A stored column: its name, what ingestion did to it and, for tokens, the domain."""
+    """A stored column: its name, what ingestion did to it and, for tokens, the domain.
+
+    ``kind`` is the normalisation kind of a token column, or the encoding's name
+    (``pg-fbf-v1``) of the sealed linkage encoding column (action ``encode``).
+    """
 
     name: str
-    action: str  # "tokenise" | "keep"
+    action: str  # "tokenise" | "keep" | "encode"
     domain: str | None = None
     kind: str | None = None
 
@@ -110,6 +114,12 @@ class VersionRecord:
     def token_columns(self, domain: str) -> list[str]:
         """Names of the columns tokenised under ``domain``."""
         return [c.name for c in self.columns if c.action == "tokenise" and c.domain == domain]
+
+    @property
+    def encoding_column(self) -> str | None:
+        """The column holding the records' sealed linkage encodings (action ``encode``), or
+        None when the version was submitted without identity fields."""
+        return next((c.name for c in self.columns if c.action == "encode"), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,3 +112,22 @@ def test_when_records_have_no_nhs_number_then_the_linkage_report_counts_no_perso
     assert report["datasets"]["care_a"] == {"version": 1, "records": 3, "people": 1}
     assert report["datasets"]["care_b"] == {"version": 1, "records": 2, "people": 0}
     assert report["overlap"] == {"care_a|care_b": 0}
+
+
+def test_when_people_opted_out_then_records_without_a_number_are_neither_removed_nor_counted(
+    raw_store: Store,
+) -> None:
+    other = "4010232137"
+    submit(raw_store, "care_a", "care", "council",
+           ipc({"nhs": [NUMBER, "", other, ""], "forename": ["a", "b", "c", "d"],
+                "dob": ["", "", "", ""], "service": ["a1", "a2", "a3", "a4"]}))
+    submit(raw_store, "care_b", "care", "council",
+           ipc({"nhs": ["", other], "forename": ["e", "f"], "dob": ["", ""],
+                "service": ["b1", "b2"]}))
+    raw_store.import_optouts([NUMBER])
+    raw_store.create_project(project_id="p1", researcher="uni", datasets=["care_a", "care_b"],
+                             policy_text=EXTRACT, policy_files={}, expires="2025-12-31")
+    extract = raw_store.build_extract("p1", organisation="uni")
+    person = project_token("p1", linkage_token(other))
+    assert extract.table.values.tolist() == [["", "a2", ""], [person, "a3", "b2"], ["", "a4", ""]]
+    assert extract.manifest.optouts_removed == "<10"

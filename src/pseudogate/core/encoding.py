@@ -429,9 +429,7 @@ class Encoder:
         out[:, _BLOCK_OFFSET:] = self._blocking(comps, n)
         return EncodedRecords(self.key_id, out.view(RECORD_DTYPE).reshape(n))
 
-    def _encode_c(
-        self, cols: Mapping[IdentityField, Sequence[object]], n: int
-    ) -> EncodedRecords:
+    def _encode_c(self, cols: Mapping[IdentityField, Sequence[object]], n: int) -> EncodedRecords:
         """:meth:`encode` through the C accelerator: the same bytes (tests check it).
 
         Per field one call finds the distinct values, normalises the plain-ASCII ones in C

@@ -678,6 +678,7 @@ typedef struct {
 
 static int scratch_fit(Scratch *sc, size_t len) {
     if (len + 2 <= sc->cap) return 0;
+    if (len > SIZE_MAX / (8 * sizeof(size_t))) return -1;
     size_t cap = len + 2 > 256 ? len + 2 : 256;
     char *t = PyMem_RawRealloc(sc->text, cap + 8);
     if (t == NULL) return -1;
@@ -917,6 +918,7 @@ static int c_address(Arena *a, Scratch *sc, const unsigned char *s, size_t len,
     size_t longest = 0;
     for (Py_ssize_t j = 0; j < nabbrev; j++)
         if ((size_t)abbrevs[j].tlen > longest) longest = (size_t)abbrevs[j].tlen;
+    if (longest > 1024 || len > SIZE_MAX / (4 * (longest + 2)) - 4) return -1;
     if (buf_reserve(&a->cps, 4 * (n * (longest + 1) + len + 4)) < 0) return -1;
     uint32_t *d = (uint32_t *)(a->cps.p + a->cps.len);
     size_t k = 0;
@@ -1084,8 +1086,12 @@ static void bigram_positions(const HmacObject *h, uint64_t *cache, uint32_t a, u
         slot = &cache[a * 128 + b];
         uint64_t e = __atomic_load_n(slot, __ATOMIC_RELAXED);
         if (e >> 63) {
-            for (int j = 0; j < k; j++) pos[j] = (uint16_t)(e >> (16 * j));
-            return;
+            int ok = 1;
+            for (int j = 0; j < k; j++) {
+                pos[j] = (uint16_t)(e >> (16 * j));
+                ok &= pos[j] < m; /* never trust a cache filled for another layout */
+            }
+            if (ok) return;
         }
     }
     uint8_t msg[10], d[32];
@@ -1195,7 +1201,7 @@ static PyObject *encode_column(PyObject *module, PyObject *args) {
                           &specfn, &out, &record_bytes, &offset, &seg_len, &m, &k, &cache_obj,
                           &codes, &PyDict_Type, &nicknames, &PyDict_Type, &abbrev_dict))
         return NULL;
-    PyObject *items = NULL, *comps = NULL, *result = NULL;
+    PyObject *items = NULL, *comps = NULL, *result = NULL, *abbrev_copy = NULL;
     Slot *table = NULL;
     Abbrev *abbrevs = NULL;
     uint8_t *seg = NULL;
@@ -1234,15 +1240,18 @@ static PyObject *encode_column(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "out or codes has the wrong size");
         goto done;
     }
-    /* abbreviations as C pairs */
+    /* abbreviations as C pairs, pointing into a private copy of the dict (its strings stay
+     * alive whatever the spec function does) */
     Py_ssize_t nabbrev = 0, pos = 0;
     PyObject *ak, *av;
-    abbrevs = PyMem_Malloc(sizeof(Abbrev) * (size_t)(PyDict_GET_SIZE(abbrev_dict) + 1));
+    abbrev_copy = PyDict_Copy(abbrev_dict);
+    if (abbrev_copy == NULL) goto done;
+    abbrevs = PyMem_Malloc(sizeof(Abbrev) * (size_t)(PyDict_GET_SIZE(abbrev_copy) + 1));
     if (abbrevs == NULL) {
         PyErr_NoMemory();
         goto done;
     }
-    while (PyDict_Next(abbrev_dict, &pos, &ak, &av)) {
+    while (PyDict_Next(abbrev_copy, &pos, &ak, &av)) {
         if (!PyUnicode_Check(ak) || !PyUnicode_Check(av) || !PyUnicode_IS_ASCII(ak) ||
             !PyUnicode_IS_ASCII(av) ||
             !all_az((const char *)PyUnicode_1BYTE_DATA(ak), PyUnicode_GET_LENGTH(ak)) ||
@@ -1352,6 +1361,7 @@ static PyObject *encode_column(PyObject *module, PyObject *args) {
     } else {
         for (Py_ssize_t i = 0; i < n; i++) {
             int32_t c = code_out[i];
+            if (c < 0 || (size_t)c >= nd) c = 0;
             memcpy(dst + (size_t)i * (size_t)record_bytes + (size_t)offset,
                    seg + (size_t)c * (size_t)seg_len, (size_t)seg_len);
         }
@@ -1364,6 +1374,7 @@ static PyObject *encode_column(PyObject *module, PyObject *args) {
     result = Py_NewRef(comps);
 done:
     PyMem_Free(abbrevs);
+    Py_XDECREF(abbrev_copy);
     PyMem_RawFree(table);
     PyMem_RawFree(sc.text);
     PyMem_RawFree(sc.starts);
@@ -1400,6 +1411,7 @@ static PyObject *block_keys(PyObject *module, PyObject *args) {
         return NULL;
     Comp comp[5];
     Py_buffer bufs[5];
+    PyObject *vocabs[5] = {NULL, NULL, NULL, NULL, NULL}; /* tuples: they keep the strings */
     int held[5] = {0, 0, 0, 0, 0};
     memset(comp, 0, sizeof comp);
     PyObject *result = NULL;
@@ -1438,7 +1450,9 @@ static PyObject *block_keys(PyObject *module, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "component codes have the wrong size");
             goto done;
         }
-        Py_ssize_t nv = PyList_GET_SIZE(vocab);
+        vocabs[c] = PyList_AsTuple(vocab);
+        if (vocabs[c] == NULL) goto done;
+        Py_ssize_t nv = PyTuple_GET_SIZE(vocabs[c]);
         comp[c].ptr = PyMem_Calloc((size_t)nv + 1, sizeof(char *));
         comp[c].len = PyMem_Calloc((size_t)nv + 1, sizeof(Py_ssize_t));
         if (comp[c].ptr == NULL || comp[c].len == NULL) {
@@ -1446,13 +1460,13 @@ static PyObject *block_keys(PyObject *module, PyObject *args) {
             goto done;
         }
         for (Py_ssize_t v = 0; v < nv; v++) {
-            PyObject *s = PyList_GET_ITEM(vocab, v);
+            PyObject *s = PyTuple_GET_ITEM(vocabs[c], v);
             if (s == Py_None) continue;
             if (!PyUnicode_Check(s)) {
                 PyErr_SetString(PyExc_TypeError, "a component must be str or None");
                 goto done;
             }
-            /* the UTF-8 form is cached in the str object, which the list keeps alive */
+            /* the UTF-8 form is cached in the str object, which the tuple keeps alive */
             comp[c].ptr[v] = PyUnicode_AsUTF8AndSize(s, &comp[c].len[v]);
             if (comp[c].ptr[v] == NULL) goto done;
         }
@@ -1563,6 +1577,7 @@ done:
     for (int c = 0; c < 5; c++) {
         PyMem_Free(comp[c].ptr);
         PyMem_Free(comp[c].len);
+        Py_XDECREF(vocabs[c]);
         if (held[c]) PyBuffer_Release(&bufs[c]);
     }
     PyMem_RawFree(msgs);

@@ -6,8 +6,9 @@
  * SHA-256. This module computes whole batches: the HMAC inner and outer states are computed
  * once per key, each value then costs two SHA-256 compressions (SHA-NI instructions when the
  * CPU has them, portable C otherwise), and each token string is built directly. It also checks
- * plain-ASCII NHS numbers. Everything here has a pure-Python equivalent in tokens.py /
- * normalise.py, which is used when this module is absent; tests check both give equal results.
+ * plain-ASCII NHS numbers, and runs the pg-fbf-v1 linkage encoding (encode_column, block_keys
+ * below). Everything here has a pure-Python equivalent in tokens.py / normalise.py /
+ * encoding.py, which is used when this module is absent; tests check both give equal results.
  *
  * Key state lives only inside HmacSha256 objects (not picklable; zeroed when freed).
  */

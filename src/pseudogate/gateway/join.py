@@ -2,7 +2,9 @@
 
 Column layout (the contract): ``person`` first (the merged linkage columns), then every other
 stored column of each dataset, in project order and each dataset's stored order, named
-``<dataset>.<column>``. Rows follow a SQL LEFT JOIN from the first dataset: each left row in
+``<dataset>.<column>``; the sealed linkage encodings (action ``encode``) never reach an extract.
+In a probabilistic project a dataset may have no column under the domain (it links by its
+encodings): its link is then the clusters' representative tokens (gateway/clusters.py). Rows follow a SQL LEFT JOIN from the first dataset: each left row in
 order, repeated once per matching right row (in the right dataset's order), or once with
 empty cells when nothing matches.
 """
@@ -32,7 +34,8 @@ class JoinLayout:
     """Which stored column links each dataset, and the extract's other columns in order."""
 
     datasets: tuple[str, ...]
-    link_columns: tuple[str, ...]  # per dataset: its column tokenised under the domain
+    #: per dataset: its column tokenised under the domain (None: none, probabilistic only)
+    link_columns: tuple[str | None, ...]
     columns: tuple[tuple[str, str], ...]  # (dataset, stored column) after ``person``
     token_columns: frozenset[str]  # extract names of other tokenised columns (all domains)
 
@@ -41,21 +44,32 @@ class JoinLayout:
         return [PERSON] + [f"{d}.{c}" for d, c in self.columns]
 
 
-def join_layout(versions: Sequence[VersionRecord], *, domain: str) -> JoinLayout:
-    """The layout for these versions; each must have exactly one column under ``domain``."""
-    links: list[str] = []
+def join_layout(
+    versions: Sequence[VersionRecord], *, domain: str, probabilistic: bool = False
+) -> JoinLayout:
+    """The layout for these versions; each must have exactly one column under ``domain``, or,
+    when ``probabilistic``, at most one and then linkage encodings if it has none."""
+    links: list[str | None] = []
     columns: list[tuple[str, str]] = []
     tokens: set[str] = set()
     for v in versions:
         candidates = v.token_columns(domain)
-        if len(candidates) != 1:
+        if probabilistic and not candidates:
+            if v.encoding_column is None:
+                raise FailedPrecondition(
+                    f"dataset {v.dataset!r} (version {v.version}) has neither a column "
+                    f"tokenised under domain {domain!r} nor linkage encodings (identity "
+                    "fields); probabilistic linkage needs one of them"
+                )
+        elif len(candidates) != 1:
             raise FailedPrecondition(
                 f"dataset {v.dataset!r} (version {v.version}) has {len(candidates)} columns "
                 f"tokenised under domain {domain!r}; joining needs exactly one"
             )
-        links.append(candidates[0])
+        link = candidates[0] if candidates else None
+        links.append(link)
         for c in v.columns:
-            if c.name == candidates[0]:
+            if c.name == link or c.action == "encode":
                 continue
             columns.append((v.dataset, c.name))
             if c.action == "tokenise":

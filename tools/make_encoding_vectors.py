@@ -296,7 +296,7 @@ def cluster_token(key: bytes, key_id: str, dataset: str, row: int, plain: bytes)
     """docs/linkage.md, "Representative tokens": a cluster without an NHS number is named by
     HMAC-SHA256 under the ``cluster`` sub-key over ``<dataset>/<row>/<hex of the record>``."""
     k = hkdf(key, f"pseudogate/v1/encoding/{NAME}/cluster")
-    digest = hmac.new(k, f"{dataset}/{row}/{plain.hex()}".encode("utf-8"), hashlib.sha256)
+    digest = hmac.new(k, f"{dataset}/{row}/{plain.hex()}".encode(), hashlib.sha256)
     return key_id + "_" + base64.b32encode(digest.digest()[:20]).decode("ascii").lower()
 
 

@@ -2,11 +2,18 @@
 
 Column layout (the contract): ``person`` first (the merged linkage columns), then every other
 stored column of each dataset, in project order and each dataset's stored order, named
-``<dataset>.<column>``; the sealed linkage encodings (action ``encode``) never reach an extract.
-In a probabilistic project a dataset may have no column under the domain (it links by its
-encodings): its link is then the clusters' representative tokens (gateway/clusters.py). Rows follow a SQL LEFT JOIN from the first dataset: each left row in
+``<dataset>.<column>``. Rows follow a SQL LEFT JOIN from the first dataset: each left row in
 order, repeated once per matching right row (in the right dataset's order), or once with
 empty cells when nothing matches.
+
+An empty linkage token ("": a record stored without an NHS number, which links by its identity
+fields instead) is nobody's link: it matches nothing, not even another empty token, so two
+records without a number are never joined as one person. A dataset's sealed linkage encoding
+(the stored column with action ``encode``) is never an extract column.
+
+In a probabilistic project a dataset may have no column under the domain (it links by its
+encodings alone), and every dataset's link is replaced by its records' clusters'
+representative tokens (gateway/clusters.py) before the join.
 """
 
 from __future__ import annotations

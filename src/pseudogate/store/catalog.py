@@ -77,10 +77,14 @@ CREATE TABLE IF NOT EXISTS audit_reconciliation (
 
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
-    """A stored column: its name, what ingestion did to it and, for tokens, the domain."""
+    """A stored column: its name, what ingestion did to it and, for tokens, the domain.
+
+    ``kind`` is the normalisation kind of a token column, or the encoding's name
+    (``pg-fbf-v1``) of the sealed linkage encoding column (action ``encode``).
+    """
 
     name: str
-    action: str  # "tokenise" | "keep" | "encode" (the sealed linkage encodings)
+    action: str  # "tokenise" | "keep" | "encode"
     domain: str | None = None
     kind: str | None = None
 
@@ -113,7 +117,8 @@ class VersionRecord:
 
     @property
     def encoding_column(self) -> str | None:
-        """The column holding the records' sealed linkage encodings (action "encode"), if any."""
+        """The column holding the records' sealed linkage encodings (action ``encode``), or
+        None when the version was submitted without identity fields."""
         return next((c.name for c in self.columns if c.action == "encode"), None)
 
 

@@ -190,6 +190,13 @@ def _link(table: pa.Table, column: str | None, links: list[pa.Array] | None, i: 
     return as_text(table.column(column))
 
 
+def _needed(dataset: str, layout: JoinLayout, i: int, links: list[pa.Array] | None) -> list[str]:
+    """The stored columns the join reads of a dataset (never its sealed encodings)."""
+    link = layout.link_columns[i]
+    names = [c for d, c in layout.columns if d == dataset]
+    return names if links is not None or link is None else [link, *names]
+
+
 def _joined(
     inputs: ExtractInputs,
     layout: JoinLayout,
@@ -200,7 +207,7 @@ def _joined(
 
     ``links`` (probabilistic projects) replaces each dataset's stored link column."""
     first = inputs.versions[0]
-    left = files.read(first.file)
+    left = files.read(first.file, columns=_needed(first.dataset, layout, 0, links))
     link = _link(left, layout.link_columns[0], links, 0)
     removed_people = 0
     if inputs.optout_tokens is not None and len(inputs.optout_tokens):
@@ -215,7 +222,7 @@ def _joined(
     for i, (version, link_column) in enumerate(
         zip(inputs.versions[1:], layout.link_columns[1:], strict=True), 1
     ):
-        right = files.read(version.file)
+        right = files.read(version.file, columns=_needed(version.dataset, layout, i, links))
         left_idx, right_idx = left_join(columns[PERSON], _link(right, link_column, links, i))
         if len(left_idx) != len(columns[PERSON]):  # else each left row appears once, in order
             left_take = pa.array(left_idx, type=pa.int64())

@@ -194,3 +194,20 @@ def test_when_a_manifest_predates_the_linkage_field_then_it_parses_without_one()
     text = json.dumps(_sample(), separators=(",", ":"))
     manifest = Manifest.from_json(text)
     assert manifest.linkage is None and manifest.to_json() == text
+
+
+@pytest.mark.parametrize(
+    ("method", "threshold", "encoding"),
+    [
+        (LinkageMethod.EXACT, 0.5, None),
+        (LinkageMethod.EXACT, None, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, None, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, 0.0, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, 0.5, None),
+    ],
+)
+def test_when_a_linkage_is_inconsistent_then_it_cannot_be_built(
+    method: LinkageMethod, threshold: float | None, encoding: str | None
+) -> None:
+    with pytest.raises(InvalidInput):
+        Linkage(method, threshold, encoding)

@@ -47,6 +47,8 @@ class Linkage:
             raise InvalidInput(
                 "the linkage threshold is a match probability strictly between 0 and 1"
             )
+        elif not self.encoding:
+            raise InvalidInput("probabilistic linkage names the encoding it compared")
 
     @property
     def probabilistic(self) -> bool:

@@ -94,7 +94,8 @@ def left_join(
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pa.Array]:
     """Row indices of a SQL LEFT JOIN: (left indices, right indices with nulls where no match).
 
-    Left rows keep their order; a left row's matches keep the right side's order.
+    Left rows keep their order; a left row's matches keep the right side's order. Empty and
+    null keys match nothing (a left row holding one appears once, unmatched).
     """
     n_left = len(left_key)
     encoded = pc.dictionary_encode(right_key)
@@ -108,7 +109,9 @@ def left_join(
         .to_numpy(zero_copy_only=False)
         .astype(np.int64)
     )
-    matched = left_codes >= 0
+    # "" is in the right's dictionary when a right row has no token: it must not link.
+    empty = pc.fill_null(pc.equal(left_key, ""), True).to_numpy(zero_copy_only=False)
+    matched = (left_codes >= 0) & ~empty
     safe = np.where(matched, left_codes, 0)
     match_counts = np.where(matched, counts[safe] if len(counts) else 0, 0)
     reps = np.maximum(match_counts, 1)

@@ -261,11 +261,15 @@ def test_when_everything_has_run_then_no_raw_name_date_or_address_was_written(
     encoded = [(v, v.encode("utf-8")) for v in values]
     files = [p for p in (populated.base / "data").rglob("*") if p.is_file()]
     files += [p for p in populated.base.rglob("*.log") if p.is_file()]
+    files += [p for p in populated.base.glob("*") if p.suffix == ".csv" and p.stem in (
+        "before-optouts", "after-optouts", "scan")]  # and what the researcher received
+    files += list(populated.base.glob("*.manifest.json"))
     assert any(p.suffix == ".parquet" for p in files)
     assert any("audit" in p.name for p in files)
     for path in files:
         blob = path.read_bytes()
         found = [v for v, b in encoded if b in blob]
         assert not found, f"{path.name} holds raw identity values"
+    assert len([p for p in files if p.suffix == ".csv"]) == 3
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert not [v for v in values if v in logged]

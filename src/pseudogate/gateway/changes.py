@@ -188,6 +188,12 @@ class PreparedProject:
                     "datasets": list(row.datasets),
                     "domain": row.domain,
                     "expires": row.expires,
+                    "linkage": row.linkage,
+                    **(
+                        {}
+                        if row.linkage_threshold is None
+                        else {"linkage_threshold": row.linkage_threshold}
+                    ),
                 },
             )
 

@@ -134,6 +134,20 @@ class ProjectRow:
     project_key_id: str
     expires: str  # YYYY-MM-DD
     created_at: str
+    linkage: str = "exact"  # "exact" | "probabilistic" (core.linkage_method.LinkageMethod)
+    linkage_threshold: float | None = None  # probabilistic only
+
+
+#: Columns added to ``projects`` after its first release: (name, definition). A catalog made
+#: before them gets them on open, with values that keep its projects as they were (exact).
+_PROJECT_MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("linkage", "TEXT NOT NULL DEFAULT 'exact'"),
+    ("linkage_threshold", "REAL"),
+)
+_PROJECT_COLUMNS = (
+    "id, researcher, datasets_json, domain, policy_text, policy_files_json, policy_fingerprint,"
+    " project_key_id, expires, created_at, linkage, linkage_threshold"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +171,20 @@ class Catalog:
         self._write_lock = threading.Lock()
         with self._connect() as db:
             db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns later releases added, in one transaction (old rows keep meaning)."""
+        with self.read() as db:
+            present = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+        missing = [(n, d) for n, d in _PROJECT_MIGRATIONS if n not in present]
+        if not missing:
+            return
+        with self.transaction() as db:
+            present = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+            for name, definition in missing:
+                if name not in present:
+                    db.execute(f"ALTER TABLE projects ADD COLUMN {name} {definition}")
 
     def _connect(self) -> contextlib.closing[sqlite3.Connection]:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
@@ -251,15 +279,15 @@ class Catalog:
 
     def project(self, project_id: str) -> ProjectRow | None:
         with self.read() as db:
-            row = db.execute("SELECT * FROM projects WHERE id = ?", (project_id,)).fetchone()
+            row = db.execute(
+                f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
+            ).fetchone()
         return None if row is None else _project(row)
 
     @staticmethod
     def insert_project(db: sqlite3.Connection, p: ProjectRow) -> None:
         db.execute(
-            "INSERT INTO projects (id, researcher, datasets_json, domain, policy_text,"
-            " policy_files_json, policy_fingerprint, project_key_id, expires, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 p.id,
                 p.researcher,
@@ -271,6 +299,8 @@ class Catalog:
                 p.project_key_id,
                 p.expires,
                 p.created_at,
+                p.linkage,
+                p.linkage_threshold,
             ),
         )
 
@@ -424,4 +454,6 @@ def _project(row: Sequence[Any]) -> ProjectRow:
         project_key_id=row[7],
         expires=row[8],
         created_at=row[9],
+        linkage=row[10],
+        linkage_threshold=None if row[11] is None else float(row[11]),
     )

@@ -169,8 +169,9 @@
   function show(result, state, message) {
     result.textContent = message;
     result.classList.remove('register-verify__result--valid', 'register-verify__result--invalid');
-    if (state) result.classList.add('register-verify__result--' + state);
-    result.setAttribute('data-verdict', state || 'error');
+    if (state === 'valid' || state === 'invalid') result.classList.add('register-verify__result--' + state);
+    if (state) result.setAttribute('data-verdict', state);   // valid, invalid or error
+    else result.removeAttribute('data-verdict');   // still checking
   }
 
   function init() {
@@ -189,7 +190,7 @@
           show(result, 'valid', 'Valid: this ' + what + ' was signed by the gateway with key ' + keyId + ' and has not been changed since.');
         } catch (e) {
           if (e.verdict) show(result, 'invalid', 'Not valid: ' + e.message + '.');
-          else show(result, null, 'Could not check: ' + e.message + '.');
+          else show(result, 'error', 'Could not check: ' + e.message + '.');
         }
       });
     });

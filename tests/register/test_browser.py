@@ -156,10 +156,10 @@ def test_when_verify_is_pressed_then_the_latest_checkpoint_is_valid_and_a_change
     driver: Any, site: Path
 ) -> None:
     _open(driver, site, "keys.html")
-    assert _verdicts(driver) == [
+    assert _verdicts(driver) == [(
         "valid: Valid: this checkpoint was signed by the gateway with key example-sign and "
         "has not been changed since."
-    ]
+    )]
     checkpoint = json.loads((site / "checkpoint.json").read_text(encoding="utf-8"))
     driver.execute_script(
         "const p = document.querySelector('.register-verify .register-json');"

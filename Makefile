@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BUF    := node_modules/.bin/buf
 
-.PHONY: demo test lint proto bench clean browser
+.PHONY: demo test lint proto bench clean browser register-screenshots
 
 $(STAMP): pyproject.toml setup.py src/pseudogate/core/_fastmac.c
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,13 @@ $(BUF): package.json
 
 demo: $(STAMP)
 	$(VENV)/bin/pseudogate demo
+	$(VENV)/bin/pseudogate register build --data-dir demo-output/data --out demo-output/register
+	@echo "open the demo's public register in a browser: file://$(CURDIR)/demo-output/register/index.html"
+
+# Screenshots of every page of the demo's register at desktop and phone width (for the docs;
+# not test fixtures): demo-output/register-screenshots/.
+register-screenshots: demo browser
+	$(PY) tools/register_screenshots.py demo-output/register demo-output/register-screenshots
 
 test: $(STAMP) $(BUF) browser
 	$(PY) -m pytest -q

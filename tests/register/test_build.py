@@ -253,3 +253,18 @@ def test_when_the_feed_is_read_then_it_has_one_entry_per_release(site: Path) -> 
     entries = feed.findall("a:entry", ns)
     assert len(entries) == 3
     assert all(e.find("a:id", ns) is not None for e in entries)
+
+
+def test_when_register_json_is_documented_then_every_field_is_in_docs_register_md(
+    site: Path,
+) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "register.md").read_text(
+        encoding="utf-8"
+    )
+    doc = json.loads((site / "register.json").read_text(encoding="utf-8"))
+    missing = [k for k in doc if f"`{k}`" not in docs and f"`{k}[]`" not in docs]
+    for section in ("summary", "audit"):
+        missing += [k for k in doc[section] if f"`{k}`" not in docs]
+    for section in ("providers", "projects", "releases", "optout_snapshots", "signing_keys"):
+        missing += [k for k in doc[section][0] if f"`{k}`" not in docs]
+    assert not missing, f"register.json fields missing from docs/register.md: {missing}"

@@ -268,3 +268,13 @@ def test_when_register_json_is_documented_then_every_field_is_in_docs_register_m
     for section in ("providers", "projects", "releases", "optout_snapshots", "signing_keys"):
         missing += [k for k in doc[section][0] if f"`{k}`" not in docs]
     assert not missing, f"register.json fields missing from docs/register.md: {missing}"
+
+
+def test_when_a_chart_is_laid_out_then_bars_scale_and_long_labels_are_shortened() -> None:
+    from pseudogate.register.charts import bar_chart
+
+    chart = bar_chart([("A very long project title indeed", 20), ("small", FEW), ("none", 0)])
+    long, small, none = chart.bars
+    assert long.width > small.width > none.width == 0
+    assert long.label.endswith("…") and len(long.label) <= 22
+    assert small.value == FEW and chart.height == 16 + 3 * 32

@@ -37,6 +37,13 @@ class BarChart:
     bars: tuple[Bar, ...]
 
 
+_MAX_LABEL = 22  # characters that fit left of the bars; the table below has the full text
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= _MAX_LABEL else label[: _MAX_LABEL - 1].rstrip() + "…"
+
+
 def bar_chart(items: Sequence[tuple[str, int | str]]) -> BarChart:
     """Geometry of a bar per (label, shown value), longest bar at full width."""
     biggest = max((shown_number(v) for _, v in items), default=0) or 1
@@ -46,5 +53,5 @@ def bar_chart(items: Sequence[tuple[str, int | str]]) -> BarChart:
         width = round(room * shown_number(value) / biggest)
         if shown_number(value) > 0:
             width = max(width, 2)
-        bars.append(Bar(label, value, 8 + i * _ROW, width, _LABEL + width + 6))
+        bars.append(Bar(_short(label), value, 8 + i * _ROW, width, _LABEL + width + 6))
     return BarChart(_WIDTH, 16 + len(items) * _ROW, _LABEL, _BAR, tuple(bars))

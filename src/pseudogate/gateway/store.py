@@ -437,7 +437,8 @@ class Store:
     ) -> ExtractRelease:
         """:meth:`build_extract`, as a change to release: audited, then streamed."""
         return ExtractRelease(
-            self.build_extract(project_id, organisation=organisation, today=today)
+            self.build_extract(project_id, organisation=organisation, today=today),
+            catalog=self.catalog,
         )
 
     # -- helpers --------------------------------------------------------------------------------

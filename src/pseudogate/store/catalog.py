@@ -18,7 +18,14 @@ from typing import Any
 
 from pseudogate.core.errors import translating_storage_full
 
-__all__ = ["Catalog", "ColumnInfo", "OptOutSnapshot", "ProjectRow", "VersionRecord"]
+__all__ = [
+    "Catalog",
+    "ColumnInfo",
+    "OptOutSnapshot",
+    "ProjectRow",
+    "ReleasedManifest",
+    "VersionRecord",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -71,6 +78,13 @@ CREATE TABLE IF NOT EXISTS applied_changes (
 CREATE TABLE IF NOT EXISTS audit_reconciliation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     through_seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS released_manifests (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    people INTEGER NOT NULL,
+    manifest_json TEXT NOT NULL
 );
 """
 
@@ -159,6 +173,22 @@ class OptOutSnapshot:
     domain: str
     linkage_key_id: str
     created_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedManifest:
+    """A released extract's signed manifest, kept for the public register.
+
+    ``manifest_json`` is the exact text the gateway sent (it holds names, counts, key ids,
+    hashes and the signature: no token and no row); ``people`` is how many distinct people the
+    extract covered (its distinct ``person`` tokens, counted, never kept).
+    """
+
+    id: int
+    project: str
+    created_at: str
+    people: int
+    manifest_json: str
 
 
 class Catalog:
@@ -409,6 +439,53 @@ class Catalog:
                     )
                 )
         return found
+
+    # -- the public register (read-only listings and released manifests) ---------------------
+
+    def insert_released_manifest(
+        self, *, project: str, created_at: str, people: int, manifest_json: str
+    ) -> ReleasedManifest:
+        """Keep a released extract's manifest (after its audit event: see ExtractRelease)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO released_manifests (project, created_at, people, manifest_json)"
+                " VALUES (?, ?, ?, ?)",
+                (project, created_at, people, manifest_json),
+            )
+            new_id = int(cursor.lastrowid or 0)
+        return ReleasedManifest(new_id, project, created_at, people, manifest_json)
+
+    def released_manifests(self) -> list[ReleasedManifest]:
+        """Every kept manifest, oldest first."""
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT id, project, created_at, people, manifest_json FROM released_manifests"
+                " ORDER BY id"
+            ).fetchall()
+        return [ReleasedManifest(int(r[0]), r[1], r[2], int(r[3]), r[4]) for r in rows]
+
+    def datasets(self) -> list[tuple[str, str, str]]:
+        """(name, owner, created_at) of every dataset, by name."""
+        with self.read() as db:
+            rows = db.execute("SELECT name, owner, created_at FROM datasets ORDER BY name")
+            return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def project_fields(self) -> list[dict[str, Any]]:
+        """Every project as a mapping of its stored columns, by id (whatever columns the
+        table has: the register shows fields added later, and "not recorded" when absent)."""
+        with self.read() as db:
+            cursor = db.execute("SELECT * FROM projects ORDER BY id")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def optout_snapshots(self) -> list[OptOutSnapshot]:
+        """Every opt-out snapshot (ids and counts, never tokens), oldest first."""
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT id, count, domain, linkage_key_id, created_at FROM optout_snapshots"
+                " ORDER BY id"
+            ).fetchall()
+        return [OptOutSnapshot(int(r[0]), int(r[1]), *r[2:]) for r in rows]
 
     def reconciled_through(self) -> int:
         """The audit seq up to which the log has been reconciled with this catalog (0: none)."""

@@ -139,10 +139,19 @@ DETAIL_NAMES: Mapping[str, str] = {
     "previous_snapshot": "integer",  # the snapshot an import replaced (absent if none)
     "previous_people": "integer",  # how many people that snapshot held
     "content_sha256": "sha256",  # an extract's content hash, as in its signed manifest
+    # People's rights requests (docs/rights.md): ids, kinds, statuses, never text or tokens.
+    "request": "change_id",  # a rights request's random id (32 lowercase hex digits)
+    "request_kind": "request_kind",  # "subject_access" or "reidentify"
+    "request_status": "request_status",  # the status the step leaves it in
+    "requester": "organisation",  # the organisation that made the request
+    "requester_role": "role",  # the role it acted in
+    "reason_sha256": "sha256",  # SHA-256 of a stated reason (the catalog keeps the text)
+    "request_expires": "time",  # when a pending request expires (RFC 3339 UTC)
 }
 
 _DETAIL_NAME_PATTERNS: dict[str, re.Pattern[str]] = {
     "organisation": _ORG_RE,
+    "role": _ROLE_RE,
     "dataset": _DATASET_RE,
     "domain": _DOMAIN_RE,
 }
@@ -183,6 +192,10 @@ def _detail_ok(kind: str, value: Any) -> bool:
         return _is_int(value) and value >= 0
     if kind == "linkage_method":
         return value in ("exact", "probabilistic")
+    if kind == "request_kind":
+        return value in ("subject_access", "reidentify")
+    if kind == "request_status":
+        return value in ("pending", "approved", "refused", "executed", "expired")
     if kind == "probability":
         return (
             isinstance(value, float) and math.isfinite(value) and 0.0 < value < 1.0
@@ -199,7 +212,9 @@ def _detail_ok(kind: str, value: Any) -> bool:
             and len(value) <= _MAX_LIST
             and all(v is None or _safe_text(v, _DATASET_RE) is not None for v in value)
         )
-    pattern = {"change_id": _CHANGE_ID_RE, "date": _DATE_RE, "sha256": _SHA256_RE}[kind]
+    pattern = {
+        "change_id": _CHANGE_ID_RE, "date": _DATE_RE, "sha256": _SHA256_RE, "time": TIME_RE,
+    }[kind]
     return isinstance(value, str) and pattern.fullmatch(value) is not None
 
 

@@ -91,6 +91,16 @@ ROLE_TABLE: Mapping[str, frozenset[Role]] = MappingProxyType(
         f"{_V1}AuditService/ListEvents": frozenset({_AU}),
         f"{_V1}AuditService/GetCheckpoint": frozenset({_AU}),
         f"{_V1}AuditService/GetPolicy": frozenset({_AU}),
+        f"{_V1}AuditService/GetRequestRegister": frozenset({_AU}),
+        # People's rights (docs/rights.md): who may ask; approval also needs a different
+        # organisation and role from the requester's (core/rights.py, the two-person rule).
+        f"{_V1}RightsService/RequestSubjectAccess": frozenset({_AD}),
+        f"{_V1}RightsService/RequestReidentification": frozenset({_R}),
+        f"{_V1}RightsService/ApproveRequest": frozenset({_AU, _AD}),
+        f"{_V1}RightsService/RefuseRequest": frozenset({_AU, _AD}),
+        f"{_V1}RightsService/GetRequest": frozenset({_R, _AU, _AD}),
+        f"{_V1}RightsService/GetSubjectAccessReport": frozenset({_AD}),
+        f"{_V1}RightsService/FetchReidentification": frozenset({_P}),
         # Open to every authenticated caller: everyone verifies manifests and checkpoints.
         f"{_V1}AuditService/GetPublicKey": frozenset(Role),
     }

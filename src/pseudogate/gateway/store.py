@@ -41,6 +41,7 @@ from pseudogate.core.names import (
     check_project_id,
 )
 from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.core.rights import RightsSettings
 from pseudogate.gateway.changes import (
     ExtractRelease,
     PreparedOptOuts,
@@ -56,6 +57,7 @@ from pseudogate.gateway.linkage import linkage_report
 from pseudogate.gateway.optouts import check_not_empty, optout_tokens
 from pseudogate.gateway.projects import ProjectRecord, check_extract_policy, parse_expiry
 from pseudogate.gateway.quotas import StorageQuota
+from pseudogate.gateway.rights import Rights
 from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
@@ -88,6 +90,7 @@ class Store:
         clock: Clock,
         anonymiser: Anonymiser,
         storage_quota_per_org: int | None = None,
+        rights: RightsSettings | None = None,
     ) -> None:
         self.data_dir = data_dir
         self.keyring = keyring
@@ -105,6 +108,11 @@ class Store:
                 None
                 if storage_quota_per_org is None
                 else StorageQuota(limit=storage_quota_per_org, catalog=self.catalog, files=self.files)
+            )
+            #: People's rights requests (subject access, re-identification): gateway/rights.py.
+            self.rights = Rights(
+                catalog=self.catalog, files=self.files, keyring=keyring, clock=clock,
+                settings=rights,
             )
         except BaseException:
             self.close()
@@ -171,6 +179,7 @@ class Store:
         clock: Clock = utc_now,
         anonymiser: Anonymiser | None = None,
         storage_quota_per_org: int | None = None,
+        rights: RightsSettings | None = None,
     ) -> Store:
         """Open (creating if missing, mode 0700) a data directory.
 
@@ -187,6 +196,7 @@ class Store:
             clock=clock,
             anonymiser=anonymiser or _default_anonymiser,
             storage_quota_per_org=storage_quota_per_org,
+            rights=rights,
         )
 
     # -- policies -------------------------------------------------------------------------------

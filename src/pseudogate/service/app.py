@@ -16,6 +16,7 @@ from pseudogate.core.errors import ConfigurationError, FailedPrecondition, Permi
 from pseudogate.core.fileio import make_private_dir, make_private_file, shared_entries
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring, Purpose
 from pseudogate.core.policy import Policy
+from pseudogate.core.rights import RightsSettings
 from pseudogate.core.tokenisation import Tokenisation, load_domain_config
 from pseudogate.gateway import Store, load_policy_registry
 from pseudogate.service.access import InsecureAccess, MtlsAccess
@@ -24,6 +25,7 @@ from pseudogate.service.audit import AuditServicer
 from pseudogate.service.datasets import DatasetServicer
 from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.limits import StreamLimits
+from pseudogate.service.rights import RightsServicer
 from pseudogate.service.server import GatewayServer, ServiceBinding, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
 from pseudogate.service.transport import TlsFiles, check_transport
@@ -37,6 +39,8 @@ from pseudogate.v1 import (
     dataset_pb2_grpc,
     extract_pb2,
     extract_pb2_grpc,
+    rights_pb2,
+    rights_pb2_grpc,
     tokenisation_pb2,
     tokenisation_pb2_grpc,
 )
@@ -68,6 +72,8 @@ class GatewaySettings:
     # streams and extracts per organisation, and extracts gateway-wide, are limited.
     limits: StreamLimits = field(default_factory=StreamLimits)
     storage_quota_per_org: int | None = None  # bytes of stored Parquet; None: no quota
+    # People's rights requests: days to approval before expiry, tokens per re-identification.
+    rights: RightsSettings = field(default_factory=RightsSettings)
 
 
 def _service_name(module: Any, name: str) -> str:
@@ -169,6 +175,7 @@ def start_gateway(
         policies=policies,
         clock=settings.clock,
         storage_quota_per_org=settings.storage_quota_per_org,
+        rights=settings.rights,
     )
     if store.sweep.quarantined and notice is not None:
         notice(f"WARNING: {store.sweep.describe()}")
@@ -234,9 +241,15 @@ def start_gateway(
                 signer=signer,
                 policies=find_policy,
                 public_keys=keyring.public_signing_keys(),
+                request_register=store.rights.register,
             ),
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
             _service_name(audit_pb2, "AuditService"),
+        ),
+        ServiceBinding(
+            RightsServicer(store.rights),
+            rights_pb2_grpc.add_RightsServiceServicer_to_server,
+            _service_name(rights_pb2, "RightsService"),
         ),
     ]
     access = InsecureAccess() if transport.plaintext else MtlsAccess()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import grpc
 
@@ -27,11 +28,13 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         signer: Signer,
         policies: PolicyLookup,
         public_keys: Sequence[tuple[KeyInfo, str]] = (),
+        request_register: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         """``public_keys``: every signing key's metadata and PEM (``public_signing_keys()``)."""
         self._log = log
         self._signer = signer
         self._policies = policies
+        self._request_register = request_register
         self._public_keys = [
             audit_pb2.PublicSigningKey(
                 key_id=info.id, public_key_pem=pem, status=info.status.value, created=info.created
@@ -81,4 +84,14 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             policy_yaml=policy.text,
             fingerprint=policy.fingerprint,
             files=dict(policy.files),
+        )
+
+    def GetRequestRegister(
+        self, request: audit_pb2.GetRequestRegisterRequest, context: grpc.ServicerContext
+    ) -> audit_pb2.GetRequestRegisterResponse:
+        """People's rights requests counted per month, kind and outcome (docs/rights.md)."""
+        register = self._request_register() if self._request_register else {"months": []}
+        current_call().counts["rows"] = len(register["months"])
+        return audit_pb2.GetRequestRegisterResponse(
+            register_json=json.dumps(register, sort_keys=True)
         )

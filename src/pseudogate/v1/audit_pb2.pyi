@@ -84,3 +84,13 @@ class GetPolicyResponse(_message.Message):
     fingerprint: str
     files: _containers.ScalarMap[str, bytes]
     def __init__(self, name: _Optional[str] = ..., policy_yaml: _Optional[str] = ..., fingerprint: _Optional[str] = ..., files: _Optional[_Mapping[str, bytes]] = ...) -> None: ...
+
+class GetRequestRegisterRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class GetRequestRegisterResponse(_message.Message):
+    __slots__ = ("register_json",)
+    REGISTER_JSON_FIELD_NUMBER: _ClassVar[int]
+    register_json: str
+    def __init__(self, register_json: _Optional[str] = ...) -> None: ...

@@ -55,6 +55,11 @@ class AuditServiceStub:
                 request_serializer=pseudogate_dot_v1_dot_audit__pb2.GetPolicyRequest.SerializeToString,
                 response_deserializer=pseudogate_dot_v1_dot_audit__pb2.GetPolicyResponse.FromString,
                 _registered_method=True)
+        self.GetRequestRegister = channel.unary_unary(
+                '/pseudogate.v1.AuditService/GetRequestRegister',
+                request_serializer=pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterRequest.SerializeToString,
+                response_deserializer=pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -90,6 +95,14 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetRequestRegister(self, request, context):
+        """GetRequestRegister counts people's rights requests per month, kind and outcome (no
+        content: docs/rights.md, "The register of requests").
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -112,6 +125,11 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetPolicy,
                     request_deserializer=pseudogate_dot_v1_dot_audit__pb2.GetPolicyRequest.FromString,
                     response_serializer=pseudogate_dot_v1_dot_audit__pb2.GetPolicyResponse.SerializeToString,
+            ),
+            'GetRequestRegister': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetRequestRegister,
+                    request_deserializer=pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterRequest.FromString,
+                    response_serializer=pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -223,6 +241,33 @@ class AuditService:
             '/pseudogate.v1.AuditService/GetPolicy',
             pseudogate_dot_v1_dot_audit__pb2.GetPolicyRequest.SerializeToString,
             pseudogate_dot_v1_dot_audit__pb2.GetPolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetRequestRegister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pseudogate.v1.AuditService/GetRequestRegister',
+            pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterRequest.SerializeToString,
+            pseudogate_dot_v1_dot_audit__pb2.GetRequestRegisterResponse.FromString,
             options,
             channel_credentials,
             insecure,

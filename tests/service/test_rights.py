@@ -1,0 +1,397 @@
+"""People's rights through real mTLS servers: requests that need two different people.
+
+A subject access request for someone in two datasets and one extract, approved by an auditor
+of another organisation, names exactly those; self-approval, approval by a second identity of
+the same organisation, and approval after expiry are refused; a re-identification gives each
+provider only its own records, matching an independent recomputation; every byte the gateway
+wrote and every response is scanned for raw NHS numbers; the audit log verifies with every step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pyarrow as pa
+import pytest
+
+from pseudogate.audit import AUDIT_DB_NAME
+from pseudogate.audit.verify import verify_database
+from pseudogate.core.authz import Role
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.manifest import load_public_key_pem
+from pseudogate.core.rights import RightsSettings
+from pseudogate.service.app import GatewaySettings, start_gateway
+from pseudogate.service.server import GatewayServer, TlsFiles
+from pseudogate.tools.certs import write_dev_certs
+from pseudogate.v1 import (
+    admin_pb2,
+    admin_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    dataset_pb2,
+    dataset_pb2_grpc,
+    extract_pb2,
+    extract_pb2_grpc,
+    rights_pb2,
+    rights_pb2_grpc,
+)
+from tests.store.helpers import (
+    COUNCIL_POLICY,
+    GP_POLICY,
+    Clock,
+    council_columns,
+    gp_columns,
+    ipc,
+    keyring_document,
+    linkage_token,
+    people,
+    project_token,
+)
+
+C = grpc.StatusCode
+GP, COUNCIL, UNI, AUDIT, OPS = "gp-denbigh", "council-conwy", "uni-bangor", "audit-office", "ops"
+OPS_AUDITOR = "ops-as-auditor"  # the ops organisation, in the auditor role (its own folder)
+START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+PROJECT_POLICY = """\
+version: 1
+name: study
+columns:
+  person:                     {action: keep}
+  gp_diagnoses.email:         {action: drop}
+  gp_diagnoses.date_of_birth: {action: drop}
+  gp_diagnoses.sex:           {action: drop}
+  gp_diagnoses.diagnosis:     {action: keep}
+  council_services.service:   {action: keep}
+privacy: {k: 2}
+"""
+
+
+@dataclass
+class World:
+    gateway: GatewayServer
+    pki: Path
+    data: Path
+    clock: Clock
+    everyone: list[dict[str, str]]
+    gp_people: list[dict[str, str]]
+    council_people: list[dict[str, str]]
+    responses: list[bytes]
+
+    def channel(self, who: str) -> grpc.Channel:
+        folder = self.pki / "ops-auditor" if who == OPS_AUDITOR else self.pki
+        name = OPS if who == OPS_AUDITOR else who
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=(self.pki / "ca.pem").read_bytes(),
+            private_key=(folder / f"{name}.key").read_bytes(),
+            certificate_chain=(folder / f"{name}.pem").read_bytes(),
+        )
+        return grpc.secure_channel(f"localhost:{self.gateway.port}", creds)
+
+    def rights(self, who: str, method: str, message: object) -> object:
+        with self.channel(who) as ch:
+            reply = getattr(rights_pb2_grpc.RightsServiceStub(ch), method)(message, timeout=30)
+        self.responses.append(reply.SerializeToString())
+        return reply
+
+
+def _status(call: object) -> grpc.StatusCode:
+    with pytest.raises(grpc.RpcError) as info:
+        call()  # type: ignore[operator]
+    return info.value.code()  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    pki = tmp_path / "pki"
+    write_dev_certs(pki, [(GP, Role.PROVIDER), (COUNCIL, Role.PROVIDER), (UNI, Role.RESEARCHER),
+                          (AUDIT, Role.AUDITOR), (OPS, Role.ADMIN)])
+    (pki / "ops-auditor").mkdir()
+    for name in ("ca.pem", "ca.key", "server.pem", "server.key"):
+        shutil.copy(pki / name, pki / "ops-auditor" / name)
+    write_dev_certs(pki / "ops-auditor", [(OPS, Role.AUDITOR)])
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "gp.yaml").write_text(GP_POLICY, encoding="utf-8")
+    (policies / "council.yaml").write_text(COUNCIL_POLICY, encoding="utf-8")
+    keyring = tmp_path / "keyring.json"
+    Keyring.from_document(keyring_document()).save(keyring)
+    clock = Clock(START)
+    gateway = start_gateway(GatewaySettings(
+        port=0, data_dir=tmp_path / "data", policies=policies, keyring=keyring, clock=clock,
+        tls=TlsFiles(pki / "ca.pem", pki / "server.pem", pki / "server.key"),
+        rights=RightsSettings(expiry_days=7, max_tokens=5),
+    ))
+    everyone = people(8, seed=13)
+    w = World(gateway, pki, tmp_path / "data", clock, everyone, everyone[:6], everyone[3:8], [])
+    try:
+        _submit(w, GP, "gp_diagnoses", "gp", ipc(gp_columns(w.gp_people)))
+        _submit(w, COUNCIL, "council_services", "council", ipc(council_columns(w.council_people)))
+        with w.channel(OPS) as ch:
+            admin_pb2_grpc.AdminServiceStub(ch).CreateProject(admin_pb2.CreateProjectRequest(
+                project="study", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
+                policy_yaml=PROJECT_POLICY, expires="2099-01-01",
+            ), timeout=30)
+            # everyone[5] opts out before the extract: in the GP data, but left out of it
+            admin_pb2_grpc.AdminServiceStub(ch).ImportOptOuts(
+                admin_pb2.ImportOptOutsRequest(nhs_numbers=[everyone[5]["nhs_number"]]), timeout=30
+            )
+        yield w
+    finally:
+        gateway.stop(grace=None)
+
+
+def _submit(w: World, org: str, dataset: str, policy: str, payload: bytes) -> None:
+    header = dataset_pb2.SubmissionHeader(dataset=dataset, policy=policy, organisation=org)
+    with w.channel(org) as ch:
+        dataset_pb2_grpc.DatasetServiceStub(ch).SubmitDataset(iter([
+            dataset_pb2.SubmitDatasetRequest(header=header),
+            dataset_pb2.SubmitDatasetRequest(arrow_ipc=payload),
+        ]), timeout=60)
+
+
+def _extract(w: World) -> tuple[pa.Table, dict]:
+    tables, manifest = [], {}
+    with w.channel(UNI) as ch:
+        for reply in extract_pb2_grpc.ExtractServiceStub(ch).CreateExtract(
+            extract_pb2.CreateExtractRequest(project="study"), timeout=60
+        ):
+            w.responses.append(reply.SerializeToString())
+            if reply.manifest_json:
+                manifest = json.loads(reply.manifest_json)
+            else:
+                tables.append(pa.ipc.open_stream(reply.arrow_ipc).read_all())
+    return pa.concat_tables(tables), manifest
+
+
+def _events(w: World) -> list[dict]:
+    with sqlite3.connect(w.data / AUDIT_DB_NAME) as db:
+        return [json.loads(b) for (b,) in db.execute("SELECT body FROM events ORDER BY seq")]
+
+
+def _verified(w: World) -> bool:
+    """The whole log verifies (events after the last checkpoint counted as unsigned)."""
+    public = Keyring.from_document(keyring_document()).signer().public_key_pem()
+    report = verify_database(w.data / AUDIT_DB_NAME, load_public_key_pem(public))
+    return bool(report.events == len(_events(w)))
+
+
+def _subject_access(w: World, number: str, who: str = OPS) -> str:
+    reply = w.rights(who, "RequestSubjectAccess", rights_pb2.RequestSubjectAccessRequest(
+        nhs_number=number, reason="Article 15 request received by letter"))
+    assert reply.request.status == "pending"
+    return str(reply.request.id)
+
+
+def _scan_for_numbers(w: World) -> None:
+    """No raw NHS number (with or without spaces) in any byte written or any response."""
+    numbers = [p["nhs_number"] for p in w.everyone]
+    spaced = [f"{n[:3]} {n[3:6]} {n[6:]}" for n in numbers]
+    blobs = [p.read_bytes() for p in w.data.rglob("*") if p.is_file()]
+    blobs += w.responses
+    for blob in blobs:
+        for n in numbers + spaced:
+            assert n.encode() not in blob
+
+
+def test_when_an_auditor_of_another_organisation_approves_a_subject_access_then_the_report_names_exactly_the_datasets_and_extract(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    _extract(w)
+    both = w.everyone[4]  # in the GP and the council data, in the extract
+    opted = w.everyone[5]  # in both too, but opted out before the extract
+    rid = _subject_access(w, both["nhs_number"])
+    opted_rid = _subject_access(w, opted["nhs_number"])
+    for r in (rid, opted_rid):
+        approved = w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=r))
+        assert approved.request.status == "approved"
+        assert approved.request.approvals == 1
+    # A second approval by the same identity counts once.
+    again = w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=rid))
+    assert again.request.approvals == 1
+    # Only the requester gets the result: not the approver, not a provider.
+    with w.channel(AUDIT) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).GetSubjectAccessReport(
+            rights_pb2.GetSubjectAccessReportRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
+    reply = w.rights(OPS, "GetSubjectAccessReport", rights_pb2.GetSubjectAccessReportRequest(request=rid))
+    report = json.loads(reply.report_json)
+    assert [(d["dataset"], d["version"], d["records"], d["organisation"]) for d in report["datasets"]] == [
+        ("council_services", 1, 1, COUNCIL), ("gp_diagnoses", 1, 1, GP)]
+    assert [p["project"] for p in report["projects"]] == ["study"]
+    (extract,) = report["projects"][0]["extracts"]
+    assert extract["outcome"] == "included"
+    assert extract["optout_snapshot"] == 1
+    # Results are returned once.
+    with w.channel(OPS) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).GetSubjectAccessReport(
+            rights_pb2.GetSubjectAccessReportRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    status = w.rights(AUDIT, "GetRequest", rights_pb2.GetRequestRequest(request=rid))
+    assert status.request.status == "executed"
+    # The opted-out person: the extract is listed as left out, with the snapshot.
+    opted_report = json.loads(w.rights(OPS, "GetSubjectAccessReport",
+                                       rights_pb2.GetSubjectAccessReportRequest(request=opted_rid)).report_json)
+    (left_out,) = opted_report["projects"][0]["extracts"]
+    assert left_out["outcome"] == "left_out_by_optout"
+    assert left_out["optout_snapshot"] == 1
+    # Never a token, never a record's content.
+    for text in (reply.report_json, json.dumps(opted_report)):
+        assert "lk1_" not in text and "pk1_" not in text
+        assert "D0" not in text and "S0" not in text
+    # The register counts it; the log verifies with every step in it.
+    with w.channel(AUDIT) as ch:
+        register = json.loads(audit_pb2_grpc.AuditServiceStub(ch).GetRequestRegister(
+            audit_pb2.GetRequestRegisterRequest(), timeout=30).register_json)
+    assert register == {"months": [
+        {"month": "2026-03", "kind": "subject_access", "outcome": "executed", "requests": 2}]}
+    steps = [(e["details"]["request_status"], e["status"]) for e in _events(w)
+             if e.get("details", {}).get("request") == rid and "change" in e["details"]]
+    assert steps == [("pending", "OK"), ("approved", "OK"), ("executed", "OK")]
+    assert _verified(w)
+    _scan_for_numbers(w)
+
+
+def test_when_the_requester_or_its_own_organisation_approves_then_it_is_refused(world: World) -> None:
+    w = world
+    rid = _subject_access(w, w.everyone[0]["nhs_number"])
+    with w.channel(OPS) as ch:  # the requester itself
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
+    with w.channel(OPS_AUDITOR) as ch:  # a second identity of the same organisation
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
+    with w.channel(OPS) as ch:  # no result before approval
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).GetSubjectAccessReport(
+            rights_pb2.GetSubjectAccessReportRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    assert w.rights(AUDIT, "GetRequest", rights_pb2.GetRequestRequest(request=rid)).request.status == "pending"
+    # A refusal ends it.
+    refused = w.rights(AUDIT, "RefuseRequest", rights_pb2.RefuseRequestRequest(
+        request=rid, reason="no letter on file"))
+    assert refused.request.status == "refused"
+    assert refused.request.refusal_reason == "no letter on file"
+    with w.channel(AUDIT) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    assert _verified(w)
+
+
+def test_when_approval_comes_after_expiry_then_it_is_refused_and_the_expiry_is_audited(
+    world: World,
+) -> None:
+    w = world
+    rid = _subject_access(w, w.everyone[0]["nhs_number"])
+    w.clock.now = START + dt.timedelta(days=7, seconds=1)
+    with w.channel(AUDIT) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    assert w.rights(AUDIT, "GetRequest", rights_pb2.GetRequestRequest(request=rid)).request.status == "expired"
+    expired = [e for e in _events(w) if e.get("details", {}).get("request_status") == "expired"
+               and "change" in e["details"]]
+    assert len(expired) == 1 and expired[0]["status"] == "OK"
+    assert _verified(w)
+
+
+def test_when_a_reason_names_a_person_or_the_number_is_invalid_then_nothing_is_stored(
+    world: World,
+) -> None:
+    w = world
+    number = w.everyone[0]["nhs_number"]
+    with w.channel(OPS) as ch:
+        stub = rights_pb2_grpc.RightsServiceStub(ch)
+        assert _status(lambda: stub.RequestSubjectAccess(rights_pb2.RequestSubjectAccessRequest(
+            nhs_number=number, reason=f"patient {number} asked"), timeout=30)) == C.INVALID_ARGUMENT
+        assert _status(lambda: stub.RequestSubjectAccess(rights_pb2.RequestSubjectAccessRequest(
+            nhs_number=number, reason=" "), timeout=30)) == C.INVALID_ARGUMENT
+        assert _status(lambda: stub.RequestSubjectAccess(rights_pb2.RequestSubjectAccessRequest(
+            nhs_number="1234567890", reason="a letter"), timeout=30)) == C.INVALID_ARGUMENT
+    with sqlite3.connect(w.data / "catalog.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM rights_requests").fetchone() == (0,)
+    _scan_for_numbers(w)
+
+
+def test_when_a_reidentification_is_approved_then_each_provider_gets_only_its_own_records(
+    world: World,
+) -> None:
+    w = world
+    table, _ = _extract(w)
+    person = table.column("person").to_pylist()
+    wanted = [w.everyone[3], w.everyone[0]]  # [3] in both datasets, [0] in the GP data only
+    tokens = [project_token("study", linkage_token(p["nhs_number"])) for p in wanted]
+    assert set(tokens) <= set(person)
+    reply = w.rights(UNI, "RequestReidentification", rights_pb2.RequestReidentificationRequest(
+        project="study", tokens=tokens, reason="participants at risk: duty of care review"))
+    rid = reply.request.id
+    assert reply.request.tokens == 2
+    with w.channel(GP) as ch:  # nothing before approval
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+            rights_pb2.FetchReidentificationRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    w.rights(OPS, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=rid))
+    gp = w.rights(GP, "FetchReidentification", rights_pb2.FetchReidentificationRequest(request=rid))
+    council = w.rights(COUNCIL, "FetchReidentification",
+                       rights_pb2.FetchReidentificationRequest(request=rid))
+    # The independent recomputation: rows (1-based) of each provider's own submission.
+    gp_rows = {i + 1: linkage_token(p["nhs_number"]) for i, p in enumerate(w.gp_people) if p in wanted}
+    council_rows = {i + 1: linkage_token(p["nhs_number"])
+                    for i, p in enumerate(w.council_people) if p in wanted}
+    assert {(r.dataset, r.version, r.row, r.linkage_token) for r in gp.records} == {
+        ("gp_diagnoses", 1, row, tok) for row, tok in gp_rows.items()}
+    assert {(r.dataset, r.version, r.row, r.linkage_token) for r in council.records} == {
+        ("council_services", 1, row, tok) for row, tok in council_rows.items()}
+    assert gp.reason == "participants at risk: duty of care review"
+    # Once per provider; never to the researcher.
+    with w.channel(GP) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+            rights_pb2.FetchReidentificationRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    with w.channel(UNI) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+            rights_pb2.FetchReidentificationRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
+        got = rights_pb2_grpc.RightsServiceStub(ch).GetRequest(
+            rights_pb2.GetRequestRequest(request=rid), timeout=30)
+    assert "lk1_" not in got.SerializeToString().decode("utf-8", "replace")
+    # The researcher saw no linkage token in anything it received.
+    for blob in [reply.SerializeToString(), got.SerializeToString()]:
+        assert b"lk1_" not in blob
+    # No linkage token in the audit log.
+    with sqlite3.connect(w.data / AUDIT_DB_NAME) as db:
+        assert not any("lk1_" in b for (b,) in db.execute("SELECT body FROM events"))
+    assert _verified(w)
+    _scan_for_numbers(w)
+
+
+def test_when_tokens_are_unknown_foreign_or_too_many_or_the_caller_is_not_the_researcher_then_nothing_is_revealed(
+    world: World,
+) -> None:
+    w = world
+    table, _ = _extract(w)
+    real = table.column("person").to_pylist()[0]
+    foreign = project_token("other", linkage_token(w.everyone[0]["nhs_number"]))
+    unknown = "pk1_" + "a" * 32
+    reason = "participants at risk"
+    with w.channel(UNI) as ch:
+        stub = rights_pb2_grpc.RightsServiceStub(ch)
+        details = set()
+        for tokens in ([real, unknown], [real, foreign], [unknown]):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.RequestReidentification(rights_pb2.RequestReidentificationRequest(
+                    project="study", tokens=tokens, reason=reason), timeout=30)
+            assert info.value.code() == C.FAILED_PRECONDITION
+            details.add(info.value.details())
+        assert len(details) == 1  # one message whichever token was wrong
+        assert _status(lambda: stub.RequestReidentification(rights_pb2.RequestReidentificationRequest(
+            project="study", tokens=[f"pk1_{i:032d}" for i in range(6)], reason=reason),
+            timeout=30)) == C.INVALID_ARGUMENT
+        assert _status(lambda: stub.RequestReidentification(rights_pb2.RequestReidentificationRequest(
+            project="nope", tokens=[real], reason=reason), timeout=30)) == C.PERMISSION_DENIED
+    # A researcher of another organisation is told the same as for an unknown project.
+    with w.channel(OPS) as ch:  # and an admin may not ask at all
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).RequestReidentification(
+            rights_pb2.RequestReidentificationRequest(project="study", tokens=[real], reason=reason),
+            timeout=30)) == C.PERMISSION_DENIED
+    with sqlite3.connect(w.data / "catalog.sqlite3") as db:
+        assert db.execute("SELECT count(*) FROM rights_requests").fetchone() == (0,)

@@ -25,7 +25,7 @@ V1 = "/pseudogate.v1."
 def _proto_methods() -> set[str]:
     """Every RPC declared in proto/pseudogate/v1, read from the generated descriptors."""
     methods = set()
-    for name in ("admin", "audit", "dataset", "extract", "tokenisation", "common"):
+    for name in ("admin", "audit", "dataset", "extract", "tokenisation", "common", "rights"):
         module = importlib.import_module(f"pseudogate.v1.{name}_pb2")
         for service in module.DESCRIPTOR.services_by_name.values():
             for method in service.methods:
@@ -35,7 +35,7 @@ def _proto_methods() -> set[str]:
 
 def test_when_the_protos_are_read_then_the_role_table_lists_exactly_their_rpcs() -> None:
     assert set(ROLE_TABLE) == _proto_methods()
-    assert len(ROLE_TABLE) == 12
+    assert len(ROLE_TABLE) == 20
 
 
 EXPECTED = {
@@ -51,6 +51,14 @@ EXPECTED = {
     "AuditService/GetCheckpoint": {"auditor"},
     "AuditService/GetPolicy": {"auditor"},
     "AuditService/GetPublicKey": {"provider", "researcher", "auditor", "admin"},
+    "AuditService/GetRequestRegister": {"auditor"},
+    "RightsService/RequestSubjectAccess": {"admin"},
+    "RightsService/RequestReidentification": {"researcher"},
+    "RightsService/ApproveRequest": {"auditor", "admin"},
+    "RightsService/RefuseRequest": {"auditor", "admin"},
+    "RightsService/GetRequest": {"researcher", "auditor", "admin"},
+    "RightsService/GetSubjectAccessReport": {"admin"},
+    "RightsService/FetchReidentification": {"provider"},
 }
 
 
@@ -68,8 +76,11 @@ def test_when_each_role_calls_each_rpc_then_the_table_decides(method: str, role:
 
 def test_when_an_auditor_asks_for_data_then_it_is_refused() -> None:
     auditor = Identity.of("audit-office", Role.AUDITOR)
+    # An auditor decides on people's rights requests and reads their descriptions (no data).
+    decisions = {f"/pseudogate.v1.RightsService/{m}"
+                 for m in ("ApproveRequest", "RefuseRequest", "GetRequest")}
     for method in ROLE_TABLE:
-        if "AuditService" not in method:
+        if "AuditService" not in method and method not in decisions:
             with pytest.raises(PermissionDenied):
                 authorise(auditor, method)
 

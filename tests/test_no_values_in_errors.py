@@ -36,6 +36,8 @@ from pseudogate.v1 import (
     dataset_pb2_grpc,
     extract_pb2,
     extract_pb2_grpc,
+    rights_pb2,
+    rights_pb2_grpc,
     tokenisation_pb2,
     tokenisation_pb2_grpc,
 )
@@ -473,6 +475,23 @@ def _rpc_cases() -> dict[str, tuple[str, str, object]]:
         "GetPublicKey": ("audit", "GetPublicKey", audit_pb2.GetPublicKeyRequest()),
         "GetPolicy: name that is an NHS number": ("audit", "GetPolicy",
                                                          audit_pb2.GetPolicyRequest(name=NHS)),
+        "GetRequestRegister": ("audit", "GetRequestRegister", audit_pb2.GetRequestRegisterRequest()),
+        "RequestSubjectAccess: number that is an email": ("rights", "RequestSubjectAccess",
+            rights_pb2.RequestSubjectAccessRequest(nhs_number=EMAIL, reason="a letter")),
+        "RequestSubjectAccess: reason naming the person": ("rights", "RequestSubjectAccess",
+            rights_pb2.RequestSubjectAccessRequest(nhs_number=NHS, reason=f"{NAME} {NHS} {POSTCODE}")),
+        "RequestReidentification: identifiers everywhere": ("rights", "RequestReidentification",
+            rights_pb2.RequestReidentificationRequest(project=NHS, tokens=[NHS, EMAIL], reason=NAME)),
+        "ApproveRequest: id that is an NHS number": ("rights", "ApproveRequest",
+            rights_pb2.ApproveRequestRequest(request=NHS)),
+        "RefuseRequest: id and reason that are identifiers": ("rights", "RefuseRequest",
+            rights_pb2.RefuseRequestRequest(request=EMAIL, reason=NHS)),
+        "GetRequest: id that is an email": ("rights", "GetRequest",
+            rights_pb2.GetRequestRequest(request=EMAIL)),
+        "GetSubjectAccessReport: id that is an NHS number": ("rights", "GetSubjectAccessReport",
+            rights_pb2.GetSubjectAccessReportRequest(request=NHS)),
+        "FetchReidentification: id that is an NHS number": ("rights", "FetchReidentification",
+            rights_pb2.FetchReidentificationRequest(request=NHS)),
     }
     for label, text in BAD_POLICIES.items():
         cases[f"CreateProject: policy with {label}"] = ("admin", "CreateProject", project(
@@ -487,6 +506,7 @@ STUBS = {
     "extract": extract_pb2_grpc.ExtractServiceStub,
     "admin": admin_pb2_grpc.AdminServiceStub,
     "audit": audit_pb2_grpc.AuditServiceStub,
+    "rights": rights_pb2_grpc.RightsServiceStub,
 }
 
 

@@ -9,9 +9,16 @@ from typing import Any
 import grpc
 from google.protobuf import descriptor, message_factory
 
-from pseudogate.v1 import admin_pb2, audit_pb2, dataset_pb2, extract_pb2, tokenisation_pb2
+from pseudogate.v1 import (
+    admin_pb2,
+    audit_pb2,
+    dataset_pb2,
+    extract_pb2,
+    rights_pb2,
+    tokenisation_pb2,
+)
 
-MODULES = (tokenisation_pb2, dataset_pb2, extract_pb2, admin_pb2, audit_pb2)
+MODULES = (tokenisation_pb2, dataset_pb2, extract_pb2, admin_pb2, audit_pb2, rights_pb2)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,14 @@ ALLOWED_STATUS = {
     "/pseudogate.v1.AuditService/GetCheckpoint": C.OK,
     "/pseudogate.v1.AuditService/GetPublicKey": C.OK,
     "/pseudogate.v1.AuditService/GetPolicy": C.NOT_FOUND,
+    "/pseudogate.v1.AuditService/GetRequestRegister": C.OK,
+    "/pseudogate.v1.RightsService/RequestSubjectAccess": C.INVALID_ARGUMENT,  # no NHS number
+    "/pseudogate.v1.RightsService/RequestReidentification": C.PERMISSION_DENIED,  # hidden
+    "/pseudogate.v1.RightsService/ApproveRequest": C.INVALID_ARGUMENT,  # no request id
+    "/pseudogate.v1.RightsService/RefuseRequest": C.INVALID_ARGUMENT,
+    "/pseudogate.v1.RightsService/GetRequest": C.INVALID_ARGUMENT,
+    "/pseudogate.v1.RightsService/GetSubjectAccessReport": C.INVALID_ARGUMENT,
+    "/pseudogate.v1.RightsService/FetchReidentification": C.INVALID_ARGUMENT,
 }
 
 
@@ -121,7 +129,11 @@ def test_when_every_rpc_is_called_by_every_role_then_the_role_table_decides(
     events = _events(tls_gateway)[before:]
     assert len(events) == len(ORGS) * len(rpcs), "every call, allowed or refused, is audited"
     denied = [e for e in events if e["status"] == "PERMISSION_DENIED"]
-    hidden_projects = sum(1 for e in denied if e["method"].endswith("/CreateExtract") and e["role"] == "researcher")
+    hidden_projects = sum(
+        1 for e in denied
+        if e["method"].endswith(("/CreateExtract", "/RequestReidentification"))
+        and e["role"] == "researcher"
+    )
     assert len(denied) == refusals + hidden_projects
     for e in denied:
         assert e["organisation"] in ORGS.values() and e["role"] in {r.value for r in Role}

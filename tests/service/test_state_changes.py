@@ -269,4 +269,4 @@ def test_when_a_servicer_changes_state_then_it_goes_through_apply_change() -> No
     }
     assert offenders == {("audit.py", "commit_point(")}
     users = {p.name for p in folder.glob("*.py") if "apply_change(" in p.read_text(encoding="utf-8")}
-    assert {"admin.py", "datasets.py", "extracts.py"} <= users
+    assert {"admin.py", "datasets.py", "extracts.py", "rights.py"} <= users

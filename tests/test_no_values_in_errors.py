@@ -325,6 +325,23 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
         "register build: a folder that is not a data directory": [
             "register", "build", "--data-dir", str(w.base / "bad-policies"), "--out",
             str(w.base / "register-site")],
+        "request subject-access: reason naming the person": [
+            "request", "subject-access", *w.server, "--nhs-number", NHS, "--reason",
+            f"{NAME} {NHS} {POSTCODE}"],
+        "request subject-access: number that is an email": [
+            "request", "subject-access", *w.server, "--nhs-number", EMAIL, "--reason", "a letter"],
+        "request reidentify: tokens and project that are identifiers": [
+            "request", "reidentify", *w.server, "--project", NHS, "--tokens",
+            w.file("tokens.txt", f"{NHS}\n{EMAIL}\n"), "--reason", NAME],
+        "request approve: id that is an NHS number": ["request", "approve", *w.server, NHS],
+        "request refuse: id and reason that are identifiers": [
+            "request", "refuse", *w.server, EMAIL, "--reason", NHS],
+        "request show: id that is an email": ["request", "show", *w.server, EMAIL],
+        "request result: id that is an NHS number": [
+            "request", "result", *w.server, NHS, "--output", str(w.base / "r1.json")],
+        "request fetch: id that is an NHS number": [
+            "request", "fetch", *w.server, NHS, "--output", str(w.base / "r1.csv")],
+        "request register": ["request", "register", *w.server],
         "serve: data directory in use": [
             "serve", "--insecure", "--port", "0", "--data-dir", str(w.base / "data"),
             "--policies", str(w.base / "policies")],

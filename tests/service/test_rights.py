@@ -395,3 +395,65 @@ def test_when_tokens_are_unknown_foreign_or_too_many_or_the_caller_is_not_the_re
             timeout=30)) == C.PERMISSION_DENIED
     with sqlite3.connect(w.data / "catalog.sqlite3") as db:
         assert db.execute("SELECT count(*) FROM rights_requests").fetchone() == (0,)
+
+
+def _cli(w: World, who: str, *argv: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from pseudogate.cli import main
+
+    folder = w.pki / "ops-auditor" if who == OPS_AUDITOR else w.pki
+    name = OPS if who == OPS_AUDITOR else who
+    creds = ["--server", f"localhost:{w.gateway.port}", "--ca", str(w.pki / "ca.pem"),
+             "--cert", str(folder / f"{name}.pem"), "--key", str(folder / f"{name}.key")]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["request", argv[0], *creds, *argv[1:]])
+    w.responses += [out.getvalue().encode(), err.getvalue().encode()]
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_when_the_cli_is_used_end_to_end_then_ids_come_last_and_results_are_written_once(
+    world: World, tmp_path: Path
+) -> None:
+    w = world
+    _table, _ = _extract(w)
+    person = w.everyone[4]
+    code, out, _ = _cli(w, OPS, "subject-access", "--nhs-number", person["nhs_number"],
+                        "--reason", "Article 15 letter of 2 March")
+    assert code == 0
+    rid = out.strip().splitlines()[-1]
+    assert len(rid) == 32 and rid in out
+    assert _cli(w, OPS, "approve", rid)[0] != 0  # its own requester
+    code, out, _ = _cli(w, AUDIT, "approve", rid)
+    assert code == 0 and "approved" in out
+    code, out, _ = _cli(w, OPS, "result", rid, "--output", str(tmp_path / "report.txt"),
+                        "--format", "text")
+    assert code == 0
+    text = (tmp_path / "report.txt").read_text(encoding="utf-8")
+    assert "gp_diagnoses version 1: 1 record(s), provided by gp-denbigh" in text
+    assert "project study" in text and "included" in text
+    assert _cli(w, OPS, "result", rid, "--output", str(tmp_path / "again.json"))[0] != 0
+    assert not (tmp_path / "again.json").exists()
+    # Re-identification: researcher asks, admin of another organisation approves, GP fetches.
+    tokens = tmp_path / "tokens.txt"
+    tokens.write_text(project_token("study", linkage_token(person["nhs_number"])) + "\n",
+                      encoding="utf-8")
+    code, researcher_out, _ = _cli(w, UNI, "reidentify", "--project", "study", "--tokens", str(tokens),
+                        "--reason", "participant at risk")
+    assert code == 0
+    rid = researcher_out.strip().splitlines()[-1]
+    assert "lk1_" not in researcher_out
+    assert _cli(w, OPS, "approve", rid)[0] == 0
+    code, out, _ = _cli(w, GP, "fetch", rid, "--output", str(tmp_path / "gp.csv"))
+    assert code == 0
+    rows = (tmp_path / "gp.csv").read_text(encoding="utf-8").splitlines()
+    row = w.gp_people.index(person) + 1
+    assert rows == ["request,reason,dataset,version,row,linkage_token",
+                    (f"{rid},participant at risk,gp_diagnoses,1,{row},"
+                    f"{linkage_token(person['nhs_number'])}")]
+    code, out, _ = _cli(w, AUDIT, "register")
+    assert code == 0 and "reidentify" in out and "subject_access" in out
+    _scan_for_numbers(w)
+    assert _verified(w)

@@ -43,6 +43,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "audit",
     "verify_extract",
     "register",
+    "request",
 )
 
 

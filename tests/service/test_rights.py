@@ -457,3 +457,34 @@ def test_when_the_cli_is_used_end_to_end_then_ids_come_last_and_results_are_writ
     assert code == 0 and "reidentify" in out and "subject_access" in out
     _scan_for_numbers(w)
     assert _verified(w)
+
+
+def test_when_an_extract_was_released_before_manifests_were_kept_then_its_audit_event_names_it(
+    world: World,
+) -> None:
+    w = world
+    _extract(w)
+    _extract(w)
+    with sqlite3.connect(w.data / "catalog.sqlite3") as db:  # as a catalog of before the register
+        db.execute("DELETE FROM released_manifests WHERE id = 1")
+    rid = _subject_access(w, w.everyone[4]["nhs_number"])
+    w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=rid))
+    report = json.loads(w.rights(OPS, "GetSubjectAccessReport",
+                                 rights_pb2.GetSubjectAccessReportRequest(request=rid)).report_json)
+    (project,) = report["projects"]
+    # Two releases: one manifest kept, the other known from its event only; none twice.
+    assert [e["source"] for e in project["extracts"]] == ["manifest", "audit_log"]
+    assert {e["outcome"] for e in project["extracts"]} == {"included"}
+    with sqlite3.connect(w.data / "catalog.sqlite3") as db:
+        db.execute("DELETE FROM released_manifests")
+    rid = _subject_access(w, w.everyone[4]["nhs_number"])
+    w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=rid))
+    report = json.loads(w.rights(OPS, "GetSubjectAccessReport",
+                                 rights_pb2.GetSubjectAccessReportRequest(request=rid)).report_json)
+    first, second = report["projects"][0]["extracts"]
+    assert first == second
+    extract = first
+    assert extract["source"] == "audit_log"
+    assert extract["datasets"] == [{"dataset": "gp_diagnoses", "version": 1},
+                                   {"dataset": "council_services", "version": 1}]
+    assert (extract["outcome"], extract["optout_snapshot"]) == ("included", 1)

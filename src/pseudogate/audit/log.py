@@ -294,6 +294,27 @@ class AuditLog:
         finally:
             reader.close()
 
+    def events_of(self, method: str) -> Iterator[dict[str, Any]]:
+        """Events of one RPC (its full method name), in order; read on their own connection.
+
+        Subject access reads the extract events with this (docs/rights.md): extracts released
+        before manifests were kept in the catalog are known from their events only.
+        """
+        reader = self._reader()
+        try:
+            cursor = reader.execute(
+                "SELECT body FROM events WHERE instr(body, ?) > 0 ORDER BY seq",
+                (json.dumps(method),),
+            )
+            for (body,) in cursor:
+                event = json.loads(body)
+                if event.get("method") == method:
+                    yield event
+        except sqlite3.Error as exc:
+            raise Unavailable(f"audit log cannot be read: {_reason(exc)}") from None
+        finally:
+            reader.close()
+
     def _reader(self) -> sqlite3.Connection:
         """A read-only connection of its own, so reads never hold up appends."""
         try:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, warn
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.rights import DEFAULT_EXPIRY_DAYS, DEFAULT_MAX_TOKENS, RightsSettings
 from pseudogate.service.app import GatewaySettings, load_keyring, start_gateway
 from pseudogate.service.limits import StreamLimits
 from pseudogate.service.transport import check_transport, tls_files
@@ -87,6 +88,15 @@ def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="stored data per organisation, e.g. 500M or 10G (default: no quota)",
     )
+    r = p.add_argument_group("people's rights requests (docs/rights.md)")
+    r.add_argument(
+        "--request-expiry-days", type=int, default=DEFAULT_EXPIRY_DAYS, metavar="DAYS",
+        help=f"a request not approved within this many days expires (default {DEFAULT_EXPIRY_DAYS})",
+    )
+    r.add_argument(
+        "--reidentify-max-tokens", type=int, default=DEFAULT_MAX_TOKENS, metavar="N",
+        help=f"project tokens per re-identification request (default {DEFAULT_MAX_TOKENS})",
+    )
 
 
 def _byte_size(text: str) -> int:
@@ -119,6 +129,9 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         production=args.production,
         limits=_limits(args),
         storage_quota_per_org=args.storage_quota_per_org,
+        rights=RightsSettings(
+            expiry_days=args.request_expiry_days, max_tokens=args.reidentify_max_tokens
+        ),
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -90,6 +90,17 @@ class RequestView:
 
 
 @dataclass(frozen=True, slots=True)
+class _Released:
+    """A released extract as subject access sees it: what it was built from."""
+
+    project: str
+    created_at: str
+    datasets: tuple[tuple[str, int], ...]  # (dataset, version), the first drives the join
+    snapshot: int | None
+    source: str  # "manifest" (kept in the catalog) or "audit_log" (its extract event)
+
+
+@dataclass(frozen=True, slots=True)
 class ReidentifiedRecord:
     """One record a provider submitted itself: where it is, and its stored linkage token."""
 
@@ -143,6 +154,8 @@ class Rights:
         self.settings = settings or RightsSettings()
         self._clock = clock
         self.tables = RequestTables(catalog)
+        #: The audit log's extract events (set by the gateway once its log is open).
+        self.extract_events: Callable[[], Iterable[Mapping[str, Any]]] = tuple
 
     # -- time -----------------------------------------------------------------------------------
 
@@ -478,24 +491,22 @@ class Rights:
             str(p["id"]): p.get("title") for p in self.catalog.project_fields()
         }
         projects: dict[str, dict[str, Any]] = {}
-        for kept in self.catalog.released_manifests():
-            manifest = Manifest.from_json(kept.manifest_json)
-            if not manifest.datasets:
-                continue
-            first = manifest.datasets[0]
-            if (first.name, first.version) not in held:
+        for extract in self._released_extracts():
+            first = extract.datasets[0]
+            if first not in held:
                 continue  # the join starts from the first dataset: the person was not in it
-            left_out = self._opted_out(manifest.optout_snapshot, row)
-            entry = projects.setdefault(manifest.project, {
-                "project": manifest.project,
-                "title": titles.get(manifest.project) or None,
+            left_out = self._opted_out(extract.snapshot, row)
+            entry = projects.setdefault(extract.project, {
+                "project": extract.project,
+                "title": titles.get(extract.project) or None,
                 "extracts": [],
             })
             entry["extracts"].append({
-                "created_at": manifest.created_at,
-                "datasets": [{"dataset": d.name, "version": d.version} for d in manifest.datasets],
+                "created_at": extract.created_at,
+                "datasets": [{"dataset": d, "version": v} for d, v in extract.datasets],
                 "outcome": "left_out_by_optout" if left_out else "included",
-                "optout_snapshot": manifest.optout_snapshot,
+                "optout_snapshot": extract.snapshot,
+                "source": extract.source,
             })
         return {
             "format": "pseudogate-subject-access-v1",
@@ -505,6 +516,46 @@ class Rights:
             "datasets": datasets,
             "projects": [projects[p] for p in sorted(projects)],
         }
+
+    def _released_extracts(self) -> list[_Released]:
+        """Every released extract: from the manifests the catalog keeps, then from the audit
+        log's extract events for those released before manifests were kept (each kept
+        manifest accounts for one event of its content hash, so none is counted twice)."""
+        released: list[_Released] = []
+        hashes: dict[str, int] = {}
+        for kept in self.catalog.released_manifests():
+            manifest = Manifest.from_json(kept.manifest_json)
+            if not manifest.datasets:
+                continue
+            hashes[manifest.content_sha256] = hashes.get(manifest.content_sha256, 0) + 1
+            released.append(_Released(
+                project=manifest.project,
+                created_at=manifest.created_at,
+                datasets=tuple((d.name, d.version) for d in manifest.datasets),
+                snapshot=manifest.optout_snapshot,
+                source="manifest",
+            ))
+        for event in self.extract_events():
+            details = event.get("details") or {}
+            names, versions = details.get("datasets") or [], details.get("versions") or []
+            digest = details.get("content_sha256")
+            if (
+                event.get("status") != "OK" or not names or len(names) != len(versions)
+                or not isinstance(event.get("project"), str)
+                or any(not isinstance(n, str) for n in names)
+            ):
+                continue
+            if hashes.get(str(digest), 0) > 0:
+                hashes[str(digest)] -= 1  # this release's manifest is kept: listed above
+                continue
+            released.append(_Released(
+                project=event["project"],
+                created_at=str(event.get("time", "")),
+                datasets=tuple(zip(names, (int(v) for v in versions), strict=True)),
+                snapshot=details.get("snapshot"),
+                source="audit_log",
+            ))
+        return released
 
     def _records_of(self, version: VersionRecord, row: RequestRow) -> int:
         token = row.subject_tokens.get(version.linkage_key_id)

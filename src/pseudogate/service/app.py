@@ -201,6 +201,11 @@ def start_gateway(
         store.close()
         raise
 
+    # Subject access also reads the extracts released before manifests were kept (their events).
+    store.rights.extract_events = lambda: audit_log.events_of(
+        "/pseudogate.v1.ExtractService/CreateExtract"
+    )
+
     def audit(event: AuditEvent) -> None:
         audit_log.append(event)  # validates the event's shape; malformed names become null
 

@@ -57,6 +57,7 @@ from tests.store.helpers import (
 
 C = grpc.StatusCode
 GP, COUNCIL, UNI, AUDIT, OPS = "gp-denbigh", "council-conwy", "uni-bangor", "audit-office", "ops"
+OTHER_UNI = "uni-cardiff"  # a researcher with no part in the project
 OPS_AUDITOR = "ops-as-auditor"  # the ops organisation, in the auditor role (its own folder)
 START = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
 PROJECT_POLICY = """\
@@ -111,7 +112,7 @@ def _status(call: object) -> grpc.StatusCode:
 def world(tmp_path: Path) -> Iterator[World]:
     pki = tmp_path / "pki"
     write_dev_certs(pki, [(GP, Role.PROVIDER), (COUNCIL, Role.PROVIDER), (UNI, Role.RESEARCHER),
-                          (AUDIT, Role.AUDITOR), (OPS, Role.ADMIN)])
+                          (AUDIT, Role.AUDITOR), (OPS, Role.ADMIN), (OTHER_UNI, Role.RESEARCHER)])
     (pki / "ops-auditor").mkdir()
     for name in ("ca.pem", "ca.key", "server.pem", "server.key"):
         shutil.copy(pki / name, pki / "ops-auditor" / name)
@@ -354,6 +355,9 @@ def test_when_a_reidentification_is_approved_then_each_provider_gets_only_its_ow
         got = rights_pb2_grpc.RightsServiceStub(ch).GetRequest(
             rights_pb2.GetRequestRequest(request=rid), timeout=30)
     assert "lk1_" not in got.SerializeToString().decode("utf-8", "replace")
+    with w.channel(OTHER_UNI) as ch:  # another researcher sees neither the request nor its reason
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).GetRequest(
+            rights_pb2.GetRequestRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
     # The researcher saw no linkage token in anything it received.
     for blob in [reply.SerializeToString(), got.SerializeToString()]:
         assert b"lk1_" not in blob
@@ -389,6 +393,13 @@ def test_when_tokens_are_unknown_foreign_or_too_many_or_the_caller_is_not_the_re
         assert _status(lambda: stub.RequestReidentification(rights_pb2.RequestReidentificationRequest(
             project="nope", tokens=[real], reason=reason), timeout=30)) == C.PERMISSION_DENIED
     # A researcher of another organisation is told the same as for an unknown project.
+    with w.channel(OTHER_UNI) as ch:
+        with pytest.raises(grpc.RpcError) as other:
+            rights_pb2_grpc.RightsServiceStub(ch).RequestReidentification(
+                rights_pb2.RequestReidentificationRequest(project="study", tokens=[real],
+                                                          reason=reason), timeout=30)
+        assert other.value.code() == C.PERMISSION_DENIED
+        assert "does not exist or is not yours" in (other.value.details() or "")
     with w.channel(OPS) as ch:  # and an admin may not ask at all
         assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).RequestReidentification(
             rights_pb2.RequestReidentificationRequest(project="study", tokens=[real], reason=reason),

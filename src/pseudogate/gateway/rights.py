@@ -66,13 +66,15 @@ R = TypeVar("R")
 
 #: One message for an unknown request and one the caller may not read, so that request ids
 #: cannot be probed.
-_NOT_YOURS = "request {} does not exist or its result is not for you"
+_NOT_YOURS = "request {} does not exist or is not for you"
 #: One message whatever is wrong with the tokens: nothing is said about which exist.
 _TOKENS_REFUSED = (
     "the tokens must all be project tokens of this project's released extracts; the request "
     "was refused as a whole (nothing is said about which tokens)"
 )
 _PROJECT_DENIED = "project {} does not exist or is not yours"
+#: The roles that may approve or refuse (the role table) and so read any request.
+_DECIDING_ROLES = frozenset({"auditor", "admin"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,18 @@ class Rights:
     def view(self, request_id: object) -> RequestView:
         row = self._row(request_id)
         return RequestView(row, self._status(row), len(self.tables.approvals(row.id)))
+
+    def view_for(self, request_id: object, *, caller: Requester) -> RequestView:
+        """A request as ``caller`` may see it: auditors and admins (who may decide on it) see
+        every request; anyone else only their own (else the same refusal as an unknown id)."""
+        try:
+            view = self.view(request_id)
+        except NotFound:
+            raise PermissionDenied(_NOT_YOURS.format(shown(request_id))) from None
+        own = (caller.organisation, caller.role) == (view.row.organisation, view.row.role)
+        if not own and caller.role not in _DECIDING_ROLES:
+            raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
+        return view
 
     def _view_in(self, db: sqlite3.Connection, request_id: str) -> RequestView:
         row = self.tables.get(request_id, db)
@@ -438,15 +452,16 @@ class Rights:
         view = self._deliverable(request_id, kind=RequestKind.REIDENTIFY, caller=caller)
         row = view.row
         assert row.project is not None
-        providers = {v.organisation for v, _ in self._project_versions(row.project)}
-        if not any_provider and caller.organisation not in providers:
+        providers = {
+            (v.dataset, v.version): v.organisation for v, _ in self._project_versions(row.project)
+        }
+        if not any_provider and caller.organisation not in providers.values():
             raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
         located = self._locate(row.project, row.domain, set(row.project_tokens))
         records = sorted(
             {
                 rec for _, rec in located
-                if any_provider or _organisation_of(rec, self._version_index(row.project))
-                == caller.organisation
+                if any_provider or providers.get((rec.dataset, rec.version)) == caller.organisation
             },
             key=lambda r: (r.dataset, r.version, r.row),
         )
@@ -593,9 +608,6 @@ class Rights:
                     seen[(d.name, d.version)] = (version, manifest.key_ids.project)
         return list(seen.values())
 
-    def _version_index(self, project: str) -> dict[tuple[str, int], str]:
-        return {(v.dataset, v.version): v.organisation for v, _ in self._project_versions(project)}
-
     def _locate(
         self, project: str, domain: str, wanted: set[str]
     ) -> list[tuple[str, ReidentifiedRecord]]:
@@ -623,10 +635,6 @@ class Rights:
                     ReidentifiedRecord(version.dataset, version.version, int(index) + 1, link),
                 ))
         return found
-
-
-def _organisation_of(record: ReidentifiedRecord, index: dict[tuple[str, int], str]) -> str | None:
-    return index.get((record.dataset, record.version))
 
 
 def _checked_project(value: object) -> str:

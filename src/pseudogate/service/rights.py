@@ -112,7 +112,8 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         self, request: rights_pb2.GetRequestRequest, context: grpc.ServicerContext
     ) -> rights_pb2.GetRequestResponse:
         rid = self._name(request.request)
-        return rights_pb2.GetRequestResponse(request=_message(self._rights.view(rid)))
+        view = self._rights.view_for(rid, caller=_caller())
+        return rights_pb2.GetRequestResponse(request=_message(view))
 
     def GetSubjectAccessReport(
         self, request: rights_pb2.GetSubjectAccessReportRequest, context: grpc.ServicerContext

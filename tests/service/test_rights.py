@@ -499,3 +499,73 @@ def test_when_an_extract_was_released_before_manifests_were_kept_then_its_audit_
     assert extract["datasets"] == [{"dataset": "gp_diagnoses", "version": 1},
                                    {"dataset": "council_services", "version": 1}]
     assert (extract["outcome"], extract["optout_snapshot"]) == ("included", 1)
+
+
+def test_when_the_project_has_expired_or_is_probabilistic_then_reidentification_is_a_failed_precondition(
+    world: World,
+) -> None:
+    w = world
+    table, _ = _extract(w)
+    real = table.column("person").to_pylist()[0]
+    with w.channel(OPS) as ch:
+        stub = admin_pb2_grpc.AdminServiceStub(ch)
+        stub.CreateProject(admin_pb2.CreateProjectRequest(
+            project="short", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
+            policy_yaml=PROJECT_POLICY.replace("name: study", "name: short"),
+            expires="2026-03-03"), timeout=30)
+        stub.CreateProject(admin_pb2.CreateProjectRequest(
+            project="fuzzy", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
+            policy_yaml=PROJECT_POLICY.replace("name: study", "name: fuzzy"),
+            expires="2099-01-01", linkage="probabilistic"), timeout=30)
+    w.clock.now = START + dt.timedelta(days=2)  # 2026-03-04: "short" ended on the 3rd
+    with w.channel(UNI) as ch:
+        stub_r = rights_pb2_grpc.RightsServiceStub(ch)
+        for project in ("short", "fuzzy"):
+            with pytest.raises(grpc.RpcError) as info:
+                stub_r.RequestReidentification(rights_pb2.RequestReidentificationRequest(
+                    project=project, tokens=[real], reason="participant at risk"), timeout=30)
+            assert info.value.code() == C.FAILED_PRECONDITION, project
+        assert "probabilistic" in (info.value.details() or "")
+
+
+def test_when_a_reidentification_expires_or_a_provider_had_no_part_then_nothing_is_returned(
+    world: World,
+) -> None:
+    w = world
+    table, _ = _extract(w)
+    real = table.column("person").to_pylist()[0]
+    rid = w.rights(UNI, "RequestReidentification", rights_pb2.RequestReidentificationRequest(
+        project="study", tokens=[real], reason="participant at risk")).request.id
+    w.clock.now = START + dt.timedelta(days=8)
+    with w.channel(GP) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+            rights_pb2.FetchReidentificationRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    with w.channel(OPS) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).RefuseRequest(
+            rights_pb2.RefuseRequestRequest(request=rid, reason="too late"), timeout=30)
+        ) == C.FAILED_PRECONDITION
+    assert w.rights(UNI, "GetRequest", rights_pb2.GetRequestRequest(request=rid)).request.status == "expired"
+    # A fresh request, approved: a provider with no version in the project's extracts is refused.
+    w.clock.now = START + dt.timedelta(days=9)
+    rid = w.rights(UNI, "RequestReidentification", rights_pb2.RequestReidentificationRequest(
+        project="study", tokens=[real], reason="participant at risk")).request.id
+    w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=rid))
+    with w.channel(OPS) as ch:  # approved already: another approver changes nothing
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    pki = w.pki / "extra"
+    pki.mkdir()
+    for name in ("ca.pem", "ca.key", "server.pem", "server.key"):
+        shutil.copy(w.pki / name, pki / name)
+    write_dev_certs(pki, [("pharmacy-rhyl", Role.PROVIDER)])
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=(w.pki / "ca.pem").read_bytes(),
+        private_key=(pki / "pharmacy-rhyl.key").read_bytes(),
+        certificate_chain=(pki / "pharmacy-rhyl.pem").read_bytes(),
+    )
+    with grpc.secure_channel(f"localhost:{w.gateway.port}", creds) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+            rights_pb2.FetchReidentificationRequest(request=rid), timeout=30)) == C.PERMISSION_DENIED
+    assert len(w.rights(GP, "FetchReidentification",
+                        rights_pb2.FetchReidentificationRequest(request=rid)).records) >= 1
+    assert _verified(w)

@@ -301,9 +301,10 @@ class Rights:
     # -- deciding -------------------------------------------------------------------------------
 
     def prepare_expiry(self, request_id: object) -> PreparedRightsChange[RequestView] | None:
-        """The expiry of a pending request past its time, to record; None if not due."""
-        row = self._row(request_id)
-        if row.status != RequestStatus.PENDING.value or not is_expired(row.expires_at, now=self._now()):
+        """The expiry of a pending request past its time, to record; None if not due (or no
+        such request: the caller's own checks say so)."""
+        row = self.tables.get(check_request_id(request_id))
+        if row is None or row.status != RequestStatus.PENDING.value or not is_expired(row.expires_at, now=self._now()):
             return None
         now = self._stamp()
 

@@ -56,7 +56,8 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
 
     def _expire_if_due(self, request_id: str) -> None:
         """Record the expiry of a pending request past its time (its own audited change),
-        then refuse the call."""
+        then refuse the call. Any call acting on the request records it (the expiry is a fact,
+        whoever finds it); an unknown id is left to the call's own checks."""
         expiry = self._rights.prepare_expiry(request_id)
         if expiry is None:
             return
@@ -119,6 +120,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         self, request: rights_pb2.GetSubjectAccessReportRequest, context: grpc.ServicerContext
     ) -> rights_pb2.GetSubjectAccessReportResponse:
         rid = self._name(request.request)
+        self._expire_if_due(rid)
         prepared = self._rights.prepare_subject_access_report(rid, caller=_caller())
         report = apply_change(prepared)  # audited, marked delivered, then returned
         return rights_pb2.GetSubjectAccessReportResponse(
@@ -129,6 +131,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         self, request: rights_pb2.FetchReidentificationRequest, context: grpc.ServicerContext
     ) -> rights_pb2.FetchReidentificationResponse:
         rid = self._name(request.request)
+        self._expire_if_due(rid)
         prepared = self._rights.prepare_reidentified(rid, caller=_caller())
         reason, records = apply_change(prepared)
         return rights_pb2.FetchReidentificationResponse(

@@ -10,6 +10,7 @@ wrote and every response is scanned for raw NHS numbers; the audit log verifies 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import sqlite3
@@ -279,6 +280,22 @@ def test_when_the_requester_or_its_own_organisation_approves_then_it_is_refused(
     with w.channel(AUDIT) as ch:
         assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
             rights_pb2.ApproveRequestRequest(request=rid), timeout=30)) == C.FAILED_PRECONDITION
+    events = [e for e in _events(w) if e.get("details", {}).get("request") == rid]
+    steps = [(e["method"].rsplit("/", 1)[1], e["status"], e["details"].get("request_status"))
+             for e in events]
+    assert steps == [
+        ("RequestSubjectAccess", "OK", "pending"),
+        ("ApproveRequest", "PERMISSION_DENIED", None),
+        ("ApproveRequest", "PERMISSION_DENIED", None),
+        ("GetSubjectAccessReport", "FAILED_PRECONDITION", None),
+        ("GetRequest", "OK", None),
+        ("RefuseRequest", "OK", "refused"),
+        ("ApproveRequest", "FAILED_PRECONDITION", None),
+    ]
+    refusal = events[5]["details"]
+    assert refusal["reason_sha256"] == hashlib.sha256(b"no letter on file").hexdigest()
+    assert (refusal["requester"], refusal["requester_role"]) == (OPS, "admin")
+    assert (events[5]["organisation"], events[5]["role"]) == (AUDIT, "auditor")
     assert _verified(w)
 
 

@@ -35,7 +35,7 @@ def _proto_methods() -> set[str]:
 
 def test_when_the_protos_are_read_then_the_role_table_lists_exactly_their_rpcs() -> None:
     assert set(ROLE_TABLE) == _proto_methods()
-    assert len(ROLE_TABLE) == 20
+    assert len(ROLE_TABLE) == 21
 
 
 EXPECTED = {
@@ -57,6 +57,7 @@ EXPECTED = {
     "RightsService/ApproveRequest": {"auditor", "admin"},
     "RightsService/RefuseRequest": {"auditor", "admin"},
     "RightsService/GetRequest": {"researcher", "auditor", "admin"},
+    "RightsService/ListRequests": {"researcher", "auditor", "admin"},
     "RightsService/GetSubjectAccessReport": {"admin"},
     "RightsService/FetchReidentification": {"provider"},
 }
@@ -78,7 +79,7 @@ def test_when_an_auditor_asks_for_data_then_it_is_refused() -> None:
     auditor = Identity.of("audit-office", Role.AUDITOR)
     # An auditor decides on people's rights requests and reads their descriptions (no data).
     decisions = {f"/pseudogate.v1.RightsService/{m}"
-                 for m in ("ApproveRequest", "RefuseRequest", "GetRequest")}
+                 for m in ("ApproveRequest", "RefuseRequest", "GetRequest", "ListRequests")}
     for method in ROLE_TABLE:
         if "AuditService" not in method and method not in decisions:
             with pytest.raises(PermissionDenied):

@@ -337,6 +337,7 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
         "request refuse: id and reason that are identifiers": [
             "request", "refuse", *w.server, EMAIL, "--reason", NHS],
         "request show: id that is an email": ["request", "show", *w.server, EMAIL],
+        "request list": ["request", "list", *w.server, "--status", "pending"],
         "request result: id that is an NHS number": [
             "request", "result", *w.server, NHS, "--output", str(w.base / "r1.json")],
         "request fetch: id that is an NHS number": [
@@ -505,6 +506,8 @@ def _rpc_cases() -> dict[str, tuple[str, str, object]]:
             rights_pb2.RefuseRequestRequest(request=EMAIL, reason=NHS)),
         "GetRequest: id that is an email": ("rights", "GetRequest",
             rights_pb2.GetRequestRequest(request=EMAIL)),
+        "ListRequests: status that is an NHS number": ("rights", "ListRequests",
+            rights_pb2.ListRequestsRequest(status=NHS)),
         "GetSubjectAccessReport: id that is an NHS number": ("rights", "GetSubjectAccessReport",
             rights_pb2.GetSubjectAccessReportRequest(request=NHS)),
         "FetchReidentification: id that is an NHS number": ("rights", "FetchReidentification",

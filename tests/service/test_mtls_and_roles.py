@@ -55,6 +55,7 @@ ALLOWED_STATUS = {
     "/pseudogate.v1.RightsService/ApproveRequest": C.INVALID_ARGUMENT,  # no request id
     "/pseudogate.v1.RightsService/RefuseRequest": C.INVALID_ARGUMENT,
     "/pseudogate.v1.RightsService/GetRequest": C.INVALID_ARGUMENT,
+    "/pseudogate.v1.RightsService/ListRequests": C.OK,
     "/pseudogate.v1.RightsService/GetSubjectAccessReport": C.INVALID_ARGUMENT,
     "/pseudogate.v1.RightsService/FetchReidentification": C.INVALID_ARGUMENT,
 }

@@ -586,3 +586,30 @@ def test_when_a_reidentification_expires_or_a_provider_had_no_part_then_nothing_
     assert len(w.rights(GP, "FetchReidentification",
                         rights_pb2.FetchReidentificationRequest(request=rid)).records) >= 1
     assert _verified(w)
+
+
+def test_when_requests_are_listed_then_approvers_see_all_and_others_only_their_own(
+    world: World,
+) -> None:
+    w = world
+    table, _ = _extract(w)
+    sar = _subject_access(w, w.everyone[0]["nhs_number"])
+    reid = w.rights(UNI, "RequestReidentification", rights_pb2.RequestReidentificationRequest(
+        project="study", tokens=[table.column("person").to_pylist()[0]],
+        reason="participant at risk")).request.id
+
+    def listed(who: str, status: str = "") -> list[str]:
+        reply = w.rights(who, "ListRequests", rights_pb2.ListRequestsRequest(status=status))
+        return sorted(r.id for r in reply.requests)
+
+    assert listed(AUDIT, "pending") == sorted([sar, reid])
+    assert listed(OPS) == sorted([sar, reid])
+    assert listed(UNI) == [reid]
+    assert listed(OTHER_UNI) == []
+    w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=sar))
+    assert listed(AUDIT, "pending") == [reid]
+    assert listed(AUDIT, "approved") == [sar]
+    code, out, _ = _cli(w, AUDIT, "list", "--status", "pending")
+    assert code == 0 and reid in out and sar not in out
+    for blob in w.responses:
+        assert b"lk1_" not in blob

@@ -58,6 +58,13 @@ def register(sub: Any) -> None:
     v.add_argument("id", help="the request id")
     v.set_defaults(handler=run_show)
 
+    v = verbs.add_parser("list", help="list requests (approvers: all; others: their own)")
+    add_client_arguments(v)
+    v.add_argument("--status", default="", choices=("", "pending", "approved", "refused",
+                                                    "executed", "expired"),
+                   help="only requests with this status (default: all)")
+    v.set_defaults(handler=run_list)
+
     v = verbs.add_parser("result", help="write an approved subject access report (once)")
     add_client_arguments(v)
     v.add_argument("id", help="the request id")
@@ -160,6 +167,17 @@ def run_show(args: argparse.Namespace) -> int:
         reply = _stub(channel).GetRequest(rights_pb2.GetRequestRequest(request=args.id))
     for line in _describe(reply.request):
         print(line)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    with open_channel(args) as channel, rpc_errors("request list"):
+        reply = _stub(channel).ListRequests(rights_pb2.ListRequestsRequest(status=args.status))
+    if not reply.requests:
+        print("no requests")
+    for r in reply.requests:
+        for line in _describe(r):
+            print(line)
     return 0
 
 

@@ -99,6 +99,7 @@ ROLE_TABLE: Mapping[str, frozenset[Role]] = MappingProxyType(
         f"{_V1}RightsService/ApproveRequest": frozenset({_AU, _AD}),
         f"{_V1}RightsService/RefuseRequest": frozenset({_AU, _AD}),
         f"{_V1}RightsService/GetRequest": frozenset({_R, _AU, _AD}),
+        f"{_V1}RightsService/ListRequests": frozenset({_R, _AU, _AD}),
         f"{_V1}RightsService/GetSubjectAccessReport": frozenset({_AD}),
         f"{_V1}RightsService/FetchReidentification": frozenset({_P}),
         # Open to every authenticated caller: everyone verifies manifests and checkpoints.

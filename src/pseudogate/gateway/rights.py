@@ -198,6 +198,22 @@ class Rights:
             raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
         return view
 
+    def list_for(self, *, caller: Requester, status: str = "") -> list[RequestView]:
+        """Requests ``caller`` may see (as :meth:`view_for`), newest first; only those whose
+        effective status is ``status`` when given."""
+        try:
+            wanted = RequestStatus(status) if status else None
+        except ValueError:
+            raise InvalidInput(
+                f"status must be one of {', '.join(s.value for s in RequestStatus)}"
+            ) from None
+        if caller.role in _DECIDING_ROLES:
+            ids = self.tables.ids()
+        else:
+            ids = self.tables.ids(organisation=caller.organisation, role=caller.role)
+        views = [self.view(i) for i in ids]
+        return [v for v in views if wanted is None or v.status is wanted]
+
     def _view_in(self, db: sqlite3.Connection, request_id: str) -> RequestView:
         row = self.tables.get(request_id, db)
         assert row is not None

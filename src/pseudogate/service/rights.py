@@ -116,6 +116,13 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         view = self._rights.view_for(rid, caller=_caller())
         return rights_pb2.GetRequestResponse(request=_message(view))
 
+    def ListRequests(
+        self, request: rights_pb2.ListRequestsRequest, context: grpc.ServicerContext
+    ) -> rights_pb2.ListRequestsResponse:
+        views = self._rights.list_for(caller=_caller(), status=request.status)
+        current_call().counts["requests"] = len(views)
+        return rights_pb2.ListRequestsResponse(requests=[_message(v) for v in views])
+
     def GetSubjectAccessReport(
         self, request: rights_pb2.GetSubjectAccessReportRequest, context: grpc.ServicerContext
     ) -> rights_pb2.GetSubjectAccessReportResponse:

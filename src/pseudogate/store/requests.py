@@ -129,6 +129,16 @@ class RequestTables:
             (status, decided_at, refusal_reason, executed_at, request_id),
         )
 
+    def ids(self, *, organisation: str | None = None, role: str | None = None) -> list[str]:
+        """Request ids, newest first; only those of ``organisation`` in ``role`` when given."""
+        sql = "SELECT id FROM rights_requests"
+        args: tuple[str, ...] = ()
+        if organisation is not None and role is not None:
+            sql += " WHERE organisation = ? AND role = ?"
+            args = (organisation, role)
+        with self.catalog.read() as db:
+            return [str(r[0]) for r in db.execute(sql + " ORDER BY created_at DESC, id", args)]
+
     def approvals(
         self, request_id: str, db: sqlite3.Connection | None = None
     ) -> list[tuple[str, str]]:

@@ -102,6 +102,18 @@ class GetRequestResponse(_message.Message):
     request: RightsRequest
     def __init__(self, request: _Optional[_Union[RightsRequest, _Mapping]] = ...) -> None: ...
 
+class ListRequestsRequest(_message.Message):
+    __slots__ = ("status",)
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    status: str
+    def __init__(self, status: _Optional[str] = ...) -> None: ...
+
+class ListRequestsResponse(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[RightsRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[RightsRequest, _Mapping]]] = ...) -> None: ...
+
 class GetSubjectAccessReportRequest(_message.Message):
     __slots__ = ("request",)
     REQUEST_FIELD_NUMBER: _ClassVar[int]

@@ -62,6 +62,11 @@ class RightsServiceStub:
                 request_serializer=pseudogate_dot_v1_dot_rights__pb2.GetRequestRequest.SerializeToString,
                 response_deserializer=pseudogate_dot_v1_dot_rights__pb2.GetRequestResponse.FromString,
                 _registered_method=True)
+        self.ListRequests = channel.unary_unary(
+                '/pseudogate.v1.RightsService/ListRequests',
+                request_serializer=pseudogate_dot_v1_dot_rights__pb2.ListRequestsRequest.SerializeToString,
+                response_deserializer=pseudogate_dot_v1_dot_rights__pb2.ListRequestsResponse.FromString,
+                _registered_method=True)
         self.GetSubjectAccessReport = channel.unary_unary(
                 '/pseudogate.v1.RightsService/GetSubjectAccessReport',
                 request_serializer=pseudogate_dot_v1_dot_rights__pb2.GetSubjectAccessReportRequest.SerializeToString,
@@ -117,6 +122,14 @@ class RightsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRequests(self, request, context):
+        """ListRequests lists requests, newest first: every request for auditors and admins (who
+        decide on them), a caller's own for anyone else.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetSubjectAccessReport(self, request, context):
         """GetSubjectAccessReport returns an approved subject access report, once, to its requester.
         """
@@ -159,6 +172,11 @@ def add_RightsServiceServicer_to_server(servicer, server):
                     servicer.GetRequest,
                     request_deserializer=pseudogate_dot_v1_dot_rights__pb2.GetRequestRequest.FromString,
                     response_serializer=pseudogate_dot_v1_dot_rights__pb2.GetRequestResponse.SerializeToString,
+            ),
+            'ListRequests': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRequests,
+                    request_deserializer=pseudogate_dot_v1_dot_rights__pb2.ListRequestsRequest.FromString,
+                    response_serializer=pseudogate_dot_v1_dot_rights__pb2.ListRequestsResponse.SerializeToString,
             ),
             'GetSubjectAccessReport': grpc.unary_unary_rpc_method_handler(
                     servicer.GetSubjectAccessReport,
@@ -309,6 +327,33 @@ class RightsService:
             '/pseudogate.v1.RightsService/GetRequest',
             pseudogate_dot_v1_dot_rights__pb2.GetRequestRequest.SerializeToString,
             pseudogate_dot_v1_dot_rights__pb2.GetRequestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRequests(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/pseudogate.v1.RightsService/ListRequests',
+            pseudogate_dot_v1_dot_rights__pb2.ListRequestsRequest.SerializeToString,
+            pseudogate_dot_v1_dot_rights__pb2.ListRequestsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -184,6 +184,12 @@ def _verified(w: World) -> bool:
     return bool(report.events == len(_events(w)))
 
 
+def _documented_report() -> dict:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "rights.md").read_text(encoding="utf-8")
+    block = text.split("### The report (JSON)", 1)[1].split("```json", 1)[1].split("```", 1)[0]
+    return dict(json.loads(block))
+
+
 def _subject_access(w: World, number: str, who: str = OPS) -> str:
     reply = w.rights(who, "RequestSubjectAccess", rights_pb2.RequestSubjectAccessRequest(
         nhs_number=number, reason="Article 15 request received by letter"))
@@ -230,6 +236,12 @@ def test_when_an_auditor_of_another_organisation_approves_a_subject_access_then_
     (extract,) = report["projects"][0]["extracts"]
     assert extract["outcome"] == "included"
     assert extract["optout_snapshot"] == 1
+    # docs/rights.md documents exactly these fields.
+    documented = _documented_report()
+    assert set(report) == set(documented)
+    assert set(report["datasets"][0]) == set(documented["datasets"][0])
+    assert set(report["projects"][0]) == set(documented["projects"][0])
+    assert set(extract) == set(documented["projects"][0]["extracts"][0])
     # Results are returned once.
     with w.channel(OPS) as ch:
         assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).GetSubjectAccessReport(

@@ -287,14 +287,13 @@ class Rights:
 
     def prepare_reidentification(
         self, *, project: object, tokens: Sequence[object], reason: object, requester: Requester,
-        project_of_requester: bool,
     ) -> PreparedRightsChange[RequestView]:
-        """A re-identification request by a project's researcher. ``project_of_requester``:
-        whether the caller's organisation is checked against the project (False only in
-        insecure development mode)."""
+        """A re-identification request by the project's researcher (its organisation), with
+        project tokens of its released extracts: all of them, or the request is refused with
+        one message that says nothing about which."""
         project_id = _checked_project(project)
         row_p = self.catalog.project(project_id)
-        if row_p is None or (project_of_requester and row_p.researcher != requester.organisation):
+        if row_p is None or row_p.researcher != requester.organisation:
             raise PermissionDenied(_PROJECT_DENIED.format(shown(project_id)))
         if self._now().date() > dt.date.fromisoformat(row_p.expires):
             raise FailedPrecondition(f"project {project_id!r} expired on {row_p.expires}")
@@ -410,12 +409,18 @@ class Rights:
 
     # -- results --------------------------------------------------------------------------------
 
-    def _deliverable(self, request_id: object, *, kind: RequestKind, caller: Requester) -> RequestView:
+    def _deliverable(
+        self, request_id: object, *, kind: RequestKind, caller: Requester,
+        receives: Callable[[RequestRow], bool],
+    ) -> RequestView:
+        """The request, if its result is for ``caller`` (``receives``: else the same refusal as
+        an unknown id, before anything about its status is said), approved and not yet
+        delivered to the caller's organisation."""
         try:
             view = self.view(request_id)
         except NotFound:
             raise PermissionDenied(_NOT_YOURS.format(shown(request_id))) from None
-        if view.row.kind != kind.value:
+        if view.row.kind != kind.value or not receives(view.row):
             raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
         if view.status not in (RequestStatus.APPROVED, RequestStatus.EXECUTED):
             raise FailedPrecondition(
@@ -453,32 +458,37 @@ class Rights:
     ) -> PreparedRightsChange[dict[str, Any]]:
         """The report, computed now, to hand over once to the requester (same organisation
         and role) after its audit event."""
-        view = self._deliverable(request_id, kind=RequestKind.SUBJECT_ACCESS, caller=caller)
-        if (caller.organisation, caller.role) != (view.row.organisation, view.row.role):
-            raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
+        view = self._deliverable(
+            request_id, kind=RequestKind.SUBJECT_ACCESS, caller=caller,
+            receives=lambda r: (caller.organisation, caller.role) == (r.organisation, r.role),
+        )
         report = self._report(view.row)
         counts = {"datasets": len(report["datasets"]), "projects": len(report["projects"])}
         return self._delivery(view, caller, report, counts)
 
     def prepare_reidentified(
-        self, request_id: object, *, caller: Requester, any_provider: bool = False
+        self, request_id: object, *, caller: Requester
     ) -> PreparedRightsChange[tuple[str, list[ReidentifiedRecord]]]:
         """The caller's own records that the request names (linkage tokens, dataset, version,
-        1-based row), with the request's reason, to hand over once to that provider.
-        ``any_provider``: insecure development mode (every version is the caller's)."""
-        view = self._deliverable(request_id, kind=RequestKind.REIDENTIFY, caller=caller)
+        1-based row), with the request's reason, to hand over once to that provider."""
+        providers: dict[tuple[str, int], str] = {}
+
+        def receives(r: RequestRow) -> bool:
+            assert r.project is not None
+            for v, _ in self._project_versions(r.project):
+                providers[(v.dataset, v.version)] = v.organisation
+            return caller.organisation in providers.values()
+
+        view = self._deliverable(
+            request_id, kind=RequestKind.REIDENTIFY, caller=caller, receives=receives
+        )
         row = view.row
         assert row.project is not None
-        providers = {
-            (v.dataset, v.version): v.organisation for v, _ in self._project_versions(row.project)
-        }
-        if not any_provider and caller.organisation not in providers.values():
-            raise PermissionDenied(_NOT_YOURS.format(shown(request_id)))
         located = self._locate(row.project, row.domain, set(row.project_tokens))
         records = sorted(
             {
                 rec for _, rec in located
-                if any_provider or providers.get((rec.dataset, rec.version)) == caller.organisation
+                if providers.get((rec.dataset, rec.version)) == caller.organisation
             },
             key=lambda r: (r.dataset, r.version, r.row),
         )

@@ -82,7 +82,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
         current_call().counts["tokens"] = len(request.tokens)
         prepared = self._rights.prepare_reidentification(
             project=request.project, tokens=list(request.tokens), reason=request.reason,
-            requester=_caller(), project_of_requester=True,
+            requester=_caller(),
         )
         view = apply_change(prepared)
         return rights_pb2.RequestReidentificationResponse(request=_message(view))

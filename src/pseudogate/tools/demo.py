@@ -29,7 +29,13 @@ from pseudogate.core.manifest import (
 from pseudogate.core.names import DEFAULT_DOMAIN, PERSON_COLUMN
 from pseudogate.core.policy import load_policy
 from pseudogate.service.app import GatewaySettings, start_gateway
-from pseudogate.tools.synthetic import Person, make_people, messy_nhs_number, messy_postcode
+from pseudogate.tools.synthetic import (
+    Person,
+    make_people,
+    messy_identity,
+    messy_nhs_number,
+    messy_postcode,
+)
 from pseudogate.tools.verify_extract import verify_extract
 from pseudogate.v1 import (
     admin_pb2,
@@ -44,19 +50,36 @@ from pseudogate.v1 import (
     tokenisation_pb2_grpc,
 )
 
-__all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "GP_POLICY", "run_demo"]
+__all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "FIRE_POLICY", "GP_POLICY", "SAFETY_POLICY", "run_demo"]
 
 GP_POLICY = """\
 version: 1
 name: gp-ingest
 columns:
   nhs_number:    {action: tokenise, kind: nhs_number, domain: person}
-  given_name:    {action: drop}
-  family_name:   {action: drop}
+  record_ref:    {action: keep}
+  given_name:    {action: identify, field: given_name}
+  family_name:   {action: identify, field: family_name}
+  birth_date:    {action: identify, field: date_of_birth}
+  home_postcode: {action: identify, field: postcode}
   date_of_birth: {action: keep}
   sex:           {action: keep}
   postcode:      {action: keep}
   diagnosis:     {action: keep}
+"""
+
+FIRE_POLICY = """\
+version: 1
+name: fire-ingest
+columns:
+  visit_ref:     {action: keep}
+  forename:      {action: identify, field: given_name}
+  surname:       {action: identify, field: family_name}
+  dob:           {action: identify, field: date_of_birth}
+  gender:        {action: identify, field: sex}
+  postcode:      {action: identify, field: postcode}
+  address_line:  {action: identify, field: address}
+  outcome:       {action: keep}
 """
 
 COUNCIL_POLICY = """\
@@ -78,6 +101,7 @@ columns:
   gp_diagnoses.sex:           {action: generalise, hierarchy: {type: suppress}}
   gp_diagnoses.postcode:      {action: generalise, hierarchy: {type: postcode}}
   gp_diagnoses.diagnosis:     {action: keep, sensitive: true}
+  gp_diagnoses.record_ref:    {action: drop}
   council_care.email:         {action: drop}
   council_care.care_package:  {action: keep}
 privacy:
@@ -87,8 +111,28 @@ privacy:
   metric: loss
 """
 
+#: A probabilistic project: fire service home safety visits linked to GP records by encodings.
+#: The visit and record references are kept so that the demo, which knows the truth of its
+#: synthetic population, can score the linkage; a real study would drop them.
+SAFETY_POLICY = """\
+version: 1
+name: home-safety-study
+columns:
+  person:                     {action: keep}
+  fire_visits.visit_ref:      {action: keep}
+  fire_visits.outcome:        {action: keep}
+  gp_diagnoses.record_ref:    {action: keep}
+  gp_diagnoses.date_of_birth: {action: drop}
+  gp_diagnoses.sex:           {action: drop}
+  gp_diagnoses.postcode:      {action: drop}
+  gp_diagnoses.diagnosis:     {action: keep}
+privacy:
+  k: 2
+"""
+
 _DIAGNOSES = ["asthma", "diabetes", "hypertension", "copd", "depression", "none"]
 _PACKAGES = ["home care", "day centre", "meals", "reablement"]
+_OUTCOMES = ["smoke alarm fitted", "advice given", "referral made", "no access"]
 
 
 def _say(text: str = "") -> None:
@@ -106,11 +150,18 @@ def _submission(
     yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=ipc_stream_bytes(text_table(columns)))
 
 
+def _gp_ref(index: int) -> str:
+    return f"GP{index:06d}"
+
+
 def _gp_columns(people: Sequence[Person], rng: random.Random) -> dict[str, list[str]]:
     return {
         "nhs_number": [messy_nhs_number(p.nhs_number, rng) for p in people],
+        "record_ref": [_gp_ref(i) for i in range(len(people))],
         "given_name": [p.given_name for p in people],
         "family_name": [p.family_name for p in people],
+        "birth_date": [p.date_of_birth for p in people],
+        "home_postcode": [p.postcode for p in people],
         "date_of_birth": [p.date_of_birth for p in people],
         "sex": [p.sex for p in people],
         "postcode": [messy_postcode(p.postcode, rng) for p in people],
@@ -125,6 +176,60 @@ def _council_columns(people: Sequence[Person], rng: random.Random) -> dict[str, 
         "email": [p.email for p in people],
         "care_package": [rng.choice(_PACKAGES) for _ in people],
     }
+
+
+def _fire_visits(
+    people: Sequence[Person], in_gp: int, rng: random.Random
+) -> tuple[dict[str, list[str]], list[int]]:
+    """Home safety visits: mostly people the GP holds, some it does not, a few visited twice.
+
+    The fire service holds no NHS numbers; it records names, dates of birth and addresses its
+    own way (:func:`messy_identity`). Returns the columns and each visit's person (by index
+    into ``people``), which is the truth the demo scores the linkage against.
+    """
+    visited = rng.sample(range(in_gp), len(people) // 8)
+    visited += rng.sample(range(in_gp, len(people)), len(people) // 20)
+    visited += rng.sample(visited, len(visited) // 10)  # repeat visits
+    rng.shuffle(visited)
+    columns: dict[str, list[str]] = {c: [] for c in (
+        "visit_ref", "forename", "surname", "dob", "gender", "postcode", "address_line", "outcome")}
+    for i, who in enumerate(visited):
+        seen = messy_identity(people[who], rng)
+        columns["visit_ref"].append(f"FV{i:06d}")
+        columns["forename"].append(seen["given_name"])
+        columns["surname"].append(seen["family_name"])
+        columns["dob"].append(seen["date_of_birth"])
+        columns["gender"].append(seen["sex"])
+        columns["postcode"].append(seen["postcode"])
+        columns["address_line"].append(seen["address"])
+        columns["outcome"].append(rng.choice(_OUTCOMES))
+    return columns, visited
+
+
+def _linkage_scores(
+    table: pa.Table, visits: Sequence[int], in_gp: int
+) -> tuple[int, float, float, int]:
+    """How many visits the extract links to a GP record, and the pairwise precision and recall
+    of the links (visit-to-record and visit-to-visit) against the synthetic truth."""
+    visit = table.column("fire_visits.visit_ref").to_pylist()
+    record = table.column("gp_diagnoses.record_ref").to_pylist()
+    person = table.column(PERSON_COLUMN).to_pylist()
+    shown = {int(v[2:]) for v in visit if v}
+    found = {(int(v[2:]), int(r[2:])) for v, r in zip(visit, record, strict=True) if v and r}
+    true = {(i, who) for i, who in enumerate(visits) if who < in_gp and i in shown}
+    by_person: dict[str, set[int]] = {}
+    for v, t in zip(visit, person, strict=True):
+        if v:
+            by_person.setdefault(t, set()).add(int(v[2:]))
+    same_visits = {(a, b) for group in by_person.values() for a in group for b in group if a < b}
+    true_visits = {(a, b) for a in shown for b in shown if a < b and visits[a] == visits[b]}
+    hits = len(found & true) + len(same_visits & true_visits)
+    predicted = len(found) + len(same_visits)
+    actual = len(true) + len(true_visits)
+    linked = len({v for v, _ in found})
+    precision = hits / predicted if predicted else 1.0
+    recall = hits / actual if actual else 1.0
+    return linked, precision, recall, len(shown)
 
 
 def _extract(channel: grpc.Channel, project: str) -> tuple[pa.Table, Manifest]:
@@ -164,6 +269,7 @@ def run_demo(*, workdir: Path | None = None, population: int = 3_000) -> int:
         policies.mkdir(parents=True, exist_ok=True)
         (policies / "gp-ingest.yaml").write_text(GP_POLICY, encoding="utf-8")
         (policies / "council-ingest.yaml").write_text(COUNCIL_POLICY, encoding="utf-8")
+        (policies / "fire-ingest.yaml").write_text(FIRE_POLICY, encoding="utf-8")
         _say("== pseudogate demo: collect once, share as a service ==")
         _say("(EXAMPLE keys and plaintext on loopback: for demonstration only)")
         gateway = start_gateway(
@@ -195,9 +301,16 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
             _council_columns(council_people, rng),
         )
     )
-    _say("\n1. Providers submit (identifiers tokenised on arrival, names dropped):")
+    fire_columns, visits = _fire_visits(people, len(gp_people), rng)
+    fire = datasets.SubmitDataset(
+        _submission("fire_visits", "fire-ingest", "north-wales-fire", fire_columns)
+    )
+    _say("\n1. Providers submit (NHS numbers tokenised on arrival; names, dates of birth and")
+    _say("   addresses kept only as sealed linkage encodings):")
     _say(f"   GP practice      gp_diagnoses v{gp.version}: {gp.rows} records, key {gp.key_id}")
     _say(f"   Council          council_care v{council.version}: {council.rows} records")
+    _say(f"   Fire service     fire_visits v{fire.version}: {fire.rows} home safety visits, "
+         "no NHS numbers")
 
     # 2. The operator checks linkage: counts only.
     admin = admin_pb2_grpc.AdminServiceStub(channel)
@@ -205,6 +318,10 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     linked = report["overlap"].get("council_care|gp_diagnoses", 0)
     _say(f"\n2. Linkage report (counts only): {linked} people appear in both datasets")
     checks.append((f"people linked across providers = {overlap}", linked == overlap))
+    probable = report.get("probabilistic", {}).get("overlap", {}).get("fire_visits|gp_diagnoses")
+    true_people = len({who for who in visits if who < len(gp_people)})
+    _say(f"   by encodings: {probable} people of the fire service's visits are GP patients "
+         f"(truth: {true_people})")
 
     # 3. Opt-outs: a snapshot of NHS numbers, kept as tokens only.
     opted_out = rng.sample(people, 40)
@@ -288,6 +405,30 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     _say(f"   pseudogate audit verify: {report.events} events chain to a signed checkpoint "
          f"(head {report.head_hash[:16]}…); export in {export.name}")
     checks += [("extract verifies offline", verdict.ok), ("audit log verifies", report.events > 0)]
+
+    # 8. People without NHS numbers: fire service visits linked to GP records by encodings.
+    admin.CreateProject(
+        admin_pb2.CreateProjectRequest(
+            project="home-safety-study", researcher="uni-bangor",
+            datasets=["fire_visits", "gp_diagnoses"], policy_yaml=SAFETY_POLICY,
+            expires="2099-12-31", linkage="probabilistic",
+        )
+    )
+    safety, safety_manifest = _extract(channel, "home-safety-study")
+    linked_visits, precision, recall, kept = _linkage_scores(safety, visits, len(gp_people))
+    opted = {people.index(p) for p in opted_out}
+    left_in = sum(1 for v in safety.column("fire_visits.visit_ref").to_pylist()
+                  if v and visits[int(v[2:])] in opted)
+    _say("\n8. Probabilistic project home-safety-study (fire visits + GP records, no shared number):")
+    _say(f"   linkage {json.dumps(safety_manifest.to_json_dict().get('linkage'))}")
+    _say(f"   {linked_visits} of {kept} visits in the extract linked to a GP record; "
+         f"pairwise precision {precision:.4f}, recall {recall:.4f} against the synthetic truth")
+    _say(f"   visits of opted-out people left in the extract: {left_in} (the fire service holds "
+         "no NHS numbers; their clusters were removed whole)")
+    checks += [
+        ("fire visits linked with precision >= 0.95", precision >= 0.95),
+        ("fire visits linked with recall >= 0.90", recall >= 0.90),
+    ]
 
     _say("\nChecks:")
     for name, ok in checks:

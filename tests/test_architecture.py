@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "v1": 4,
     "service": 5,
     "tools": 6,
+    "register": 6,
     "cli": 7,
 }
 #: Modules directly in ``src/pseudogate``: the package marker and ``python -m pseudogate``.

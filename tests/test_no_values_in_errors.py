@@ -317,6 +317,12 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
         "audit export": ["audit", "export", *w.server, "--output", str(w.base / "audit-out.jsonl")],
         "verify-extract: a file of identifiers": [
             "verify-extract", "--manifest", manifest, "--public-key", public_key, extract_csv],
+        "register build: keyring with identifiers": [
+            "register", "build", "--data-dir", str(w.base / "data"), "--out",
+            str(w.base / "register-site"), "--keyring", keyring_ids],
+        "register build: a folder that is not a data directory": [
+            "register", "build", "--data-dir", str(w.base / "bad-policies"), "--out",
+            str(w.base / "register-site")],
         "serve: data directory in use": [
             "serve", "--insecure", "--port", "0", "--data-dir", str(w.base / "data"),
             "--policies", str(w.base / "policies")],

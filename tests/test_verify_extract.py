@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ def _manifest(signer: Signer, rows: list[list[str]], **overrides: Any) -> Manife
         "datasets": [{"name": "gp", "version": 1}, {"name": "council", "version": 1}],
         "policy_fingerprint": policy_text_fp,
         "key_ids": {"linkage": "lk-1", "project": "pk-1", "signing": signer.key_id},
+        "linkage": {"method": "exact"},
         "optout_snapshot": None,
         "optouts_removed": "<10",
         "rows": len(rows),
@@ -113,7 +115,37 @@ def test_when_the_extract_is_genuine_then_every_check_passes(setup: dict, kind: 
     result = verify_extract(setup[kind], setup["manifest"], setup["key"], policy=setup["policy"])
     assert result.ok, result.render()
     assert set(_statuses(result).values()) == {CheckStatus.PASS}
-    assert len(result.results) == 7
+    assert len(result.results) == 8
+    assert "exact (same NHS linkage token), covered by the signature" in result.render()
+
+
+def test_when_a_manifest_predates_the_linkage_field_then_it_still_verifies(
+    setup: dict, signer: Signer
+) -> None:
+    body = json.loads(_manifest(signer, ROWS).to_json())
+    del body["linkage"], body["signature"]
+    old = Manifest.from_json_dict(body).signed(signer.sign)
+    result = verify_extract(setup["csv"], old, setup["key"])
+    assert result.ok, result.render()
+    assert _statuses(result)["linkage"] is CheckStatus.NOT_CHECKED
+    assert _statuses(result)["manifest signature"] is CheckStatus.PASS
+
+
+def test_when_linkage_was_probabilistic_then_the_method_and_threshold_are_reported(
+    setup: dict, signer: Signer
+) -> None:
+    linkage = {"method": "probabilistic", "threshold": 0.5, "encoding": "pg-fbf-v1"}
+    manifest = _manifest(signer, ROWS, linkage=linkage)
+    result = verify_extract(setup["csv"], manifest, setup["key"])
+    assert result.ok and _statuses(result)["linkage"] is CheckStatus.PASS
+    assert "probabilistic (pg-fbf-v1 encodings, threshold 0.5)" in result.render()
+    edited = dataclasses.replace(
+        manifest, linkage=dataclasses.replace(manifest.linkage, threshold=0.9))
+    assert _statuses(verify_extract(setup["csv"], edited, setup["key"]))[
+        "manifest signature"] is CheckStatus.FAIL
+    unknown = _manifest(signer, ROWS, linkage={**linkage, "encoding": "clk-v9"})
+    result = verify_extract(setup["csv"], unknown, setup["key"])
+    assert not result.ok and _statuses(result)["linkage"] is CheckStatus.FAIL
 
 
 def test_when_no_policy_is_given_then_k_and_l_are_reported_as_not_checked(setup: dict) -> None:

@@ -288,6 +288,18 @@ def seal(key: bytes, key_id: str, plain: bytes, nonce: bytes) -> bytes:
     return header + nonce + aead.encrypt(nonce, plain, header)
 
 
+#: The dataset name the vectors' cluster tokens are computed for.
+CLUSTER_DATASET = "fire_visits"
+
+
+def cluster_token(key: bytes, key_id: str, dataset: str, row: int, plain: bytes) -> str:
+    """docs/linkage.md, "Representative tokens": a cluster without an NHS number is named by
+    HMAC-SHA256 under the ``cluster`` sub-key over ``<dataset>/<row>/<hex of the record>``."""
+    k = hkdf(key, f"pseudogate/v1/encoding/{NAME}/cluster")
+    digest = hmac.new(k, f"{dataset}/{row}/{plain.hex()}".encode(), hashlib.sha256)
+    return key_id + "_" + base64.b32encode(digest.digest()[:20]).decode("ascii").lower()
+
+
 def build() -> list[dict[str, Any]]:
     vectors = []
     for i, (key_id, *vals) in enumerate(CASES):
@@ -304,6 +316,11 @@ def build() -> list[dict[str, Any]]:
                 "record_hex": plain.hex(),
                 "nonce_hex": nonce.hex(),
                 "sealed_b64": base64.b64encode(seal(key, key_id, plain, nonce)).decode("ascii"),
+                "cluster": {
+                    "dataset": CLUSTER_DATASET,
+                    "row": i + 1,
+                    "token": cluster_token(key, key_id, CLUSTER_DATASET, i + 1, plain),
+                },
             }
         )
     return vectors

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pseudogate.core.errors import InvalidInput, VerificationFailed
+from pseudogate.core.linkage_method import Linkage, LinkageMethod
 from pseudogate.core.manifest import (
     FEW_OPTOUTS,
     MANIFEST_FIELDS,
@@ -41,6 +42,10 @@ manifests = st.builds(
     created_at=_text,
     content_sha256=_text,
     signature=st.none() | _text,
+    linkage=st.none() | st.just(Linkage()) | st.builds(
+        Linkage, method=st.just(LinkageMethod.PROBABILISTIC),
+        threshold=st.floats(min_value=0.001, max_value=0.999), encoding=st.just("pg-fbf-v1"),
+    ),
 )
 
 
@@ -50,7 +55,9 @@ def test_when_a_manifest_goes_through_json_then_it_comes_back_equal(manifest: Ma
     assert Manifest.from_json(text) == manifest
     assert Manifest.from_json(text).to_json() == text
     assert list(json.loads(text)) == [
-        f for f in MANIFEST_FIELDS if f != "signature" or manifest.signature is not None
+        f for f in MANIFEST_FIELDS
+        if (f != "signature" or manifest.signature is not None)
+        and (f != "linkage" or manifest.linkage is not None)
     ]
 
 
@@ -144,3 +151,63 @@ def test_when_unsigned_then_verification_fails_and_signed_verifies() -> None:
     altered = Manifest.from_json(signed.to_json().replace('"rows":3', '"rows":4'))
     with pytest.raises(VerificationFailed, match="does not verify"):
         verify_manifest_signature(altered, key.public_key())
+
+
+@pytest.mark.parametrize(
+    "linkage",
+    [
+        {"method": "exact", "threshold": 0.5},
+        {"method": "probabilistic", "threshold": 0.5},
+        {"method": "probabilistic", "threshold": 1.0, "encoding": "pg-fbf-v1"},
+        {"method": "probabilistic", "threshold": True, "encoding": "pg-fbf-v1"},
+        {"method": "probabilistic", "threshold": "0.5", "encoding": "pg-fbf-v1"},
+        {"method": "probabilistic", "threshold": 0.5, "encoding": ""},
+        {"method": "fuzzy"},
+        {"method": "943 476 5919"},
+        "exact",
+        None,
+    ],
+)
+def test_when_a_received_linkage_field_is_malformed_then_it_is_refused_naming_it(
+    linkage: object,
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        Manifest.from_json(json.dumps({**_sample(), "linkage": linkage}))
+    assert str(refused.value) == "manifest field 'linkage' is malformed"
+
+
+def test_when_the_linkage_field_is_signed_then_changing_it_breaks_the_signature() -> None:
+    key = Ed25519PrivateKey.generate()
+    body = {k: v for k, v in _sample().items() if k != "signature"}
+    body["linkage"] = {"method": "probabilistic", "threshold": 0.5, "encoding": "pg-fbf-v1"}
+    signed = Manifest.from_json(json.dumps(body)).signed(key.sign)
+    assert signed.linkage == Linkage(LinkageMethod.PROBABILISTIC, 0.5, "pg-fbf-v1")
+    assert b'"linkage":{"encoding":"pg-fbf-v1","method":"probabilistic","threshold":0.5}' in (
+        signed.signing_bytes())
+    verify_manifest_signature(Manifest.from_json(signed.to_json()), key.public_key())
+    altered = Manifest.from_json(signed.to_json().replace('"threshold":0.5', '"threshold":0.9'))
+    with pytest.raises(VerificationFailed, match="does not verify"):
+        verify_manifest_signature(altered, key.public_key())
+
+
+def test_when_a_manifest_predates_the_linkage_field_then_it_parses_without_one() -> None:
+    text = json.dumps(_sample(), separators=(",", ":"))
+    manifest = Manifest.from_json(text)
+    assert manifest.linkage is None and manifest.to_json() == text
+
+
+@pytest.mark.parametrize(
+    ("method", "threshold", "encoding"),
+    [
+        (LinkageMethod.EXACT, 0.5, None),
+        (LinkageMethod.EXACT, None, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, None, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, 0.0, "pg-fbf-v1"),
+        (LinkageMethod.PROBABILISTIC, 0.5, None),
+    ],
+)
+def test_when_a_linkage_is_inconsistent_then_it_cannot_be_built(
+    method: LinkageMethod, threshold: float | None, encoding: str | None
+) -> None:
+    with pytest.raises(InvalidInput):
+        Linkage(method, threshold, encoding)

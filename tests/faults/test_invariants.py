@@ -62,8 +62,8 @@ def _commit_a_project_without_an_event(data: Path) -> None:
     with sqlite3.connect(data / Catalog.FILE_NAME) as db:
         db.execute(
             "INSERT INTO projects SELECT 'ghost', researcher, datasets_json, domain, policy_text,"
-            " policy_files_json, policy_fingerprint, project_key_id, expires, created_at"
-            " FROM projects WHERE id = ?",
+            " policy_files_json, policy_fingerprint, project_key_id, expires, created_at,"
+            " linkage, linkage_threshold FROM projects WHERE id = ?",
             (TEMPLATE_PROJECT,),
         )
     db.close()

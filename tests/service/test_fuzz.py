@@ -41,6 +41,7 @@ _SCALARS = {
     F.TYPE_UINT32: st.integers(0, 2**32 - 1),
     F.TYPE_UINT64: st.integers(0, 2**64 - 1),
     F.TYPE_BOOL: st.booleans(),
+    F.TYPE_DOUBLE: st.one_of(st.floats(), st.sampled_from([0.0, 0.5, 1.0, -1.0])),
 }
 
 

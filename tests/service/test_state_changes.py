@@ -164,7 +164,7 @@ def test_when_state_changes_are_audited_then_events_carry_what_an_auditor_needs(
     assert project_event["key_ids"] == {"project": created.project_key_id}
     assert {k: v for k, v in project_event["details"].items() if k != "change"} == {
         "researcher": "uni-bangor", "datasets": ["gp_diagnoses"], "domain": "person",
-        "expires": "2099-01-01",
+        "expires": "2099-01-01", "linkage": "exact",
     }
     changes = [e["details"]["change"] for e in (submit_event, import_event, project_event)]
     assert len(set(changes)) == 3 and set(changes) <= applied

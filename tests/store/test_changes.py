@@ -93,7 +93,7 @@ def test_when_the_event_cannot_be_recorded_then_no_project_is_stored(populated: 
     (facts,) = recorded.facts
     assert facts.project == "p1" and facts.key_ids == {"project": record.project_key_id}
     assert facts.details == {"researcher": "uni", "datasets": ["gp_diagnoses"],
-                             "domain": "person", "expires": "2025-12-31"}
+                             "domain": "person", "expires": "2025-12-31", "linkage": "exact"}
 
 
 def test_when_the_event_cannot_be_recorded_then_the_previous_snapshot_stays_latest(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pseudogate.core.keyring import Keyring
-from pseudogate.core.manifest import Manifest
+from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
 from pseudogate.core.policy import Policy
 from pseudogate.gateway import Store
 
@@ -76,17 +76,43 @@ def golden_manifests(
     return out
 
 
+def _without_linkage(text: str) -> str:
+    """The JSON a gateway wrote before the ``linkage`` field (issue 10), less the signature."""
+    data = json.loads(text)
+    assert data.pop("linkage") == {"method": "exact"}
+    data.pop("signature")
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
 def test_when_extracts_are_built_then_manifest_json_bytes_equal_the_golden_ones(
     tmp_path: Path, keyring: Keyring, policies: dict[str, Policy], clock: Clock
 ) -> None:
+    """The goldens predate the ``linkage`` field: an exact project's manifest is the golden one
+    with ``"linkage":{"method":"exact"}`` after ``key_ids`` (so the content, counts and hash are
+    byte for byte those of before), signed over the new bytes."""
     expected = json.loads(VECTORS.read_text(encoding="utf-8"))
-    assert golden_manifests(tmp_path, keyring, policies, clock) == expected
+    built = golden_manifests(tmp_path, keyring, policies, clock)
+    assert set(built) == set(expected)
+    public = load_public_key_pem(keyring.signer().public_key_pem())
+    for name, text in built.items():
+        old = json.loads(expected[name])
+        old.pop("signature")
+        assert _without_linkage(text) == json.dumps(old, ensure_ascii=False, separators=(",", ":"))
+        assert '"key_ids":{"linkage":"lk1","project":"pk1","signing":"sk1"},' \
+               '"linkage":{"method":"exact"},"optout_snapshot"' in text
+        verify_manifest_signature(Manifest.from_json(text), public)
 
 
 
-def test_when_a_golden_manifest_is_parsed_then_it_serialises_to_the_same_bytes() -> None:
+def test_when_a_golden_manifest_is_parsed_then_it_serialises_to_the_same_bytes(
+    keyring: Keyring,
+) -> None:
+    """Manifests made before the ``linkage`` field still parse, keep their bytes and verify."""
+    public = load_public_key_pem(keyring.signer().public_key_pem())
     for text in json.loads(VECTORS.read_text(encoding="utf-8")).values():
         manifest = Manifest.from_json(text)
+        assert manifest.linkage is None and "linkage" not in json.loads(text)
+        verify_manifest_signature(manifest, public)
         assert manifest.to_json() == text
         body = {k: v for k, v in json.loads(text).items() if k != "signature"}
         assert manifest.signing_bytes() == json.dumps(

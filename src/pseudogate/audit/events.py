@@ -8,6 +8,7 @@ outcome. It never carries an identifier, a token or key material: every field ha
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -132,6 +133,8 @@ DETAIL_NAMES: Mapping[str, str] = {
     "researcher": "organisation",  # the organisation a project is for
     "domain": "domain",  # the linkage domain
     "expires": "date",  # a project's last day (YYYY-MM-DD)
+    "linkage": "linkage_method",  # a project's linkage method: "exact" or "probabilistic"
+    "linkage_threshold": "probability",  # a probabilistic project's match threshold, in (0, 1)
     "snapshot": "integer",  # the opt-out snapshot created or applied
     "previous_snapshot": "integer",  # the snapshot an import replaced (absent if none)
     "previous_people": "integer",  # how many people that snapshot held
@@ -178,6 +181,12 @@ def _detail_ok(kind: str, value: Any) -> bool:
         return value is None or _safe_text(value, _DETAIL_NAME_PATTERNS[kind]) is not None
     if kind == "integer":
         return _is_int(value) and value >= 0
+    if kind == "linkage_method":
+        return value in ("exact", "probabilistic")
+    if kind == "probability":
+        return (
+            isinstance(value, float) and math.isfinite(value) and 0.0 < value < 1.0
+        )
     if kind == "integers":
         return (
             isinstance(value, list)

@@ -42,6 +42,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "dev_certs",
     "audit",
     "verify_extract",
+    "register",
 )
 
 

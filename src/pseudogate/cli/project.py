@@ -10,8 +10,10 @@ from typing import Any
 from pseudogate.cli._client import add_client_arguments, open_channel, rpc_errors
 from pseudogate.cli._common import fail
 from pseudogate.core.authz import check_organisation
+from pseudogate.core.linkage_method import LinkageMethod
 from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.core.policy import load_policy
+from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
 
@@ -30,6 +32,16 @@ def register(sub: Any) -> None:
     create.add_argument(
         "--domain", default=DEFAULT_DOMAIN, help=f"linkage domain (default {DEFAULT_DOMAIN})"
     )
+    create.add_argument(
+        "--linkage", choices=[m.value for m in LinkageMethod], default=LinkageMethod.EXACT.value,
+        help="how records are linked into people: exact (same NHS number; the default) or "
+        "probabilistic (identity encodings and NHS numbers, docs/linkage.md)",
+    )
+    create.add_argument(
+        "--linkage-threshold", type=float, default=None, metavar="T",
+        help="match probability in (0, 1) above which records are one person (probabilistic "
+        f"only; default {DEFAULT_THRESHOLD})",
+    )
     create.set_defaults(handler=run_create)
 
 
@@ -42,6 +54,12 @@ def run_create(args: argparse.Namespace) -> int:
         dt.date.fromisoformat(args.expires)
     except ValueError:
         fail("--expires must be a date YYYY-MM-DD")
+    threshold = args.linkage_threshold
+    if threshold is not None:
+        if args.linkage != LinkageMethod.PROBABILISTIC.value:
+            fail("--linkage-threshold applies to --linkage probabilistic only")
+        if not 0.0 < threshold < 1.0:  # also refuses nan
+            fail("--linkage-threshold must be a match probability strictly between 0 and 1")
     policy = load_policy(args.policy)  # validates locally and collects its tree files
     with open_channel(args) as channel, rpc_errors("project creation"):
         reply = admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
@@ -53,10 +71,15 @@ def run_create(args: argparse.Namespace) -> int:
                 policy_files=dict(policy.files),
                 expires=args.expires,
                 domain=args.domain,
+                linkage=args.linkage,
+                linkage_threshold=threshold or 0.0,
             )
         )
+    linkage = reply.linkage or LinkageMethod.EXACT.value
+    if reply.linkage_threshold:
+        linkage += f" (threshold {reply.linkage_threshold:g})"
     print(
         f"project {reply.project} created: policy fingerprint {reply.policy_fingerprint}, "
-        f"project key {reply.project_key_id}"
+        f"project key {reply.project_key_id}, linkage {linkage}"
     )
     return 0

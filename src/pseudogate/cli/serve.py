@@ -6,14 +6,20 @@ import argparse
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, warn
+from pseudogate.core.keyring import Keyring
 from pseudogate.service.app import GatewaySettings, load_keyring, start_gateway
 from pseudogate.service.limits import StreamLimits
 from pseudogate.service.transport import check_transport, tls_files
 
+if TYPE_CHECKING:
+    from pseudogate.register.publisher import RegisterPublisher
+
 LIMITS = StreamLimits()  # the defaults
+#: How often ``--register-dir`` checks whether the register must be rebuilt.
+REGISTER_REFRESH_SECONDS = 1.0
 INSECURE_WARNING = (
     "WARNING: --insecure: plaintext gRPC with NO client authentication. Every caller is "
     "organisation 'insecure' with all roles. For development on this machine only."
@@ -44,6 +50,12 @@ def register(sub: Any) -> None:
         action="store_true",
         help="refuse the example keyring, cleartext key material, --insecure, and a keyring "
         "or data directory accessible by group or others",
+    )
+    p.add_argument(
+        "--register-dir", type=Path, metavar="SITE",
+        help="keep the public transparency register in this folder, rebuilt (atomically) after "
+        "every change: submission, project, extract, opt-out snapshot, audit checkpoint "
+        "(docs/register.md)",
     )
     _add_limit_arguments(p)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
@@ -110,6 +122,18 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
     )
 
 
+def _register_publisher(args: argparse.Namespace, keyring: Keyring) -> RegisterPublisher | None:
+    if args.register_dir is None:
+        return None
+    from pseudogate.register import public_keys_of
+    from pseudogate.register.publisher import RegisterPublisher
+
+    print(f"pseudogate: register kept up to date in {args.register_dir}", flush=True)
+    return RegisterPublisher(
+        data_dir=args.data_dir, out=args.register_dir, public_keys=public_keys_of(keyring)
+    )
+
+
 def _limits(args: argparse.Namespace) -> StreamLimits:
     """The limits given (a ConfigurationError, exit status 2, for a value out of range)."""
     return StreamLimits(
@@ -122,7 +146,8 @@ def _limits(args: argparse.Namespace) -> StreamLimits:
 
 def run(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
-    if load_keyring(settings).is_example:
+    keyring = load_keyring(settings)
+    if keyring.is_example:
         warn(EXAMPLE_KEYS_WARNING)
     if settings.insecure:
         warn(INSECURE_WARNING)
@@ -133,11 +158,18 @@ def run(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     gateway = start_gateway(settings, notice=warn)
+    publisher = _register_publisher(args, keyring)
     print(f"pseudogate: serving on {settings.host}:{gateway.port}", flush=True)
     if args.ready_file:
         args.ready_file.write_text(f"{gateway.port}\n", encoding="utf-8")
+    next_refresh = 0.0
     while not stopping:
+        if publisher is not None and time.monotonic() >= next_refresh:
+            publisher.refresh()  # a no-op unless something changed; never raises
+            next_refresh = time.monotonic() + REGISTER_REFRESH_SECONDS
         time.sleep(0.2)
     print("pseudogate: shutting down", flush=True)
     gateway.stop()
+    if publisher is not None:
+        publisher.refresh()  # the checkpoint signed at shutdown
     return 0

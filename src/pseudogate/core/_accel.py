@@ -1,7 +1,7 @@
 """The optional C accelerator (pseudogate.core._fastmac), or None.
 
-The C module computes exactly what tokens.py and normalise.py compute in Python, only faster
-(docs/performance.md). It is built from src/pseudogate/core/_fastmac.c when a C compiler and the
+The C module computes exactly what tokens.py, normalise.py and (for pg-fbf-v1 encodings)
+encoding.py with identity.py compute in Python, only faster (docs/performance.md). It is built from src/pseudogate/core/_fastmac.c when a C compiler and the
 Python headers are present; without them, or with PSEUDOGATE_PURE_PYTHON=1, everything runs in
 pure Python with identical results.
 """

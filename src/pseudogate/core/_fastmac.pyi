@@ -1,6 +1,6 @@
 """Types of the optional C accelerator built from _fastmac.c (loaded through _accel.py)."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import NoReturn, final
 
 from typing_extensions import Buffer
@@ -16,5 +16,30 @@ class HmacSha256:
 def nhs_normalise(
     values: Sequence[object], /
 ) -> tuple[list[str | None], list[tuple[int, int]]]: ...
+def encode_column(
+    kind: int,
+    values: Iterable[object],
+    mac: HmacSha256,
+    spec: Callable[[str], tuple[int, list[str], list[str | None], object]],
+    out: Buffer,
+    record_bytes: int,
+    offset: int,
+    seg_len: int,
+    m: int,
+    k: int,
+    cache: Buffer | None,
+    codes: Buffer,
+    nicknames: dict[str, str],
+    abbreviations: dict[str, str],
+    /,
+) -> list[object]: ...
+def block_keys(
+    mac: HmacSha256,
+    out: Buffer,
+    record_bytes: int,
+    offset: int,
+    components: tuple[tuple[Buffer, list[object]] | None, ...],
+    /,
+) -> None: ...
 def sha256_backend() -> str: ...
 def use_portable_sha256(flag: object, /) -> None: ...

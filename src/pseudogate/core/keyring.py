@@ -33,12 +33,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from pseudogate.core.clock import Clock, rfc3339, utc_now
+from pseudogate.core.encoding import INFO_PREFIX as ENCODING_INFO_PREFIX
 from pseudogate.core.encoding import Encoder, derive_encoder
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
 from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
 from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
 
 __all__ = [
+    "CLUSTER_INFO",
     "EXAMPLE_KEYRING",
     "MASTER_KEY_ENV",
     "KeyInfo",
@@ -51,6 +53,8 @@ __all__ = [
 ]
 
 MASTER_KEY_ENV = "PSEUDOGATE_MASTER_KEY_FILE"
+#: HKDF info of the cluster-token key (docs/linkage.md, "Representative tokens").
+CLUSTER_INFO = ENCODING_INFO_PREFIX + "cluster"
 KEY_BYTES = 32
 _WRAP_AAD_PREFIX = b"pseudogate/v1/keywrap/"
 _FINGERPRINT_PREFIX = b"pseudogate/v1/key-fingerprint/"
@@ -473,6 +477,17 @@ class Keyring:
         named usable one): its sub-keys are derived from the key, whose bytes stay here."""
         k = self._usable(key_id or self.primary(Purpose.LINKAGE).id, Purpose.LINKAGE)
         return derive_encoder(key_id=k.info.id, material=k.material._b)
+
+    def linkage_cluster_tokeniser(self, *, key_id: str | None = None) -> Tokeniser:
+        """Tokeniser of the cluster tokens that name a probabilistic project's clusters without
+        an NHS number (docs/linkage.md, "Representative tokens"), under the primary linkage key
+        (or a named usable one); formatted like linkage tokens, the key stays here."""
+        k = self._usable(key_id or self.primary(Purpose.LINKAGE).id, Purpose.LINKAGE)
+        return Tokeniser(
+            key_id=k.info.id,
+            label="encoding/cluster",
+            derived_key=derive_key(k.material._b, CLUSTER_INFO),
+        )
 
     def project_tokeniser(self, project_id: str, *, key_id: str | None = None) -> Tokeniser:
         """Tokeniser re-keying linkage tokens for one project (the key recorded for it)."""

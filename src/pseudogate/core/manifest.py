@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from pseudogate.core.errors import InvalidInput, VerificationFailed
+from pseudogate.core.linkage_method import Linkage
 
 __all__ = [
     "FEW_OPTOUTS",
@@ -51,6 +52,7 @@ MANIFEST_FIELDS: tuple[str, ...] = (
     "datasets",
     "policy_fingerprint",
     "key_ids",
+    "linkage",
     "optout_snapshot",
     "optouts_removed",
     "rows",
@@ -95,7 +97,10 @@ def content_sha256(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 #: ``optouts_removed`` below ten: small counts can identify people.
 FEW_OPTOUTS: Final = "<10"
 
-_OPTIONAL_ON_INPUT = frozenset({"signature"})
+#: ``signature`` is absent before signing; ``linkage`` in manifests made before linkage
+#: methods existed (issue 10): those extracts were linked exactly, and their signed bytes have
+#: no ``linkage`` key, so a parsed one keeps it absent.
+_OPTIONAL_ON_INPUT = frozenset({"signature", "linkage"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +131,8 @@ class Manifest:
     """An extract's manifest (docs/extracts.md, section 3); ``signature`` is None until signed.
 
     Every field is always present in the JSON; ``optout_snapshot``, ``k_achieved`` and
-    ``l_achieved`` may be null. ``loss`` keeps the JSON number it was read as (an ``int`` stays
+    ``l_achieved`` may be null. ``linkage`` (how ``person`` was made) is written by every
+    gateway since issue 10; it is None, and absent from the JSON, only in older manifests. ``loss`` keeps the JSON number it was read as (an ``int`` stays
     an ``int``), so that a received manifest's signed bytes are exactly the ones it was signed
     over.
     """
@@ -145,6 +151,7 @@ class Manifest:
     created_at: str
     content_sha256: str
     signature: str | None = None
+    linkage: Linkage | None = None
 
     def to_json_dict(self) -> dict[str, Any]:
         """The JSON object, fields in :data:`MANIFEST_FIELDS` order (no ``signature`` if unsigned)."""
@@ -153,6 +160,10 @@ class Manifest:
             "datasets": [d.to_json_dict() for d in self.datasets],
             "policy_fingerprint": self.policy_fingerprint,
             "key_ids": self.key_ids.to_json_dict(),
+        }
+        if self.linkage is not None:
+            out["linkage"] = self.linkage.to_json_dict()
+        out |= {
             "optout_snapshot": self.optout_snapshot,
             "optouts_removed": self.optouts_removed,
             "rows": self.rows,
@@ -206,6 +217,7 @@ class Manifest:
         signature = data.get("signature")
         if signature is not None and not isinstance(signature, str):
             raise _malformed("signature")
+        linkage = Linkage.from_json_dict(data["linkage"]) if "linkage" in data else None
         return cls(
             project=_text(data, "project"),
             datasets=_datasets(data["datasets"]),
@@ -221,6 +233,7 @@ class Manifest:
             created_at=_text(data, "created_at"),
             content_sha256=_text(data, "content_sha256"),
             signature=signature,
+            linkage=linkage,
         )
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "DEFAULT_DOMAIN",
     "DOMAIN_PATTERN",
     "DOMAIN_RE",
+    "ENCODING_COLUMN",
     "KEY_ID_PATTERN",
     "KEY_ID_RE",
     "LEGACY_DOMAIN_RE",
@@ -61,6 +62,9 @@ DEFAULT_DOMAIN: Final = "person"
 #: The extract column holding each person's project token. Same word as
 #: :data:`DEFAULT_DOMAIN` but a different thing (a column name, fixed whatever the domain).
 PERSON_COLUMN: Final = "person"
+#: The stored column holding each record's sealed linkage encoding (issue 10, docs/linkage.md),
+#: built at ingestion from the policy's ``identify`` columns. Reserved: no policy may name it.
+ENCODING_COLUMN: Final = "pg:linkage_encoding"
 
 #: Organisation names, as certificates carry them (SPIFFE URIs, file names of dev certs).
 ORG_PATTERN: Final = r"[a-z0-9-]{1,63}"

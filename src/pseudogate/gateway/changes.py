@@ -29,7 +29,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+import pyarrow.compute as pc
+
 from pseudogate.core.errors import AlreadyExists
+from pseudogate.gateway.join import PERSON
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow
 
 if TYPE_CHECKING:
@@ -128,10 +131,13 @@ class ExtractRelease:
     """A built extract waiting to be released: its event is written, then it is streamed.
 
     Nothing is committed in the store, so it has no change id and is not reconciled at
-    start-up; a stream that fails after the event gets a second event with its status.
+    start-up; a stream that fails after the event gets a second event with its status. With a
+    ``catalog``, the signed manifest is kept there after the event, for the public register
+    (the manifest holds no token and no row).
     """
 
     extract: Extract
+    catalog: Catalog | None = None
 
     def facts(self) -> ChangeFacts:
         manifest = self.extract.manifest
@@ -157,10 +163,26 @@ class ExtractRelease:
 
     def commit(self, *, record: Recorder) -> Extract:
         record(self.facts())
+        if self.catalog is not None:
+            self.catalog.insert_released_manifest(
+                project=self.extract.project,
+                created_at=self.extract.manifest.created_at,
+                people=_people(self.extract),
+                manifest_json=self.extract.manifest_json(),
+            )
         return self.extract
 
     def abort(self) -> None:
         """Nothing to undo: the extract lives in memory only."""
+
+
+def _people(extract: Extract) -> int:
+    """Distinct people in an extract: its distinct non-empty ``person`` tokens (counted only)."""
+    if PERSON not in extract.arrow.column_names:
+        return 0
+    distinct = pc.unique(extract.arrow.column(PERSON).combine_chunks())
+    empty = bool(len(distinct)) and bool(pc.any(pc.equal(distinct, "")).as_py())
+    return len(distinct) - int(empty)
 
 
 @dataclass
@@ -188,6 +210,12 @@ class PreparedProject:
                     "datasets": list(row.datasets),
                     "domain": row.domain,
                     "expires": row.expires,
+                    "linkage": row.linkage,
+                    **(
+                        {}
+                        if row.linkage_threshold is None
+                        else {"linkage_threshold": row.linkage_threshold}
+                    ),
                 },
             )
 

@@ -5,6 +5,9 @@ Everything is computed before anything is sent: :func:`build_extract` returns an
 adapter stream it. Linkage tokens never leave the gateway: every stored token column in an
 extract (``person`` and any other tokenised column) is re-keyed to project tokens, so two
 projects' extracts cannot be joined.
+
+In a probabilistic project each dataset's link is first replaced by its records' clusters'
+representative linkage tokens (gateway/clusters.py); everything after that is the same code.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from pseudogate.core.columns import as_text, token_array
 from pseudogate.core.content_hash import table_content_sha256
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 from pseudogate.core.keyring import Keyring
+from pseudogate.core.linkage_method import Linkage
 from pseudogate.core.manifest import FEW_OPTOUTS, DatasetVersion, Manifest, ManifestKeyIds
 from pseudogate.core.policy import Policy
 from pseudogate.core.tokens import Tokeniser
+from pseudogate.gateway.clusters import representative_links
 from pseudogate.gateway.join import PERSON, JoinLayout, join_layout, left_join
 from pseudogate.store.catalog import OptOutSnapshot, VersionRecord
 from pseudogate.store.datasets import DatasetFiles
@@ -82,6 +87,7 @@ class ExtractInputs:
     optout_snapshot: OptOutSnapshot | None
     optout_tokens: pa.Array | None
     created_at: str
+    linkage: Linkage = field(default_factory=Linkage)
 
 
 @dataclass
@@ -162,13 +168,47 @@ def _rekey(column: pa.Array, tokeniser: Tokeniser) -> pa.Array:
     return rekeyed.take(encoded.indices)
 
 
+def _stored_links(
+    inputs: ExtractInputs, layout: JoinLayout, files: DatasetFiles, keyring: Keyring
+) -> list[pa.Array] | None:
+    """Each dataset's link when it is not its stored link column: the representative tokens
+    of a probabilistic project; None for an exact one (the stored columns are read)."""
+    if not inputs.linkage.probabilistic:
+        return None
+    assert inputs.linkage.threshold is not None
+    clustered = representative_links(
+        inputs.versions, layout.link_columns, files=files, keyring=keyring,
+        threshold=inputs.linkage.threshold,
+    )
+    return list(clustered.links)
+
+
+def _link(table: pa.Table, column: str | None, links: list[pa.Array] | None, i: int) -> pa.Array:
+    if links is not None:
+        return links[i]
+    assert column is not None
+    return as_text(table.column(column))
+
+
+def _needed(dataset: str, layout: JoinLayout, i: int, links: list[pa.Array] | None) -> list[str]:
+    """The stored columns the join reads of a dataset (never its sealed encodings)."""
+    link = layout.link_columns[i]
+    names = [c for d, c in layout.columns if d == dataset]
+    return names if links is not None or link is None else [link, *names]
+
+
 def _joined(
-    inputs: ExtractInputs, layout: JoinLayout, files: DatasetFiles
+    inputs: ExtractInputs,
+    layout: JoinLayout,
+    files: DatasetFiles,
+    links: list[pa.Array] | None = None,
 ) -> tuple[pa.Table, int]:
-    """The joined table with linkage tokens, opt-outs removed; and people removed."""
+    """The joined table with linkage tokens, opt-outs removed; and people removed.
+
+    ``links`` (probabilistic projects) replaces each dataset's stored link column."""
     first = inputs.versions[0]
-    left = files.read(first.file)
-    link = as_text(left.column(layout.link_columns[0]))
+    left = files.read(first.file, columns=_needed(first.dataset, layout, 0, links))
+    link = _link(left, layout.link_columns[0], links, 0)
     removed_people = 0
     if inputs.optout_tokens is not None and len(inputs.optout_tokens):
         opted = pc.is_in(link, value_set=inputs.optout_tokens)
@@ -179,9 +219,11 @@ def _joined(
     columns: dict[str, pa.Array] = {PERSON: link}
     for _, name in ((d, c) for d, c in layout.columns if d == first.dataset):
         columns[f"{first.dataset}.{name}"] = as_text(left.column(name))
-    for version, link_column in zip(inputs.versions[1:], layout.link_columns[1:], strict=True):
-        right = files.read(version.file)
-        left_idx, right_idx = left_join(columns[PERSON], as_text(right.column(link_column)))
+    for i, (version, link_column) in enumerate(
+        zip(inputs.versions[1:], layout.link_columns[1:], strict=True), 1
+    ):
+        right = files.read(version.file, columns=_needed(version.dataset, layout, i, links))
+        left_idx, right_idx = left_join(columns[PERSON], _link(right, link_column, links, i))
         if len(left_idx) != len(columns[PERSON]):  # else each left row appears once, in order
             left_take = pa.array(left_idx, type=pa.int64())
             columns = {name: arr.take(left_take) for name, arr in columns.items()}
@@ -220,14 +262,18 @@ def build_extract(
     anonymiser: Anonymiser,
 ) -> Extract:
     """Join, remove opt-outs, re-key to project tokens, anonymise, hash and sign."""
-    layout = join_layout(inputs.versions, domain=inputs.domain)
+    layout = join_layout(
+        inputs.versions, domain=inputs.domain, probabilistic=inputs.linkage.probabilistic
+    )
     try:
         inputs.policy.check_input_columns(layout.header, names_are_known=True)
     except InvalidInput as exc:
         raise FailedPrecondition(
             f"the project's policy no longer fits its datasets' latest versions: {exc}"
         ) from None
-    joined, removed_people = _joined(inputs, layout, files)
+    links = _stored_links(inputs, layout, files, keyring)
+    joined, removed_people = _joined(inputs, layout, files, links)
+    del links
     rekeyed = {
         name: _rekey(joined.column(name).combine_chunks(), inputs.project_tokeniser)
         if name == PERSON or name in layout.token_columns
@@ -266,5 +312,6 @@ def build_extract(
         loss=_report_value(report, "loss"),
         created_at=inputs.created_at,
         content_sha256=table_content_sha256(final),
+        linkage=inputs.linkage,
     ).signed(signer.sign)
     return Extract(project=inputs.project_id, arrow=final, manifest=manifest, report=report)

@@ -2,8 +2,15 @@
 
 A :class:`Submission` applies its ingestion policy to each Arrow IPC stream as it arrives:
 tokenised columns are normalised and tokenised under the linkage key, dropped columns are
-never written, kept columns are stored as they are. Only the result (tokens and kept values)
-goes to a temporary Parquet file; raw identifiers stay in memory for one message at most.
+never written, kept columns are stored as they are. ``identify`` columns (issue 10) become
+each record's ``pg-fbf-v1`` linkage encoding under the same linkage key, sealed, stored as the
+binary column :data:`~pseudogate.core.names.ENCODING_COLUMN` (last); the identity values
+themselves are never written. Only the result (tokens, kept values, sealed encodings) goes to
+a temporary Parquet file; raw identifiers stay in memory for one message at most.
+
+Identity values are never row errors: the encoder treats what it cannot use as missing. In a
+policy with identity fields, an empty NHS number (a column tokenised with kind
+``nhs_number``) is allowed and stored as "": that record links by its identity fields alone.
 
 The life cycle is ``add_arrow_ipc``* → ``prepare`` → ``commit`` (or ``abort`` at any point).
 ``prepare`` finishes every check and the file; ``commit(record=...)`` then follows the store's
@@ -16,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +34,7 @@ import pyarrow.parquet as pq
 
 from pseudogate.core.clock import Clock, rfc3339
 from pseudogate.core.columns import INVALID_UTF8, tokenise_column, valid_text
+from pseudogate.core.encoding import ENCODING_NAME, Encoder
 from pseudogate.core.errors import (
     FailedPrecondition,
     InvalidInput,
@@ -35,8 +44,10 @@ from pseudogate.core.errors import (
     RowErrors,
     translating_storage_full,
 )
+from pseudogate.core.identity import IdentityField
 from pseudogate.core.keyring import Keyring, Purpose
-from pseudogate.core.names import DATASET_NAME_RE, check_dataset_name
+from pseudogate.core.names import DATASET_NAME_RE, ENCODING_COLUMN, check_dataset_name
+from pseudogate.core.normalise import Kind, Reason
 from pseudogate.core.policy import Action, Policy, column_label
 from pseudogate.core.tokens import Tokeniser
 from pseudogate.gateway.changes import (
@@ -65,6 +76,8 @@ MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: but stops here: the submission is refused anyway.
 MAX_ROW_ERRORS = 1000
 _IPC_END_MARKER = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+#: The catalog's action for the sealed linkage encoding column.
+ENCODE_ACTION = "encode"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +133,13 @@ class Submission:
         self.policy = policy
         self.key_id = keyring.primary(Purpose.LINKAGE).id
         self.change_id = new_change_id()
+        reserved = next((r for r in policy.columns if r.name == ENCODING_COLUMN), None)
+        if reserved is not None:
+            raise FailedPrecondition(
+                f"policy {policy_name!r} names a column {ENCODING_COLUMN!r} (line "
+                f"{reserved.line}): that name is reserved for the stored linkage encoding; "
+                "rename the column in the policy"
+            )
         self._keyring = keyring
         self._catalog = catalog
         self._files = files
@@ -132,6 +152,8 @@ class Submission:
         self._stored: list[ColumnInfo] = []
         self._out_schema: pa.Schema | None = None
         self._tokenisers: dict[str, Tokeniser] = {}
+        #: Column -> identity field of the policy's identify columns (encoded, never stored).
+        self._identity: dict[str, IdentityField] = dict(policy.identity_columns)
         self._errors: list[RowError] = []
         self._temp: Path | None = None
         self._writer: pq.ParquetWriter | None = None
@@ -195,6 +217,8 @@ class Submission:
             texts[name], not_utf8 = valid_text(table.column(name))
             errors.extend(RowError(offset + i + 1, INVALID_UTF8, name) for i in not_utf8)
         for info in self._stored:
+            if info.action == ENCODE_ACTION:
+                continue  # last; built below from the identify columns once the rows are valid
             values = texts[info.name]
             if info.action == Action.TOKENISE.value:
                 assert info.domain is not None and info.kind is not None
@@ -204,14 +228,23 @@ class Submission:
                     values, kind=rule.kind, tokeniser=self._tokenisers[info.domain]
                 )
                 taken = {e.row for e in errors if e.column == info.name}  # already invalid_utf8
+                # With identity fields, a record without an NHS number links by them: its
+                # empty value is stored as "" (the tokeniser's output for it), not an error.
+                allowed = (
+                    {str(Reason.EMPTY)}
+                    if self._identity and rule.kind is Kind.NHS_NUMBER
+                    else set()
+                )
                 errors.extend(
                     RowError(offset + i + 1, reason, info.name)
                     for i, reason in done.errors
-                    if offset + i + 1 not in taken
+                    if offset + i + 1 not in taken and reason not in allowed
                 )
                 arrays.append(done.tokens)
             else:
                 arrays.append(values)
+        if self._identity and not errors and not self._errors:
+            arrays.append(self._sealed_encodings(texts, table.num_rows))
         if errors:
             order = {name: n for n, name in enumerate(table.schema.names)}
             errors.sort(key=lambda e: (e.row, order[e.column]))
@@ -226,6 +259,26 @@ class Submission:
         if not self._errors and table.num_rows:
             self._write(pa.Table.from_arrays(arrays, schema=self._out_schema))
         return int(table.num_rows)
+
+    def _sealed_encodings(self, texts: dict[str, pa.Array], n: int) -> pa.Array:
+        """Each row's identity fields encoded and sealed: one binary value per row.
+
+        The values are valid UTF-8 here (``valid_text``; rows that were not are errors and the
+        message is not written). The encoder never raises on a value: what it cannot use is
+        missing, and a row with every field missing still gets its (all-missing) record.
+        A new encoder per message: its q-gram cache (fragments of the values) lives no longer
+        than the message's raw values do.
+        """
+        encoder = self._encoder()
+        columns: dict[IdentityField | str, Sequence[object]] = {
+            field: texts[name].to_pylist() for name, field in self._identity.items()
+        }
+        sealed = encoder.seal(encoder.encode(columns, n=n))
+        del columns
+        return pa.array(sealed, type=pa.binary())
+
+    def _encoder(self) -> Encoder:
+        return self._keyring.linkage_encoder(key_id=self.key_id)
 
     def _start(self, schema: pa.Schema) -> None:
         policy_columns = {rule.name for rule in self.policy.columns}
@@ -253,24 +306,24 @@ class Submission:
             elif rule.action is Action.KEEP:
                 stored.append(ColumnInfo(name, Action.KEEP.value))
             elif rule.action is Action.IDENTIFY:
-                # TEMPORARY (issue 10): the policy parser accepts identify, but a submission
-                # cannot yet store the linkage encoding built from these columns, and storing
-                # raw identity values is never allowed; refused until encodings are stored.
-                # The name is the policy's own (check_input_columns passed), so it may be quoted.
-                raise FailedPrecondition(
-                    f"column {name!r} is an identity field: storing linkage encodings in "
-                    "submissions is not available yet"
-                )
+                continue  # encoded into ENCODING_COLUMN below, never stored itself
             else:
                 raise FailedPrecondition(
                     f"policy {self.policy_name!r} column {name!r} is {rule.action.value}; "
                     "an ingestion policy may only tokenise, drop, keep or identify"
                 )
+        if self._identity:
+            self._encoder()  # the linkage key must be usable before any data is taken
+            stored.append(ColumnInfo(ENCODING_COLUMN, ENCODE_ACTION, None, ENCODING_NAME))
         if not stored:
             raise InvalidInput(f"policy {self.policy_name!r} drops every column: nothing to store")
         self._schema = schema
         self._stored = stored
-        self._out_schema = pa.schema([pa.field(c.name, pa.string(), nullable=False) for c in stored])
+        self._out_schema = pa.schema([
+            pa.field(c.name, pa.binary() if c.action == ENCODE_ACTION else pa.string(),
+                     nullable=False)
+            for c in stored
+        ])
 
     def _write(self, table: pa.Table) -> None:
         if self._writer is None:
@@ -280,6 +333,7 @@ class Submission:
                 self._temp,
                 self._out_schema,
                 token_columns=[c.name for c in self._stored if c.action == Action.TOKENISE.value],
+                sealed_columns=[c.name for c in self._stored if c.action == ENCODE_ACTION],
             )
         self._writer.write_table(table)
 

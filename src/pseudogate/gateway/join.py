@@ -5,6 +5,15 @@ stored column of each dataset, in project order and each dataset's stored order,
 ``<dataset>.<column>``. Rows follow a SQL LEFT JOIN from the first dataset: each left row in
 order, repeated once per matching right row (in the right dataset's order), or once with
 empty cells when nothing matches.
+
+An empty linkage token ("": a record stored without an NHS number, which links by its identity
+fields instead) is nobody's link: it matches nothing, not even another empty token, so two
+records without a number are never joined as one person. A dataset's sealed linkage encoding
+(the stored column with action ``encode``) is never an extract column.
+
+In a probabilistic project a dataset may have no column under the domain (it links by its
+encodings alone), and every dataset's link is replaced by its records' clusters'
+representative tokens (gateway/clusters.py) before the join.
 """
 
 from __future__ import annotations
@@ -32,7 +41,8 @@ class JoinLayout:
     """Which stored column links each dataset, and the extract's other columns in order."""
 
     datasets: tuple[str, ...]
-    link_columns: tuple[str, ...]  # per dataset: its column tokenised under the domain
+    #: per dataset: its column tokenised under the domain (None: none, probabilistic only)
+    link_columns: tuple[str | None, ...]
     columns: tuple[tuple[str, str], ...]  # (dataset, stored column) after ``person``
     token_columns: frozenset[str]  # extract names of other tokenised columns (all domains)
 
@@ -41,21 +51,32 @@ class JoinLayout:
         return [PERSON] + [f"{d}.{c}" for d, c in self.columns]
 
 
-def join_layout(versions: Sequence[VersionRecord], *, domain: str) -> JoinLayout:
-    """The layout for these versions; each must have exactly one column under ``domain``."""
-    links: list[str] = []
+def join_layout(
+    versions: Sequence[VersionRecord], *, domain: str, probabilistic: bool = False
+) -> JoinLayout:
+    """The layout for these versions; each must have exactly one column under ``domain``, or,
+    when ``probabilistic``, at most one and then linkage encodings if it has none."""
+    links: list[str | None] = []
     columns: list[tuple[str, str]] = []
     tokens: set[str] = set()
     for v in versions:
         candidates = v.token_columns(domain)
-        if len(candidates) != 1:
+        if probabilistic and not candidates:
+            if v.encoding_column is None:
+                raise FailedPrecondition(
+                    f"dataset {v.dataset!r} (version {v.version}) has neither a column "
+                    f"tokenised under domain {domain!r} nor linkage encodings (identity "
+                    "fields); probabilistic linkage needs one of them"
+                )
+        elif len(candidates) != 1:
             raise FailedPrecondition(
                 f"dataset {v.dataset!r} (version {v.version}) has {len(candidates)} columns "
                 f"tokenised under domain {domain!r}; joining needs exactly one"
             )
-        links.append(candidates[0])
+        link = candidates[0] if candidates else None
+        links.append(link)
         for c in v.columns:
-            if c.name == candidates[0]:
+            if c.name == link or c.action == "encode":
                 continue
             columns.append((v.dataset, c.name))
             if c.action == "tokenise":
@@ -73,7 +94,8 @@ def left_join(
 ) -> tuple[np.ndarray[Any, np.dtype[np.int64]], pa.Array]:
     """Row indices of a SQL LEFT JOIN: (left indices, right indices with nulls where no match).
 
-    Left rows keep their order; a left row's matches keep the right side's order.
+    Left rows keep their order; a left row's matches keep the right side's order. Empty and
+    null keys match nothing (a left row holding one appears once, unmatched).
     """
     n_left = len(left_key)
     encoded = pc.dictionary_encode(right_key)
@@ -87,7 +109,9 @@ def left_join(
         .to_numpy(zero_copy_only=False)
         .astype(np.int64)
     )
-    matched = left_codes >= 0
+    # "" is in the right's dictionary when a right row has no token: it must not link.
+    empty = pc.fill_null(pc.equal(left_key, ""), True).to_numpy(zero_copy_only=False)
+    matched = (left_codes >= 0) & ~empty
     safe = np.where(matched, left_codes, 0)
     match_counts = np.where(matched, counts[safe] if len(counts) else 0, 0)
     reps = np.maximum(match_counts, 1)

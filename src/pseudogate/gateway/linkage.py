@@ -23,6 +23,8 @@ def linkage_report(
 
     People are the distinct tokens of each latest version's one column tokenised under
     ``domain``; a dataset without exactly one such column has ``people`` null and no overlaps.
+    An empty token (a record stored without an NHS number, linked by identity fields) is no
+    person here: it is neither counted nor shared.
     """
     datasets: dict[str, dict[str, Any]] = {}
     people: dict[str, pa.Array] = {}
@@ -35,6 +37,7 @@ def linkage_report(
         if len(links) == 1:
             column = as_text(files.read(version.file, columns=links).column(links[0]))
             distinct = pc.unique(column)
+            distinct = pc.filter(distinct, pc.not_equal(distinct, ""))
             people[name] = distinct
             entry["people"] = len(distinct)
         datasets[name] = entry

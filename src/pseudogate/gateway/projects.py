@@ -30,6 +30,8 @@ class ProjectRecord:
     project_key_id: str
     expires: date
     created_at: str
+    linkage: str = "exact"
+    linkage_threshold: float | None = None
 
     @classmethod
     def from_row(cls, row: ProjectRow) -> ProjectRecord:
@@ -42,6 +44,8 @@ class ProjectRecord:
             project_key_id=row.project_key_id,
             expires=date.fromisoformat(row.expires),
             created_at=row.created_at,
+            linkage=row.linkage,
+            linkage_threshold=row.linkage_threshold,
         )
 
 

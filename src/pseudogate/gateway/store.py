@@ -20,6 +20,7 @@ from typing import Any, Self
 import pyarrow as pa
 
 from pseudogate.core.clock import Clock, rfc3339, today_utc, utc_now
+from pseudogate.core.encoding import ENCODING_NAME
 from pseudogate.core.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -31,6 +32,7 @@ from pseudogate.core.errors import (
 )
 from pseudogate.core.fileio import make_private_dir, make_private_file
 from pseudogate.core.keyring import Keyring, Purpose
+from pseudogate.core.linkage_method import Linkage, parse_linkage
 from pseudogate.core.names import (
     DEFAULT_DOMAIN,
     check_dataset_name,
@@ -46,6 +48,7 @@ from pseudogate.gateway.changes import (
     Recorder,
     unaudited,
 )
+from pseudogate.gateway.clusters import check_same_linkage_key
 from pseudogate.gateway.extract import Anonymiser, Extract, ExtractInputs, build_extract
 from pseudogate.gateway.ingestion import Submission
 from pseudogate.gateway.join import join_layout
@@ -53,6 +56,7 @@ from pseudogate.gateway.linkage import linkage_report
 from pseudogate.gateway.optouts import check_not_empty, optout_tokens
 from pseudogate.gateway.projects import ProjectRecord, check_extract_policy, parse_expiry
 from pseudogate.gateway.quotas import StorageQuota
+from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
@@ -249,13 +253,20 @@ class Store:
         policy_files: Mapping[str, bytes] | None = None,
         expires: date | str,
         domain: str = DEFAULT_DOMAIN,
+        linkage: str = "",
+        linkage_threshold: float | None = None,
     ) -> PreparedProject:
         """Check a project for registration; its policy must fit the datasets' latest schemas.
 
-        Nothing is stored until the returned change is committed (:mod:`.changes`)."""
+        ``linkage`` is "exact" (the default, also for "") or "probabilistic";
+        ``linkage_threshold`` (probabilistic only; None or 0 for the default) is a match
+        probability in (0, 1). Nothing is stored until the returned change is committed
+        (:mod:`.changes`)."""
         check_project_id(project_id)
         check_organisation(researcher, field="the researcher organisation")
         domain = check_domain(domain or DEFAULT_DOMAIN)
+        method = parse_linkage(linkage, linkage_threshold, default_threshold=DEFAULT_THRESHOLD,
+                               encoding=ENCODING_NAME)
         names = list(datasets)
         if not names:
             raise InvalidInput("a project needs at least one dataset")
@@ -269,7 +280,7 @@ class Store:
         if self.catalog.project(project_id) is not None:
             raise AlreadyExists(f"project {project_id!r} already exists")
         versions = self._latest_versions(names)
-        layout = join_layout(versions, domain=domain)
+        layout = join_layout(versions, domain=domain, probabilistic=method.probabilistic)
         files = dict(policy_files or {})
         policy = parse_policy(policy_text, files=files, origin=f"for project {project_id!r}")
         check_extract_policy(policy, layout)
@@ -284,6 +295,8 @@ class Store:
             project_key_id=self.keyring.primary(Purpose.PROJECT).id,
             expires=expiry.isoformat(),
             created_at=rfc3339(self._clock(), precision="seconds"),
+            linkage=method.method.value,
+            linkage_threshold=method.threshold,
         )
         return PreparedProject(self.catalog, row)
 
@@ -297,6 +310,8 @@ class Store:
         policy_files: Mapping[str, bytes] | None = None,
         expires: date | str,
         domain: str = DEFAULT_DOMAIN,
+        linkage: str = "",
+        linkage_threshold: float | None = None,
         record: Recorder = unaudited,
     ) -> ProjectRecord:
         """:meth:`prepare_project` then commit (``record`` writes the audit event first)."""
@@ -308,6 +323,8 @@ class Store:
             policy_files=policy_files,
             expires=expires,
             domain=domain,
+            linkage=linkage,
+            linkage_threshold=linkage_threshold,
         )
         return ProjectRecord.from_row(prepared.commit(record=record))
 
@@ -380,6 +397,9 @@ class Store:
                 f"project {project_id!r} expired on {row.expires}; extracts are no longer allowed"
             )
         versions = self._latest_versions(list(row.datasets))
+        linkage = _project_linkage(row)
+        if linkage.probabilistic:
+            check_same_linkage_key(versions)  # names the datasets (encodings cannot be mixed)
         linkage_keys = sorted({v.linkage_key_id for v in versions})
         if len(linkage_keys) != 1:
             raise FailedPrecondition(
@@ -406,6 +426,7 @@ class Store:
             optout_snapshot=snapshot,
             optout_tokens=tokens,
             created_at=rfc3339(self._clock(), precision="seconds"),
+            linkage=linkage,
         )
         return build_extract(
             inputs, files=self.files, keyring=self.keyring, anonymiser=self._anonymiser
@@ -416,7 +437,8 @@ class Store:
     ) -> ExtractRelease:
         """:meth:`build_extract`, as a change to release: audited, then streamed."""
         return ExtractRelease(
-            self.build_extract(project_id, organisation=organisation, today=today)
+            self.build_extract(project_id, organisation=organisation, today=today),
+            catalog=self.catalog,
         )
 
     # -- helpers --------------------------------------------------------------------------------
@@ -462,6 +484,12 @@ def _check_keys(catalog: Catalog, keyring: Keyring) -> None:
             "the keyring these records were made with, or restore those keys into it (keys are "
             "never removed from a keyring: see docs/keys.md); no file was moved or deleted"
         )
+
+
+def _project_linkage(row: ProjectRow) -> Linkage:
+    """The project's stored linkage method (projects made before methods existed: exact)."""
+    return parse_linkage(row.linkage, row.linkage_threshold,
+                         default_threshold=DEFAULT_THRESHOLD, encoding=ENCODING_NAME)
 
 
 def _parse_project_policy(row: ProjectRow) -> Policy:

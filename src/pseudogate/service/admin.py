@@ -40,12 +40,16 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             policy_files=dict(request.policy_files),
             expires=expires,
             domain=request.domain or DEFAULT_DOMAIN,
+            linkage=request.linkage,
+            linkage_threshold=request.linkage_threshold or None,
         )
         row = apply_change(prepared)  # audited before it is stored
         return admin_pb2.CreateProjectResponse(
             project=row.id,
             policy_fingerprint=row.policy_fingerprint,
             project_key_id=row.project_key_id,
+            linkage=row.linkage,
+            linkage_threshold=row.linkage_threshold or 0.0,
         )
 
     def ImportOptOuts(

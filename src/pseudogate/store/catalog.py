@@ -18,7 +18,14 @@ from typing import Any
 
 from pseudogate.core.errors import translating_storage_full
 
-__all__ = ["Catalog", "ColumnInfo", "OptOutSnapshot", "ProjectRow", "VersionRecord"]
+__all__ = [
+    "Catalog",
+    "ColumnInfo",
+    "OptOutSnapshot",
+    "ProjectRow",
+    "ReleasedManifest",
+    "VersionRecord",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS datasets (
@@ -72,15 +79,26 @@ CREATE TABLE IF NOT EXISTS audit_reconciliation (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     through_seq INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS released_manifests (
+    id INTEGER PRIMARY KEY,
+    project TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    people INTEGER NOT NULL,
+    manifest_json TEXT NOT NULL
+);
 """
 
 
 @dataclass(frozen=True, slots=True)
 class ColumnInfo:
-    """A stored column: its name, what ingestion did to it and, for tokens, the domain."""
+    """A stored column: its name, what ingestion did to it and, for tokens, the domain.
+
+    ``kind`` is the normalisation kind of a token column, or the encoding's name
+    (``pg-fbf-v1``) of the sealed linkage encoding column (action ``encode``).
+    """
 
     name: str
-    action: str  # "tokenise" | "keep"
+    action: str  # "tokenise" | "keep" | "encode"
     domain: str | None = None
     kind: str | None = None
 
@@ -111,6 +129,12 @@ class VersionRecord:
         """Names of the columns tokenised under ``domain``."""
         return [c.name for c in self.columns if c.action == "tokenise" and c.domain == domain]
 
+    @property
+    def encoding_column(self) -> str | None:
+        """The column holding the records' sealed linkage encodings (action ``encode``), or
+        None when the version was submitted without identity fields."""
+        return next((c.name for c in self.columns if c.action == "encode"), None)
+
 
 @dataclass(frozen=True, slots=True)
 class ProjectRow:
@@ -124,6 +148,20 @@ class ProjectRow:
     project_key_id: str
     expires: str  # YYYY-MM-DD
     created_at: str
+    linkage: str = "exact"  # "exact" | "probabilistic" (core.linkage_method.LinkageMethod)
+    linkage_threshold: float | None = None  # probabilistic only
+
+
+#: Columns added to ``projects`` after its first release: (name, definition). A catalog made
+#: before them gets them on open, with values that keep its projects as they were (exact).
+_PROJECT_MIGRATIONS: tuple[tuple[str, str], ...] = (
+    ("linkage", "TEXT NOT NULL DEFAULT 'exact'"),
+    ("linkage_threshold", "REAL"),
+)
+_PROJECT_COLUMNS = (
+    "id, researcher, datasets_json, domain, policy_text, policy_files_json, policy_fingerprint,"
+    " project_key_id, expires, created_at, linkage, linkage_threshold"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +175,22 @@ class OptOutSnapshot:
     created_at: str
 
 
+@dataclass(frozen=True, slots=True)
+class ReleasedManifest:
+    """A released extract's signed manifest, kept for the public register.
+
+    ``manifest_json`` is the exact text the gateway sent (it holds names, counts, key ids,
+    hashes and the signature: no token and no row); ``people`` is how many distinct people the
+    extract covered (its distinct ``person`` tokens, counted, never kept).
+    """
+
+    id: int
+    project: str
+    created_at: str
+    people: int
+    manifest_json: str
+
+
 class Catalog:
     """Access to ``catalog.sqlite3``; one short-lived connection per operation (thread-safe)."""
 
@@ -147,6 +201,20 @@ class Catalog:
         self._write_lock = threading.Lock()
         with self._connect() as db:
             db.executescript(_SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Add the columns later releases added, in one transaction (old rows keep meaning)."""
+        with self.read() as db:
+            present = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+        missing = [(n, d) for n, d in _PROJECT_MIGRATIONS if n not in present]
+        if not missing:
+            return
+        with self.transaction() as db:
+            present = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+            for name, definition in missing:
+                if name not in present:
+                    db.execute(f"ALTER TABLE projects ADD COLUMN {name} {definition}")
 
     def _connect(self) -> contextlib.closing[sqlite3.Connection]:
         db = sqlite3.connect(self.path, isolation_level=None, timeout=30.0)
@@ -241,15 +309,15 @@ class Catalog:
 
     def project(self, project_id: str) -> ProjectRow | None:
         with self.read() as db:
-            row = db.execute("SELECT * FROM projects WHERE id = ?", (project_id,)).fetchone()
+            row = db.execute(
+                f"SELECT {_PROJECT_COLUMNS} FROM projects WHERE id = ?", (project_id,)
+            ).fetchone()
         return None if row is None else _project(row)
 
     @staticmethod
     def insert_project(db: sqlite3.Connection, p: ProjectRow) -> None:
         db.execute(
-            "INSERT INTO projects (id, researcher, datasets_json, domain, policy_text,"
-            " policy_files_json, policy_fingerprint, project_key_id, expires, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 p.id,
                 p.researcher,
@@ -261,6 +329,8 @@ class Catalog:
                 p.project_key_id,
                 p.expires,
                 p.created_at,
+                p.linkage,
+                p.linkage_threshold,
             ),
         )
 
@@ -370,6 +440,53 @@ class Catalog:
                 )
         return found
 
+    # -- the public register (read-only listings and released manifests) ---------------------
+
+    def insert_released_manifest(
+        self, *, project: str, created_at: str, people: int, manifest_json: str
+    ) -> ReleasedManifest:
+        """Keep a released extract's manifest (after its audit event: see ExtractRelease)."""
+        with self.transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO released_manifests (project, created_at, people, manifest_json)"
+                " VALUES (?, ?, ?, ?)",
+                (project, created_at, people, manifest_json),
+            )
+            new_id = int(cursor.lastrowid or 0)
+        return ReleasedManifest(new_id, project, created_at, people, manifest_json)
+
+    def released_manifests(self) -> list[ReleasedManifest]:
+        """Every kept manifest, oldest first."""
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT id, project, created_at, people, manifest_json FROM released_manifests"
+                " ORDER BY id"
+            ).fetchall()
+        return [ReleasedManifest(int(r[0]), r[1], r[2], int(r[3]), r[4]) for r in rows]
+
+    def datasets(self) -> list[tuple[str, str, str]]:
+        """(name, owner, created_at) of every dataset, by name."""
+        with self.read() as db:
+            rows = db.execute("SELECT name, owner, created_at FROM datasets ORDER BY name")
+            return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
+
+    def project_fields(self) -> list[dict[str, Any]]:
+        """Every project as a mapping of its stored columns, by id (whatever columns the
+        table has: the register shows fields added later, and "not recorded" when absent)."""
+        with self.read() as db:
+            cursor = db.execute("SELECT * FROM projects ORDER BY id")
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def optout_snapshots(self) -> list[OptOutSnapshot]:
+        """Every opt-out snapshot (ids and counts, never tokens), oldest first."""
+        with self.read() as db:
+            rows = db.execute(
+                "SELECT id, count, domain, linkage_key_id, created_at FROM optout_snapshots"
+                " ORDER BY id"
+            ).fetchall()
+        return [OptOutSnapshot(int(r[0]), int(r[1]), *r[2:]) for r in rows]
+
     def reconciled_through(self) -> int:
         """The audit seq up to which the log has been reconciled with this catalog (0: none)."""
         with self.read() as db:
@@ -414,4 +531,6 @@ def _project(row: Sequence[Any]) -> ProjectRow:
         project_key_id=row[7],
         expires=row[8],
         created_at=row[9],
+        linkage=row[10],
+        linkage_threshold=None if row[11] is None else float(row[11]),
     )

@@ -1,4 +1,7 @@
-"""Dataset version files: one Parquet file of UTF-8 string columns per committed version.
+"""Dataset version files: one Parquet file per committed version.
+
+Its columns are UTF-8 strings (tokens and kept values), and, for a submission with identity
+fields, one binary column of sealed linkage encodings last.
 
 Layout inside the data directory::
 
@@ -74,22 +77,33 @@ class DatasetFiles:
         return self.tmp_dir / f"submission-{secrets.token_hex(8)}.parquet.tmp"
 
     def writer(
-        self, path: Path, schema: pa.Schema, *, token_columns: Sequence[str] = ()
+        self,
+        path: Path,
+        schema: pa.Schema,
+        *,
+        token_columns: Sequence[str] = (),
+        sealed_columns: Sequence[str] = (),
     ) -> pq.ParquetWriter:
         """A Parquet writer for a submission's temporary file.
 
         Tokens are random-looking: neither a dictionary nor compression gains anything on them,
-        so they are stored plain; other columns get a dictionary and snappy.
+        so they are stored plain; other columns get a dictionary and snappy. Sealed columns
+        (the linkage encodings: one AES-GCM blob per row, unique by their random nonces) are
+        stored plain too, and without min/max statistics: the file holds each blob once and
+        nothing else derived from the values they seal.
         """
         tokens = set(token_columns)
+        sealed = set(sealed_columns)
+        plain = tokens | sealed
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
         os.fchmod(fd, PRIVATE_FILE_MODE)  # private whatever the umask; the writer truncates it
         os.close(fd)
         return pq.ParquetWriter(
             path,
             schema,
-            compression={n: ("none" if n in tokens else "snappy") for n in schema.names},
-            use_dictionary=[n for n in schema.names if n not in tokens],
+            compression={n: ("none" if n in plain else "snappy") for n in schema.names},
+            use_dictionary=[n for n in schema.names if n not in plain],
+            write_statistics=[n for n in schema.names if n not in sealed],
         )
 
     def publish(self, temp: Path, relative: str) -> Path:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from pseudogate.core.encoding import ENCODING_NAME
 from pseudogate.core.errors import InvalidInput, VerificationFailed
 from pseudogate.core.identifiers import EMAIL_IN_TEXT, NHS_CANDIDATE, POSTCODE_IN_TEXT, SEPARATORS
 from pseudogate.core.manifest import ContentHasher, Manifest, verify_manifest_signature
@@ -41,6 +42,8 @@ __all__ = [
 
 #: The extract's linkage column (project tokens); k and l count its distinct values.
 _MAX_LISTED = 10
+#: Linkage encodings documented in docs/linkage.md (a manifest naming another fails).
+KNOWN_ENCODINGS = frozenset({ENCODING_NAME})
 
 _ISO_DATE_IN_TEXT = re.compile(r"(?<![0-9])([0-9]{4})-([0-9]{2})-([0-9]{2})(?![0-9])")
 _DATE_PREFILTER = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
@@ -278,6 +281,7 @@ def verify_extract(
     )
     rows = manifest.rows
     result.add("row count", rows == len(frame), f"{len(frame)} rows, manifest says {rows}")
+    _check_linkage(result, manifest)
 
     date_columns: list[str] = []
     if policy is None:
@@ -309,6 +313,20 @@ def verify_extract(
     else:
         result.add("identifier scan", True, f"none found ({scope})")
     return result
+
+
+def _check_linkage(result: ExtractVerification, manifest: Manifest) -> None:
+    """How ``person`` was made: signed with the rest; an encoding must be a documented one."""
+    linkage = manifest.linkage
+    if linkage is None:
+        result.add("linkage", None, "the manifest predates the linkage field (exact linkage)")
+    elif linkage.probabilistic and linkage.encoding not in KNOWN_ENCODINGS:
+        result.add(
+            "linkage", False,
+            f"unknown encoding (this verifier knows {', '.join(sorted(KNOWN_ENCODINGS))})",
+        )
+    else:
+        result.add("linkage", True, linkage.describe() + ", covered by the signature")
 
 
 def _check_k_l(

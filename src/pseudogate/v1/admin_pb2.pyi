@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateProjectRequest(_message.Message):
-    __slots__ = ("project", "researcher", "datasets", "policy_yaml", "policy_files", "expires", "domain")
+    __slots__ = ("project", "researcher", "datasets", "policy_yaml", "policy_files", "expires", "domain", "linkage", "linkage_threshold")
     class PolicyFilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -22,6 +22,8 @@ class CreateProjectRequest(_message.Message):
     POLICY_FILES_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_FIELD_NUMBER: _ClassVar[int]
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
+    LINKAGE_FIELD_NUMBER: _ClassVar[int]
+    LINKAGE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     project: str
     researcher: str
     datasets: _containers.RepeatedScalarFieldContainer[str]
@@ -29,17 +31,23 @@ class CreateProjectRequest(_message.Message):
     policy_files: _containers.ScalarMap[str, bytes]
     expires: str
     domain: str
-    def __init__(self, project: _Optional[str] = ..., researcher: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., policy_yaml: _Optional[str] = ..., policy_files: _Optional[_Mapping[str, bytes]] = ..., expires: _Optional[str] = ..., domain: _Optional[str] = ...) -> None: ...
+    linkage: str
+    linkage_threshold: float
+    def __init__(self, project: _Optional[str] = ..., researcher: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., policy_yaml: _Optional[str] = ..., policy_files: _Optional[_Mapping[str, bytes]] = ..., expires: _Optional[str] = ..., domain: _Optional[str] = ..., linkage: _Optional[str] = ..., linkage_threshold: _Optional[float] = ...) -> None: ...
 
 class CreateProjectResponse(_message.Message):
-    __slots__ = ("project", "policy_fingerprint", "project_key_id")
+    __slots__ = ("project", "policy_fingerprint", "project_key_id", "linkage", "linkage_threshold")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     POLICY_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PROJECT_KEY_ID_FIELD_NUMBER: _ClassVar[int]
+    LINKAGE_FIELD_NUMBER: _ClassVar[int]
+    LINKAGE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     project: str
     policy_fingerprint: str
     project_key_id: str
-    def __init__(self, project: _Optional[str] = ..., policy_fingerprint: _Optional[str] = ..., project_key_id: _Optional[str] = ...) -> None: ...
+    linkage: str
+    linkage_threshold: float
+    def __init__(self, project: _Optional[str] = ..., policy_fingerprint: _Optional[str] = ..., project_key_id: _Optional[str] = ..., linkage: _Optional[str] = ..., linkage_threshold: _Optional[float] = ...) -> None: ...
 
 class ImportOptOutsRequest(_message.Message):
     __slots__ = ("nhs_numbers", "domain", "allow_empty")

@@ -380,7 +380,7 @@ class Store:
 
     def linkage_report(self, *, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
         """Counts only: records and people per dataset, people shared by each pair."""
-        return linkage_report(self.catalog, self.files, domain=domain)
+        return linkage_report(self.catalog, self.files, domain=domain, keyring=self.keyring)
 
     def build_extract(
         self, project_id: str, *, organisation: str | None, today: date | None = None

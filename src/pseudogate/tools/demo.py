@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from pseudogate.audit import verify_export
 from pseudogate.core.arrow_ipc import ipc_stream_bytes, text_table
+from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
 from pseudogate.core.manifest import (
     Manifest,
     content_sha256,
@@ -50,23 +51,33 @@ from pseudogate.v1 import (
     tokenisation_pb2_grpc,
 )
 
-__all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "FIRE_POLICY", "GP_POLICY", "SAFETY_POLICY", "run_demo"]
+__all__ = ["COUNCIL_POLICY", "EXTRACT_POLICY", "FIRE_POLICY", "GP_LINKAGE_POLICY", "GP_POLICY", "SAFETY_POLICY", "run_demo"]
 
 GP_POLICY = """\
 version: 1
 name: gp-ingest
 columns:
   nhs_number:    {action: tokenise, kind: nhs_number, domain: person}
-  record_ref:    {action: keep}
-  given_name:    {action: identify, field: given_name}
-  family_name:   {action: identify, field: family_name}
-  birth_date:    {action: identify, field: date_of_birth}
-  home_postcode: {action: identify, field: postcode}
+  given_name:    {action: drop}
+  family_name:   {action: drop}
   date_of_birth: {action: keep}
   sex:           {action: keep}
   postcode:      {action: keep}
   diagnosis:     {action: keep}
 """
+
+#: The GP policy the demo runs with: as :data:`GP_POLICY`, and the names, date of birth and
+#: postcode also sent (a second time, under other column names) as identity fields, so that
+#: providers without NHS numbers can be linked to GP records by their encodings.
+GP_LINKAGE_POLICY = GP_POLICY.replace("""\
+  given_name:    {action: drop}
+  family_name:   {action: drop}
+""", """\
+  given_name:    {action: identify, field: given_name}
+  family_name:   {action: identify, field: family_name}
+  birth_date:    {action: identify, field: date_of_birth}
+  home_postcode: {action: identify, field: postcode}
+""")
 
 FIRE_POLICY = """\
 version: 1
@@ -101,7 +112,6 @@ columns:
   gp_diagnoses.sex:           {action: generalise, hierarchy: {type: suppress}}
   gp_diagnoses.postcode:      {action: generalise, hierarchy: {type: postcode}}
   gp_diagnoses.diagnosis:     {action: keep, sensitive: true}
-  gp_diagnoses.record_ref:    {action: drop}
   council_care.email:         {action: drop}
   council_care.care_package:  {action: keep}
 privacy:
@@ -112,8 +122,8 @@ privacy:
 """
 
 #: A probabilistic project: fire service home safety visits linked to GP records by encodings.
-#: The visit and record references are kept so that the demo, which knows the truth of its
-#: synthetic population, can score the linkage; a real study would drop them.
+#: The visit reference is kept so that the demo, which knows the truth of its synthetic
+#: population, can score the linkage; a real study would drop it.
 SAFETY_POLICY = """\
 version: 1
 name: home-safety-study
@@ -121,7 +131,6 @@ columns:
   person:                     {action: keep}
   fire_visits.visit_ref:      {action: keep}
   fire_visits.outcome:        {action: keep}
-  gp_diagnoses.record_ref:    {action: keep}
   gp_diagnoses.date_of_birth: {action: drop}
   gp_diagnoses.sex:           {action: drop}
   gp_diagnoses.postcode:      {action: drop}
@@ -150,14 +159,9 @@ def _submission(
     yield dataset_pb2.SubmitDatasetRequest(arrow_ipc=ipc_stream_bytes(text_table(columns)))
 
 
-def _gp_ref(index: int) -> str:
-    return f"GP{index:06d}"
-
-
 def _gp_columns(people: Sequence[Person], rng: random.Random) -> dict[str, list[str]]:
     return {
         "nhs_number": [messy_nhs_number(p.nhs_number, rng) for p in people],
-        "record_ref": [_gp_ref(i) for i in range(len(people))],
         "given_name": [p.given_name for p in people],
         "family_name": [p.family_name for p in people],
         "birth_date": [p.date_of_birth for p in people],
@@ -207,16 +211,26 @@ def _fire_visits(
 
 
 def _linkage_scores(
-    table: pa.Table, visits: Sequence[int], in_gp: int
+    table: pa.Table, visits: Sequence[int], gp_people: Sequence[Person]
 ) -> tuple[int, float, float, int]:
     """How many visits the extract links to a GP record, and the pairwise precision and recall
-    of the links (visit-to-record and visit-to-visit) against the synthetic truth."""
+    of the links (visit-to-GP-record and visit-to-visit) against the synthetic truth.
+
+    A GP record's ``person`` is the project token of its NHS linkage token, so the demo, which
+    holds the EXAMPLE keys and the truth, can tell whose record a visit was joined to.
+    """
+    keyring = Keyring.load(EXAMPLE_KEYRING)
+    linkage = keyring.linkage_tokeniser(DEFAULT_DOMAIN)
+    project = keyring.project_tokeniser("home-safety-study")
+    numbers = [p.nhs_number for p in gp_people]
+    whose = dict(zip(project.tokens(linkage.tokens(numbers)), range(len(numbers)), strict=True))
     visit = table.column("fire_visits.visit_ref").to_pylist()
-    record = table.column("gp_diagnoses.record_ref").to_pylist()
+    joined = table.column("gp_diagnoses.diagnosis").to_pylist()
     person = table.column(PERSON_COLUMN).to_pylist()
     shown = {int(v[2:]) for v in visit if v}
-    found = {(int(v[2:]), int(r[2:])) for v, r in zip(visit, record, strict=True) if v and r}
-    true = {(i, who) for i, who in enumerate(visits) if who < in_gp and i in shown}
+    found = {(int(v[2:]), whose.get(t, -1)) for v, t, d in zip(visit, person, joined, strict=True)
+             if v and d}
+    true = {(i, who) for i, who in enumerate(visits) if who < len(gp_people) and i in shown}
     by_person: dict[str, set[int]] = {}
     for v, t in zip(visit, person, strict=True):
         if v:
@@ -267,7 +281,7 @@ def run_demo(*, workdir: Path | None = None, population: int = 3_000) -> int:
             shutil.rmtree(workdir)
         policies = base / "policies"
         policies.mkdir(parents=True, exist_ok=True)
-        (policies / "gp-ingest.yaml").write_text(GP_POLICY, encoding="utf-8")
+        (policies / "gp-ingest.yaml").write_text(GP_LINKAGE_POLICY, encoding="utf-8")
         (policies / "council-ingest.yaml").write_text(COUNCIL_POLICY, encoding="utf-8")
         (policies / "fire-ingest.yaml").write_text(FIRE_POLICY, encoding="utf-8")
         _say("== pseudogate demo: collect once, share as a service ==")
@@ -322,6 +336,8 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
     true_people = len({who for who in visits if who < len(gp_people)})
     _say(f"   by encodings: {probable} people of the fire service's visits are GP patients "
          f"(truth: {true_people})")
+    checks.append(("probabilistic overlap in the report within 5% of the truth",
+                   probable is not None and abs(probable - true_people) <= 0.05 * true_people))
 
     # 3. Opt-outs: a snapshot of NHS numbers, kept as tokens only.
     opted_out = rng.sample(people, 40)
@@ -415,7 +431,7 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
         )
     )
     safety, safety_manifest = _extract(channel, "home-safety-study")
-    linked_visits, precision, recall, kept = _linkage_scores(safety, visits, len(gp_people))
+    linked_visits, precision, recall, kept = _linkage_scores(safety, visits, gp_people)
     opted = {people.index(p) for p in opted_out}
     left_in = sum(1 for v in safety.column("fire_visits.visit_ref").to_pylist()
                   if v and visits[int(v[2:])] in opted)

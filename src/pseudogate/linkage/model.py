@@ -173,13 +173,14 @@ def em_fit(
     levels = levels.copy()
     for c in fixed:
         levels[:, c] = 0
+    counts_f: F64
     if counts is None:
         patterns, found = np.unique(levels, axis=0, return_counts=True)
         counts_f = found.astype(np.float64)
     else:
         patterns, inverse = np.unique(levels, axis=0, return_inverse=True)
         counts_f = np.bincount(inverse.reshape(-1), weights=np.asarray(counts, np.float64),
-                               minlength=len(patterns))
+                               minlength=len(patterns)).astype(np.float64)
     m = initial_m(comps)
     it = 0
     for it in range(1, max_iterations + 1):

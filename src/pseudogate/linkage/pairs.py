@@ -110,8 +110,8 @@ class Plan:
 
 
 def _groups(cols: list[npt.NDArray[np.uint64]], elig: npt.NDArray[np.bool_]
-            ) -> tuple[I64, I64, I64]:
-    """Records of ``elig`` sorted by their values in ``cols``; block starts and sizes."""
+            ) -> tuple[I64, I64]:
+    """Records of ``elig`` sorted by their values in ``cols``, and the sizes of the blocks."""
     idx = np.flatnonzero(elig).astype(np.int64)
     if len(cols) == 1:
         order = idx[np.argsort(cols[0][idx], kind="stable")]
@@ -125,7 +125,7 @@ def _groups(cols: list[npt.NDArray[np.uint64]], elig: npt.NDArray[np.bool_]
             new[1:] |= sv[1:] != sv[:-1]
     starts = np.flatnonzero(new).astype(np.int64)
     sizes = np.diff(np.r_[starts, len(order)]).astype(np.int64)
-    return order, starts, sizes
+    return order, sizes
 
 
 def plan(blocking: npt.NDArray[np.uint64], *, split_block: int = SPLIT_BLOCK,
@@ -145,7 +145,7 @@ def plan(blocking: npt.NDArray[np.uint64], *, split_block: int = SPLIT_BLOCK,
         elig = np.logical_and.reduce([c != 0 for c in cols])
         if len(keys) == 2:
             elig &= big[:, keys[0]] & big[:, keys[1]]
-        order, starts, sizes = _groups(cols, elig)
+        order, sizes = _groups(cols, elig)
         if len(keys) == 1:
             over = sizes > split_block
             big[order[np.repeat(over, sizes)], keys[0]] = True

@@ -410,9 +410,9 @@ def scale(n: int) -> None:
     print(f"  generated in {time.monotonic() - start:.1f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, f in enumerate(frames, 1):
+        for i, frame in enumerate(frames, 1):
             paths.append(str(Path(tmp) / f"input{i}.csv"))
-            f.to_csv(paths[-1], index=False)
+            frame.to_csv(paths[-1], index=False)
         del frames
         (Path(tmp) / "policy.yaml").write_text(POLICY, encoding="utf-8")
         out = Path(tmp) / "clusters.csv"

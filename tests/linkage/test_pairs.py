@@ -116,9 +116,18 @@ def test_when_the_c_kernel_walks_the_pairs_then_it_counts_what_numpy_counts(
     s = P.Scan(t, P.plan(t.blocking, split_block=split, max_block=50))
     w, model = _weights(t, s)
     cut = model.weight_of(0.5)
-    c_out = (P.scan_patterns(s), P.scan_weights(s, w), P.scan_select(s, w, cut))
+
+    def walks() -> tuple:  # type: ignore[type-arg]
+        both = P.scan_weights(s, w, keep_from=cut)
+        assert both[3] is not None
+        alone = P.scan_select(s, w, cut)
+        for a, b in zip(both[3], alone, strict=True):  # kept on the way = selected alone
+            assert np.array_equal(a, b)
+        return P.scan_patterns(s), P.scan_weights(s, w), alone
+
+    c_out = walks()
     monkeypatch.setattr(P, "kernels", None)
-    np_out = (P.scan_patterns(s), P.scan_weights(s, w), P.scan_select(s, w, cut))
+    np_out = walks()
     assert c_out[0][0] == np_out[0][0] and np.array_equal(c_out[0][1], np_out[0][1])
     for a, b in zip(c_out[1], np_out[1], strict=True):
         assert np.array_equal(a, b)

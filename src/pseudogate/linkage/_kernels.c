@@ -9,7 +9,8 @@
  *      every blocking key j the pair shares;
  *   1  counts the pair's match weight in a histogram of fine bins (+inf counted apart,
  *      -inf dropped), for the prior over all pairs;
- *   2  returns the pairs whose weight is at least a cut (left < right) and their weights.
+ *   2  returns the pairs whose weight is at least a cut (left < right) and their weights;
+ *   3  both 1 and 2.
  *
  * Weights are wtable[code] plus the term-frequency adjustment of exact name agreement plus
  * the NHS hard rules, added in the same order as engine.Scorer.weights, so results are
@@ -92,7 +93,7 @@ typedef struct {
     Py_ssize_t nbins;
     double wlo, wscale;
     int64_t sure;
-    double wcut;     /* mode 2 */
+    double wcut;     /* modes 2 and 3 */
     int64_t *ol, *orr;
     double *ow;
     Py_ssize_t on, ocap;
@@ -187,6 +188,31 @@ static int push(Out *o, int64_t a, int64_t b, double w) {
     return 0;
 }
 
+/* Ask for the records of the next block while this one is compared: the records of a block
+ * are scattered over the table, and waiting for memory dominates small blocks otherwise. */
+static inline __attribute__((always_inline)) void prefetch_block(const Ctx *c,
+                                                                 const int64_t *order,
+                                                                 int64_t s, int64_t e) {
+    const char *words = (const char *)c->words.buf;
+    const char *keys = (const char *)c->keys.buf;
+    const size_t wrow = (size_t)c->W * 8, krow = (size_t)c->K * 8;
+    for (int64_t i = s; i < e; i++) {
+        size_t r = (size_t)order[i];
+        for (size_t off = 0; off < wrow; off += 64) __builtin_prefetch(words + r * wrow + off);
+        __builtin_prefetch(keys + r * krow);
+        __builtin_prefetch((const char *)c->pc.buf + r * (size_t)c->F * 4);
+        __builtin_prefetch((const char *)c->present.buf + r * (size_t)c->F);
+        __builtin_prefetch((const char *)c->dates.buf + r * (size_t)c->D * 6);
+        __builtin_prefetch((const char *)c->exact.buf + r * (size_t)c->E * 4);
+        __builtin_prefetch((const char *)c->usable.buf + r * 4);
+        if (c->have_weights) {
+            __builtin_prefetch((const char *)c->tfcode.buf + r * (size_t)c->F * 8);
+            __builtin_prefetch((const char *)c->tfadj.buf + r * (size_t)c->F * 8);
+            __builtin_prefetch((const char *)c->nhs.buf + r * 8);
+        }
+    }
+}
+
 /* Scan blocks [b0, b1) of kind `kind`; returns owned pairs, or -1 when out of memory. */
 static inline __attribute__((always_inline)) int64_t run_impl(const Ctx *c, int kind, Py_ssize_t b0, Py_ssize_t b1, Out *o) {
     const int64_t *order = (const int64_t *)c->order.buf;
@@ -199,6 +225,7 @@ static inline __attribute__((always_inline)) int64_t run_impl(const Ctx *c, int 
     int64_t pairs = 0;
     for (Py_ssize_t blk = b0; blk < b1; blk++) {
         int64_t s = starts[blk], e = starts[blk + 1];
+        if (blk + 1 < b1) prefetch_block(c, order, starts[blk + 1], starts[blk + 2]);
         for (int64_t i = s; i < e; i++) {
             int64_t a = order[i];
             const uint64_t *ka = keys + (size_t)a * K;
@@ -225,7 +252,7 @@ static inline __attribute__((always_inline)) int64_t run_impl(const Ctx *c, int 
                         if ((share >> k) & 1u) o->hist[(size_t)k * o->P + code]++;
                 } else {
                     double w = weight_of(c, a, b, code, lv);
-                    if (o->mode == 1) {
+                    if (o->mode & 1) {
                         if (isinf(w)) {
                             if (w > 0) o->sure++;
                         } else {
@@ -233,7 +260,8 @@ static inline __attribute__((always_inline)) int64_t run_impl(const Ctx *c, int 
                             Py_ssize_t bin = x < 0 ? 0 : (x >= (double)o->nbins ? o->nbins - 1 : (Py_ssize_t)x);
                             o->wcnt[bin]++;
                         }
-                    } else if (w >= o->wcut) {
+                    }
+                    if ((o->mode & 2) && w >= o->wcut) {
                         if (push(o, a, b, w) < 0) return -1;
                     }
                 }
@@ -267,9 +295,9 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     int mode, kind;
     Py_ssize_t b0, b1;
     PyObject *table, *weights, *out_obj;
-    double x0, x1;
-    if (!PyArg_ParseTuple(args, "iinnOOOdd", &mode, &kind, &b0, &b1, &table, &weights, &out_obj,
-                          &x0, &x1))
+    double wlo, wscale, wcut;
+    if (!PyArg_ParseTuple(args, "iinnOOOddd", &mode, &kind, &b0, &b1, &table, &weights, &out_obj,
+                          &wlo, &wscale, &wcut))
         return NULL;
     Ctx c;
     Out o;
@@ -292,7 +320,11 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "weights are needed");
         goto done;
     }
-    if (mode == 0 || mode == 1) {
+    if (mode < 0 || mode > 3) {
+        PyErr_SetString(PyExc_ValueError, "mode is 0, 1, 2 or 3");
+        goto done;
+    }
+    if (mode == 0 || mode == 1 || mode == 3) {
         if (PyObject_GetBuffer(out_obj, &ob, PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE) < 0) goto done;
         if (mode == 0) {
             o.hist = (int64_t *)ob.buf;
@@ -300,15 +332,15 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         } else {
             o.wcnt = (int64_t *)ob.buf;
             o.nbins = ob.len / (Py_ssize_t)sizeof(int64_t);
-            o.wlo = x0;
-            o.wscale = x1;
+            if (o.nbins < 1) {
+                PyErr_SetString(PyExc_ValueError, "no bins");
+                goto done;
+            }
+            o.wlo = wlo;
+            o.wscale = wscale;
         }
-    } else if (mode == 2) {
-        o.wcut = x0;
-    } else {
-        PyErr_SetString(PyExc_ValueError, "mode is 0, 1 or 2");
-        goto done;
     }
+    o.wcut = wcut;
     int64_t pairs;
     Py_BEGIN_ALLOW_THREADS
     pairs = run(&c, kind, b0, b1, &o);
@@ -322,7 +354,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     } else if (mode == 1) {
         result = Py_BuildValue("LL", (long long)pairs, (long long)o.sure);
     } else {
-        result = Py_BuildValue("Ly#y#y#", (long long)pairs,
+        result = Py_BuildValue("LLy#y#y#", (long long)pairs, (long long)o.sure,
                                (const char *)o.ol, o.on * (Py_ssize_t)sizeof(int64_t),
                                (const char *)o.orr, o.on * (Py_ssize_t)sizeof(int64_t),
                                (const char *)o.ow, o.on * (Py_ssize_t)sizeof(double));
@@ -338,7 +370,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS,
-     "scan(mode, kind, b0, b1, table, weights, out, x0, x1): see linkage/pairs.py"},
+     "scan(mode, kind, b0, b1, table, weights, out, wlo, wscale, wcut): see linkage/pairs.py"},
     {NULL, NULL, 0, NULL},
 };
 

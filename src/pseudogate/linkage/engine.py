@@ -50,6 +50,10 @@ U_SAMPLE = 1_000_000
 MIN_SESSION_PAIRS = 50
 #: Pairs compared per chunk (bounds the memory of one comparison step).
 CHUNK_PAIRS = 500_000
+#: Bits below the threshold's weight under a first guess of the prior (from the level
+#: patterns, without term frequencies) from which pairs are kept while their weights are
+#: counted; if the fitted prior needs lower weights, the pairs are walked once more.
+KEEP_MARGIN = 8.0
 
 
 class Scorer:
@@ -300,15 +304,26 @@ def link(
     # 1. the candidate pairs' level patterns -> m by EM (the pairs are not kept)
     compared, hist = scan_patterns(walk, workers=workers, progress=progress)
     model = fit_model_counts(table, walk.all_levels(), hist, u)
-    # 2. their weights (binned) -> the prior over all pairs
+    # 2. their weights (binned) -> the prior over all pairs; the pairs that may reach the
+    #    threshold are kept on the way (from a first guess of the prior, with a margin)
     weights = scorer.with_model(model).pair_weights(walk)
-    centres, counts, sure = scan_weights(walk, weights, workers=workers)
+    all_levels = walk.all_levels()
+    guess = replace(model, prior=all_pairs_prior_binned(
+        model.weights(all_levels), hist[-1], 0, n * (n - 1) // 2))
+    keep_from = guess.weight_of(threshold) - KEEP_MARGIN
+    centres, counts, sure, kept = scan_weights(walk, weights, keep_from=keep_from,
+                                               workers=workers)
     model = replace(model, prior=all_pairs_prior_binned(centres, counts, sure,
                                                         n * (n - 1) // 2))
     scorer = scorer.with_model(model)
-    # 3. the pairs at or above the threshold, for clustering
+    # 3. the pairs at or above the threshold, for clustering (walked again only when the
+    #    guess was too far off)
     cut = model.weight_of(threshold) - 1e-6
-    left, right, w = scan_select(walk, weights, cut, workers=workers)
+    if kept is not None and cut >= keep_from:
+        left, right, w = kept
+    else:
+        left, right, w = scan_select(walk, weights, cut, workers=workers)
+    del kept
     p = model.probabilities(w)
     keep = p >= threshold
     left, right, p = left[keep], right[keep], p[keep]

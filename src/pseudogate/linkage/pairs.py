@@ -56,10 +56,10 @@ SPLIT_BLOCK = 64
 MAX_BLOCK = 1_000
 #: Pairs (upper bound) per chunk of work.
 CHUNK_PAIRS = 2_000_000
-#: Weight histogram: bins of 1/1024 bit from -512 (values outside go to the end bins).
-WEIGHT_LO = -512.0
-WEIGHT_SCALE = 1024.0
-WEIGHT_BINS = 1 << 20
+#: Weight histogram: bins of 1/512 bit from -128 to 128 (values outside go to the end bins).
+WEIGHT_LO = -128.0
+WEIGHT_SCALE = 512.0
+WEIGHT_BINS = 1 << 17
 
 
 def _load_kernels() -> ModuleType | None:
@@ -274,7 +274,7 @@ class Scan:
         return out
 
     def _chunk_np(self, mode: int, k: int, b0: int, b1: int, w: Weights | None,
-                  x0: float, x1: float) -> tuple[Any, ...]:
+                  cut: float) -> tuple[Any, ...]:
         li, ri, share = self._pairs_np(k, b0, b1)
         lv = levels(self.table, li, ri, self.counts)
         codes = (lv.astype(np.int64) * self.mult).sum(axis=1) if lv.shape[1] else \
@@ -288,47 +288,51 @@ class Scan:
             return len(li), hist
         assert w is not None
         wt = self._weights_np(w, li, ri, lv, codes)
-        if mode == 1:
+        sure, cnt = 0, None
+        if mode & 1:
             fin = np.isfinite(wt)
-            x = np.floor((wt[fin] - x0) * x1)
+            x = np.floor((wt[fin] - WEIGHT_LO) * WEIGHT_SCALE)
             bins = np.clip(x, 0, WEIGHT_BINS - 1).astype(np.int64)
-            return len(li), int((wt == np.inf).sum()), np.bincount(bins, minlength=WEIGHT_BINS)
-        keep = wt >= x0
+            sure, cnt = int((wt == np.inf).sum()), np.bincount(bins, minlength=WEIGHT_BINS)
+        keep = wt >= cut if mode & 2 else np.zeros(len(wt), dtype=bool)
         lo, hi = np.minimum(li[keep], ri[keep]), np.maximum(li[keep], ri[keep])
-        return len(li), lo, hi, wt[keep]
+        return len(li), sure, cnt, lo, hi, wt[keep]
 
     # -- one chunk, either way --
 
     def chunk(self, mode: int, k: int, b0: int, b1: int, w: Weights | None,
-              x0: float = 0.0, x1: float = 0.0) -> tuple[Any, ...]:
+              cut: float = 0.0) -> tuple[Any, ...]:
+        """Mode 0: (pairs, pattern counts). Modes 1 (weight counts), 2 (pairs at or above
+        ``cut``), 3 (both): (pairs, +inf pairs, weight counts, left, right, weights)."""
         if kernels is None:
-            return self._chunk_np(mode, k, b0, b1, w, x0, x1)
+            return self._chunk_np(mode, k, b0, b1, w, cut)
         wargs = None if w is None else (w.nhs, w.tf_codes, w.tf_adjust, w.on, w.table)
         if mode == 0:
             hist = np.zeros((self.n_keys + 1, self.n_patterns), dtype=np.int64)
-            pairs = kernels.scan(0, k, b0, b1, self._ctx(k), wargs, hist, 0.0, 0.0)
+            pairs = kernels.scan(0, k, b0, b1, self._ctx(k), wargs, hist, 0.0, 0.0, 0.0)
             return pairs, hist
+        cnt = np.zeros(WEIGHT_BINS, dtype=np.int64) if mode & 1 else None
+        out = kernels.scan(mode, k, b0, b1, self._ctx(k), wargs, cnt, WEIGHT_LO, WEIGHT_SCALE,
+                           cut)
         if mode == 1:
-            cnt = np.zeros(WEIGHT_BINS, dtype=np.int64)
-            pairs, sure = kernels.scan(1, k, b0, b1, self._ctx(k), wargs, cnt, x0, x1)
-            return pairs, sure, cnt
-        pairs, lo, hi, wt = kernels.scan(2, k, b0, b1, self._ctx(k), wargs, None, x0, 0.0)
-        return (pairs, np.frombuffer(lo or b"", dtype=np.int64),
+            return out[0], out[1], cnt, None, None, None
+        pairs, sure, lo, hi, wt = out
+        return (pairs, sure, cnt, np.frombuffer(lo or b"", dtype=np.int64),
                 np.frombuffer(hi or b"", dtype=np.int64), np.frombuffer(wt or b"", dtype=np.float64))
 
-    def run(self, mode: int, w: Weights | None, x0: float = 0.0, x1: float = 0.0, *,
+    def run(self, mode: int, w: Weights | None, cut: float = 0.0, *,
             workers: int = 1, progress: Callable[[int], None] | None = None
             ) -> Iterator[tuple[Any, ...]]:
         pieces = self.plan.chunks()
         if workers <= 1 or len(pieces) <= 1:
             for k, b0, b1, _ in pieces:
-                out = self.chunk(mode, k, b0, b1, w, x0, x1)
+                out = self.chunk(mode, k, b0, b1, w, cut)
                 if progress is not None:
                     progress(int(out[0]))
                 yield out
             return
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(self.chunk, mode, k, b0, b1, w, x0, x1)
+            futures = [pool.submit(self.chunk, mode, k, b0, b1, w, cut)
                        for k, b0, b1, _ in pieces]
             for f in futures:
                 out = f.result()
@@ -348,25 +352,31 @@ def scan_patterns(s: Scan, *, workers: int = 1, progress: Callable[[int], None] 
     return total, hist
 
 
-def scan_weights(s: Scan, w: Weights, *, workers: int = 1) -> tuple[F64, npt.NDArray[np.int64], int]:
-    """The candidate pairs' finite weights as (bin centres, counts) and the +inf count."""
+def _pairs_of(parts: list[tuple[I64, I64, F64]]) -> tuple[I64, I64, F64]:
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]))
+
+
+def scan_weights(s: Scan, w: Weights, *, keep_from: float | None = None, workers: int = 1
+                 ) -> tuple[F64, npt.NDArray[np.int64], int, tuple[I64, I64, F64] | None]:
+    """The candidate pairs' finite weights as (bin centres, counts), the +inf count, and (when
+    ``keep_from`` is given) the pairs whose weight is at least ``keep_from``."""
     cnt = np.zeros(WEIGHT_BINS, dtype=np.int64)
     sure = 0
-    for _, inf, c in s.run(1, w, WEIGHT_LO, WEIGHT_SCALE, workers=workers):
+    kept: list[tuple[I64, I64, F64]] = []
+    mode = 1 if keep_from is None else 3
+    for _, inf, c, lo, hi, wt in s.run(mode, w, keep_from or 0.0, workers=workers):
         cnt += c
         sure += inf
+        if mode == 3:
+            kept.append((lo, hi, wt))
     nz = np.flatnonzero(cnt)
     centres = WEIGHT_LO + (nz.astype(np.float64) + 0.5) / WEIGHT_SCALE
-    return centres, cnt[nz], sure
+    return centres, cnt[nz], sure, (_pairs_of(kept) if mode == 3 else None)
 
 
 def scan_select(s: Scan, w: Weights, cut: float, *, workers: int = 1) -> tuple[I64, I64, F64]:
     """Candidate pairs whose weight is at least ``cut`` (left < right) and their weights."""
-    ls, rs, ws = [], [], []
-    for _, lo, hi, wt in s.run(2, w, cut, workers=workers):
-        ls.append(lo)
-        rs.append(hi)
-        ws.append(wt)
-    if not ls:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float64)
-    return np.concatenate(ls), np.concatenate(rs), np.concatenate(ws)
+    return _pairs_of([(lo, hi, wt) for _, _, _, lo, hi, wt in s.run(2, w, cut, workers=workers)])

@@ -205,11 +205,7 @@ static inline __attribute__((always_inline)) void prefetch_block(const Ctx *c,
         __builtin_prefetch((const char *)c->dates.buf + r * (size_t)c->D * 6);
         __builtin_prefetch((const char *)c->exact.buf + r * (size_t)c->E * 4);
         __builtin_prefetch((const char *)c->usable.buf + r * 4);
-        if (c->have_weights) {
-            __builtin_prefetch((const char *)c->tfcode.buf + r * (size_t)c->F * 8);
-            __builtin_prefetch((const char *)c->tfadj.buf + r * (size_t)c->F * 8);
-            __builtin_prefetch((const char *)c->nhs.buf + r * 8);
-        }
+        if (c->have_weights) __builtin_prefetch((const char *)c->nhs.buf + r * 8);
     }
 }
 
@@ -236,8 +232,9 @@ static inline __attribute__((always_inline)) int64_t run_impl(const Ctx *c, int 
                 uint32_t share = 0;
                 for (int k = 0; k < K; k++)
                     share |= (uint32_t)(ka[k] == kb[k] && ka[k] != 0) << k;
-                int owned = 1;
-                for (int k2 = 0; k2 < kind; k2++) {
+                /* a pair of one block shares its kind's keys, bar a clash of their mix */
+                int owned = (share & req[kind]) == req[kind];
+                for (int k2 = 0; owned && k2 < kind; k2++) {
                     if (((share & req[k2]) == req[k2]) && ((ua >> k2) & 1u)) {
                         owned = 0;
                         break;

@@ -109,20 +109,26 @@ class Plan:
         return out
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
 def _groups(cols: list[npt.NDArray[np.uint64]], elig: npt.NDArray[np.bool_]
             ) -> tuple[I64, I64]:
-    """Records of ``elig`` sorted by their values in ``cols``, and the sizes of the blocks."""
+    """Records of ``elig`` sorted by their values in ``cols``, and the sizes of the blocks.
+
+    Two keys are blocked on one 64-bit mix of both (a sort of one column, not two). Should two
+    different pairs of values share a mix, their records form one block; the walk compares
+    only pairs sharing every key of their kind, so that costs time, never a wrong candidate.
+    """
     idx = np.flatnonzero(elig).astype(np.int64)
-    if len(cols) == 1:
-        order = idx[np.argsort(cols[0][idx], kind="stable")]
-    else:
-        order = idx[np.lexsort(tuple(c[idx] for c in reversed(cols)))]
-    new = np.zeros(len(order), dtype=bool)
-    if len(order):
-        new[0] = True
-        for c in cols:
-            sv = c[order]
-            new[1:] |= sv[1:] != sv[:-1]
+    value = cols[0][idx]
+    with np.errstate(over="ignore"):
+        for c in cols[1:]:
+            value = (value ^ (value >> np.uint64(29))) * _MIX + c[idx]
+    by = np.argsort(value, kind="stable")
+    order, sv = idx[by], value[by]
+    new = np.ones(len(order), dtype=bool)
+    new[1:] = sv[1:] != sv[:-1]
     starts = np.flatnonzero(new).astype(np.int64)
     sizes = np.diff(np.r_[starts, len(order)]).astype(np.int64)
     return order, sizes
@@ -252,7 +258,8 @@ class Scan:
         for j in range(self.n_keys):
             ka, kb = self.keys[li, j], self.keys[ri, j]
             share |= ((ka == kb) & (ka != 0)).astype(np.uint32) << np.uint32(j)
-        owned = np.ones(len(li), dtype=bool)
+        r = self.plan.req[k]
+        owned = (share & r) == r  # a pair of one block shares its kind's keys (bar a mix clash)
         ua = self.plan.usable[li]
         for k2 in range(k):
             r = self.plan.req[k2]

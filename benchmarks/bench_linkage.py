@@ -32,7 +32,6 @@ import logging
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -419,21 +418,29 @@ def scale(n: int) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
         load_before = _load()
         start = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "pseudogate", "link", "--keyring", str(EXAMPLE_KEYRING),
-             "--policy", str(Path(tmp) / "policy.yaml"), *paths, "--output", str(out)],
-            capture_output=True, text=True, env=env, check=True)
-        wall = time.monotonic() - start
-        load_after = _load()
+        with open(Path(tmp) / "stdout", "w+") as log, open(Path(tmp) / "stderr", "w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pseudogate", "link", "--keyring", str(EXAMPLE_KEYRING),
+                 "--policy", str(Path(tmp) / "policy.yaml"), *paths, "--output", str(out)],
+                stdout=log, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            wall = time.monotonic() - start
+            load_after = _load()
+            log.seek(0)
+            err.seek(0)
+            stdout, stderr = log.read(), err.read()
+        if proc.returncode:
+            raise RuntimeError(f"pseudogate link failed ({proc.returncode}): {stderr[-2000:]}")
         labels = pd.read_csv(out)["cluster"].to_numpy()
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = usage.ru_maxrss / 1024
     p, r, f = pairwise_scores(labels, np.concatenate(truth))
     _line("pseudogate link", p, r, f)
-    print(f"  {done.stdout.strip()}")
+    print(f"  {stdout.strip()}")
     print(f"  {wall:.1f} s end to end in a fresh process (start-up, read, encode, link, "
           f"write); peak RSS {rss:,.0f} MiB; load average before {load_before}, after "
           f"{load_after} ({os.cpu_count()} cores)")
-    if n < 1_000_000:
+    if 100_000 <= n < 1_000_000:
         factor = 1_000_000 / n
         print(f"  linear extrapolation to 1,000,000 + 1,000,000: ~{wall * factor / 60:.1f} min, "
               f"~{rss * factor / 1024:.1f} GiB (pairs grow a little faster than linearly)")

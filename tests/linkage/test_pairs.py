@@ -166,3 +166,18 @@ def test_when_link_runs_on_one_or_two_threads_then_the_clusters_are_the_same() -
     assert np.array_equal(a.labels, b.labels)
     assert a.pairs_compared == b.pairs_compared
     assert a.skipped_blocks > 0
+
+
+@pytest.mark.skipif(P.kernels is None, reason="the C kernel is not built")
+def test_when_the_c_kernel_is_given_inconsistent_buffers_then_it_refuses() -> None:
+    t = _table()
+    s = P.Scan(t, P.plan(t.blocking, split_block=20))
+    hist = np.zeros((s.n_keys + 1, s.n_patterns), dtype=np.int64)
+    k = next(k for k, o in enumerate(s.plan.orders) if len(o))
+    ctx = list(s._ctx(k))
+    ctx[0] = ctx[0].copy()
+    ctx[0][0] = len(t)  # a record index past the table
+    with pytest.raises(ValueError, match="inconsistent"):
+        P.kernels.scan(0, k, 0, 1, tuple(ctx), None, hist, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="pattern counts"):
+        P.kernels.scan(0, k, 0, 1, s._ctx(k), None, hist[:, :10].copy(), 0.0, 0.0, 0.0)

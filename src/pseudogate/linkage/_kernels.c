@@ -288,6 +288,44 @@ static int64_t run(const Ctx *c, int kind, Py_ssize_t b0, Py_ssize_t b1, Out *o)
     return run_generic(c, kind, b0, b1, o);
 }
 
+/* The buffers agree with each other (sizes, record indices, the largest pattern code), so a
+ * walk never reads or writes outside them. */
+static Py_ssize_t max_code(const Ctx *c) {
+    const int32_t *mult = (const int32_t *)c->mult.buf;
+    Py_ssize_t m = 0;
+    for (int i = 0; i < c->F + c->D; i++) m += (Py_ssize_t)4 * mult[i];
+    for (int i = 0; i < c->E; i++) m += (Py_ssize_t)2 * mult[c->F + c->D + i];
+    return m;
+}
+
+static int check(const Ctx *c, int kind) {
+    Py_ssize_t n = c->usable.len / 4;
+    const int32_t *off = (const int32_t *)c->fieldoff.buf;
+    int ok = c->keys.len == n * c->K * 8 && c->words.len == n * c->W * 8 &&
+             c->pc.len == n * c->F * 4 && c->present.len == n * c->F &&
+             c->dates.len == n * c->D * 6 && c->exact.len == n * c->E * 4 &&
+             c->fieldoff.len == (Py_ssize_t)(c->F + 1) * 4 &&
+             c->mult.len == (Py_ssize_t)(c->F + c->D + c->E) * 4 && c->dice_t.len == 24 &&
+             kind >= 0 && c->req.len >= (Py_ssize_t)(kind + 1) * 4 && c->starts.len >= 8 &&
+             c->order.len % 8 == 0;
+    for (int f = 0; ok && f < c->F; f++) ok = off[f] >= 0 && off[f] <= off[f + 1] && off[f + 1] <= c->W;
+    if (ok && c->have_weights)
+        ok = c->nhs.len == n * 8 && c->tfcode.len == n * c->F * 8 &&
+             c->tfadj.len == n * c->F * 8 && c->tfon.len == c->F &&
+             c->wtable.len > max_code(c) * 8;
+    const int64_t *order = (const int64_t *)c->order.buf;
+    const int64_t *starts = (const int64_t *)c->starts.buf;
+    Py_ssize_t no = c->order.len / 8, ns = c->starts.len / 8;
+    for (Py_ssize_t i = 0; ok && i < no; i++) ok = order[i] >= 0 && order[i] < n;
+    for (Py_ssize_t i = 0; ok && i < ns; i++)
+        ok = starts[i] >= 0 && starts[i] <= no && (i == 0 || starts[i] >= starts[i - 1]);
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "scan: inconsistent buffers");
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *scan(PyObject *self, PyObject *args) {
     int mode, kind;
     Py_ssize_t b0, b1;
@@ -313,6 +351,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "block range out of bounds");
         goto done;
     }
+    if (check(&c, kind) < 0) goto done;
     if (mode != 0 && !c.have_weights) {
         PyErr_SetString(PyExc_ValueError, "weights are needed");
         goto done;
@@ -326,6 +365,10 @@ static PyObject *scan(PyObject *self, PyObject *args) {
         if (mode == 0) {
             o.hist = (int64_t *)ob.buf;
             o.P = ob.len / (Py_ssize_t)sizeof(int64_t) / (c.K + 1);
+            if (o.P <= max_code(&c)) {
+                PyErr_SetString(PyExc_ValueError, "scan: too few pattern counts");
+                goto done;
+            }
         } else {
             o.wcnt = (int64_t *)ob.buf;
             o.nbins = ob.len / (Py_ssize_t)sizeof(int64_t);

@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -27,9 +26,10 @@ from pseudogate.audit.chain import verify_checkpoint_signature
 from pseudogate.core.errors import FailedPrecondition, VerificationFailed
 from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
 from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.core.statements import STATEMENT_FIELDS
 from pseudogate.register.disclosure import shown_count
 from pseudogate.register.policy_view import PolicyRow, policy_rows
-from pseudogate.store.catalog import Catalog
+from pseudogate.store.catalog import Catalog, ProjectRow
 
 __all__ = [
     "NOT_RECORDED",
@@ -48,8 +48,9 @@ __all__ = [
 
 #: What the register shows for a project field that was never recorded.
 NOT_RECORDED = "not recorded"
-#: The public statements a project may carry (issue 11), read when the catalog has them.
-PUBLIC_PROJECT_FIELDS: tuple[str, ...] = ("title", "purpose", "legal_basis", "public_benefit")
+#: The public statements of a project (core/statements.py); None for a project created before
+#: they were required.
+PUBLIC_PROJECT_FIELDS: tuple[str, ...] = STATEMENT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ def read_facts(
     releases = tuple(_release(r.id, r.project, r.created_at, r.people, r.manifest_json)
                      for r in catalog.released_manifests())
     _check_signatures(releases, public_keys)
-    projects = tuple(_project(fields, releases, today) for fields in catalog.project_fields())
+    projects = tuple(_project(row, releases, today) for row in catalog.projects())
     optouts = tuple(
         OptOutFacts(s.id, s.domain, s.created_at, shown_count(s.count))
         for s in catalog.optout_snapshots()
@@ -311,32 +312,22 @@ def _check_checkpoint(checkpoint: Checkpoint, public_keys: Sequence[PublicKey]) 
     )
 
 
-def _project(
-    fields: Mapping[str, Any], releases: Sequence[ReleaseFacts], today: date
-) -> ProjectFacts:
-    project_id = str(fields["id"])
-    files = {k: bytes.fromhex(v) for k, v in json.loads(fields["policy_files_json"]).items()}
-    policy = parse_policy(
-        fields["policy_text"], files=files, origin=f"for project {project_id!r}"
-    )
-    own = [r for r in releases if r.project == project_id]
-    statements = {
-        name: (str(fields[name]) if fields.get(name) not in (None, "") else None)
-        for name in PUBLIC_PROJECT_FIELDS
-    }
-    expires = str(fields["expires"])
+def _project(row: ProjectRow, releases: Sequence[ReleaseFacts], today: date) -> ProjectFacts:
+    policy = parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")
+    own = [r for r in releases if r.project == row.id]
+    statements = {name: getattr(row, name) or None for name in PUBLIC_PROJECT_FIELDS}
     return ProjectFacts(
-        id=project_id,
-        researcher=str(fields["researcher"]),
-        datasets=tuple(json.loads(fields["datasets_json"])),
-        domain=str(fields["domain"]),
-        expires=expires,
-        created_at=str(fields["created_at"]),
-        status="active" if date.fromisoformat(expires) >= today else "expired",
+        id=row.id,
+        researcher=row.researcher,
+        datasets=row.datasets,
+        domain=row.domain,
+        expires=row.expires,
+        created_at=row.created_at,
+        status="active" if date.fromisoformat(row.expires) >= today else "expired",
         statements=statements,
-        policy_text=str(fields["policy_text"]),
-        policy_fingerprint=str(fields["policy_fingerprint"]),
-        policy_files=tuple(sorted(files)),
+        policy_text=row.policy_text,
+        policy_fingerprint=row.policy_fingerprint,
+        policy_files=tuple(sorted(row.policy_files)),
         policy=policy,
         rows=policy_rows(policy),
         releases=tuple(r.id for r in own),

@@ -18,7 +18,7 @@ from pseudogate.core.errors import FailedPrecondition
 from pseudogate.core.manifest import Manifest, load_public_keys_pem, verify_manifest_signature
 from pseudogate.register import FEW, PublicKey, RegisterFacts, build_register, shown_count
 from pseudogate.register.site import MARKER
-from tests.register.gateway_run import GatewayRun
+from tests.register.gateway_run import STATEMENTS, GatewayRun
 
 PAGES = ("index.html", "providers.html", "projects.html", "releases.html", "keys.html",
          "projects/frailty-study.html", "projects/housing-study.html")
@@ -100,7 +100,7 @@ def test_when_register_json_is_read_then_it_has_the_shown_figures_of_the_run(
         assert release["content_sha256"] == exact["content_sha256"]
     project = doc["projects"][0]
     assert project["id"] == "frailty-study"
-    assert project["title"] is None and project["legal_basis"] is None
+    assert {k: project[k] for k in STATEMENTS["frailty-study"]} == STATEMENTS["frailty-study"]
     assert project["releases"] == [1, 3]
     assert {"column": "k", "dataset": "", "treatment": project["policy"][-3]["treatment"]} \
         == project["policy"][-3]
@@ -151,27 +151,41 @@ def test_when_the_site_is_scanned_then_no_token_and_no_raw_value_is_in_it(
     assert not found, f"raw values in the site: {found[:5]}"
 
 
-def test_when_a_project_has_public_statements_then_its_page_shows_them(
+def test_when_a_project_states_why_then_its_page_and_the_listing_show_it(site: Path) -> None:
+    """The statements given to CreateProject, on the project's page (escaped) and the list."""
+    page = (site / "projects" / "frailty-study.html").read_text(encoding="utf-8")
+    stated = STATEMENTS["frailty-study"]
+    assert "Frailty &lt;and&gt; falls in older people" in page and "<and>" not in page
+    assert "<h1" in page and "Frailty &lt;and&gt; falls" in page.split("<h1", 1)[1][:200]
+    for line in stated["purpose"].replace("&", "&amp;").split("\n"):
+        assert line in page
+    assert stated["legal_basis"] in page and stated["public_benefit"] in page
+    assert "not recorded" not in page
+    listing = (site / "projects.html").read_text(encoding="utf-8")
+    assert "Social care and health" in listing
+
+
+def test_when_a_catalog_predates_public_statements_then_its_projects_show_not_recorded(
     run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
 ) -> None:
-    """Columns added to the projects table later (title, purpose...) are shown when present."""
+    """A catalog made before the statements existed gets the columns (NULL) when opened."""
     data = tmp_path / "data"
     shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
     with sqlite3.connect(data / "catalog.sqlite3") as db:
         for column in ("title", "purpose", "legal_basis", "public_benefit"):
-            db.execute(f"ALTER TABLE projects ADD COLUMN {column} TEXT")
-        db.execute(
-            "UPDATE projects SET title = ?, purpose = ?, legal_basis = ? WHERE id = ?",
-            ("Frailty <and> falls", "Why older people fall", "UK GDPR Art. 6(1)(e)",
-             "frailty-study"),
-        )
-    build_register(data, tmp_path / "site", public_keys=public_keys)
-    page = (tmp_path / "site" / "projects" / "frailty-study.html").read_text(encoding="utf-8")
-    assert "Frailty &lt;and&gt; falls" in page and "<and>" not in page
-    assert "UK GDPR Art. 6(1)(e)" in page
-    assert page.count("not recorded") == 1  # public benefit only
-    other = (tmp_path / "site" / "projects" / "housing-study.html").read_text(encoding="utf-8")
-    assert other.count("not recorded") == 4
+            db.execute(f"ALTER TABLE projects DROP COLUMN {column}")
+    facts = build_register(data, tmp_path / "site", public_keys=public_keys)
+    assert all(set(p.statements.values()) == {None} for p in facts.projects)
+    for project in ("frailty-study", "housing-study"):
+        page = (tmp_path / "site" / "projects" / f"{project}.html").read_text(encoding="utf-8")
+        assert page.count("not recorded") == 4
+        assert "Frailty" not in page
+    doc = json.loads((tmp_path / "site" / "register.json").read_text(encoding="utf-8"))
+    for project in doc["projects"]:
+        assert [project[k] for k in STATEMENTS["frailty-study"]] == [None] * 4
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+    assert {"title", "purpose", "legal_basis", "public_benefit"} <= columns
 
 
 def test_when_the_register_is_rebuilt_then_the_folder_is_replaced_whole(

@@ -225,3 +225,48 @@ def test_when_the_window_is_desktop_or_phone_sized_then_nothing_overflows_sidewa
             assert overflow <= 0, f"{page} at {width}px scrolls sideways by {overflow}px"
     finally:
         driver.set_window_size(1200, 900)
+
+
+def _axe(driver: Any) -> list[dict[str, Any]]:
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    driver.set_script_timeout(60)
+    result = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, "
+        "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))"
+        ".catch(e => done([{id: 'axe failed', impact: 'critical', nodes: [String(e)]}]));"
+    )
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+def test_when_a_release_predates_kept_manifests_then_it_is_listed_without_a_verify_button(
+    driver: Any, before_register: tuple[Path, Any]
+) -> None:
+    site, facts = before_register
+    (earlier,) = facts.earlier_releases
+    _open(driver, site, "releases.html")
+    row = driver.find_element("id", earlier.anchor)
+    assert "manifest not kept (released before the register)" in row.text
+    assert "frailty-study" in row.text
+    assert not row.find_elements("css selector", "button")
+    section = driver.find_element("css selector", ".register-earlier-releases")
+    assert not section.find_elements("css selector", "button, .register-verify")
+    verdicts = _verdicts(driver)  # the kept manifests still verify
+    assert len(verdicts) == 2 and all(v.startswith("valid: Valid") for v in verdicts)
+    assert _errors(driver) == []
+    if AXE.is_file():
+        assert _axe(driver) == []
+    driver.set_window_size(360, 900)
+    try:
+        _open(driver, site, "releases.html")
+        assert driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        ) <= 0
+    finally:
+        driver.set_window_size(1200, 900)
+    _open(driver, site, "projects/frailty-study.html")
+    link = driver.find_element("css selector", f'a[href$="#{earlier.anchor}"]')
+    driver.execute_script("arguments[0].click()", link)
+    assert driver.current_url.endswith(f"releases.html#{earlier.anchor}")
+    assert _errors(driver) == []

@@ -188,6 +188,59 @@ def test_when_a_catalog_predates_public_statements_then_its_projects_show_not_re
     assert {"title", "purpose", "legal_basis", "public_benefit"} <= columns
 
 
+def test_when_a_release_predates_kept_manifests_then_the_audit_log_lists_it(
+    run: GatewayRun, before_register: tuple[Path, RegisterFacts]
+) -> None:
+    site, facts = before_register
+    first = json.loads(run.manifests[0])
+    assert [r.id for r in facts.releases] == [2, 3]
+    (earlier,) = facts.earlier_releases
+    assert earlier.project == "frailty-study" and earlier.rows == shown_count(first["rows"])
+    assert earlier.created_at[:19] == first["created_at"][:19]
+    assert facts.summary["releases"] == 3
+    assert sum(n for _, n in facts.releases_per_month()) == 3
+
+    doc = json.loads((site / "register.json").read_text(encoding="utf-8"))
+    assert doc["summary"]["releases"] == 3
+    assert [r["id"] for r in doc["releases"]] == [2, 3]
+    assert doc["earlier_releases"] == [{
+        "audit_seq": earlier.audit_seq, "project": "frailty-study",
+        "created_at": earlier.created_at, "rows": shown_count(first["rows"]),
+        "manifest": None, "note": "manifest not kept (released before the register)",
+    }]
+    frailty = next(p for p in doc["projects"] if p["id"] == "frailty-study")
+    assert frailty["releases"] == [3] and frailty["earlier_releases"] == [earlier.audit_seq]
+    assert not (site / "releases" / "1.manifest.json").exists()
+
+    page = (site / "releases.html").read_text(encoding="utf-8")
+    section = page.split("Releases made before this register", 1)[1]
+    row = re.search(rf'<tr[^>]*id="earlier-release-{earlier.audit_seq}".*?</tr>', section, re.DOTALL)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.DOTALL)
+    assert earlier.created_at[:10] in cells[0] and "frailty-study" in cells[1]
+    shown = shown_count(first["rows"])
+    assert cells[2] == (f"{shown:,}" if isinstance(shown, int) else "&lt;10")
+    assert cells[3] == "manifest not kept (released before the register)"
+    assert "Verify" not in section and "data-verify" not in section and "<button" not in section
+    assert page.count('data-module="register-verify"') == 2  # the two kept manifests only
+    project_page = (site / "projects" / "frailty-study.html").read_text(encoding="utf-8")
+    assert f'releases.html#earlier-release-{earlier.audit_seq}"' in project_page
+    assert "manifest not kept (released before the register)" in project_page
+    feed = (site / "feed.atom").read_text(encoding="utf-8")
+    assert f"urn:pseudogate:register:audit-event:{earlier.audit_seq}" in feed
+    assert feed.count("<entry>") == 3
+
+
+def test_when_every_manifest_is_kept_then_no_release_is_listed_as_earlier(
+    built: tuple[Path, RegisterFacts],
+) -> None:
+    site, facts = built
+    assert facts.earlier_releases == ()
+    assert "Releases made before this register" not in (site / "releases.html").read_text(
+        encoding="utf-8"
+    )
+
+
 def test_when_the_register_is_rebuilt_then_the_folder_is_replaced_whole(
     run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
 ) -> None:
@@ -281,6 +334,17 @@ def test_when_register_json_is_documented_then_every_field_is_in_docs_register_m
         missing += [k for k in doc[section] if f"`{k}`" not in docs]
     for section in ("providers", "projects", "releases", "optout_snapshots", "signing_keys"):
         missing += [k for k in doc[section][0] if f"`{k}`" not in docs]
+    assert not missing, f"register.json fields missing from docs/register.md: {missing}"
+
+
+def test_when_earlier_releases_are_in_register_json_then_their_fields_are_documented(
+    before_register: tuple[Path, RegisterFacts],
+) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "register.md").read_text(
+        encoding="utf-8"
+    )
+    doc = json.loads((before_register[0] / "register.json").read_text(encoding="utf-8"))
+    missing = [k for k in doc["earlier_releases"][0] if f"`{k}`" not in docs]
     assert not missing, f"register.json fields missing from docs/register.md: {missing}"
 
 

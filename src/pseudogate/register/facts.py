@@ -32,10 +32,12 @@ from pseudogate.register.policy_view import PolicyRow, policy_rows
 from pseudogate.store.catalog import Catalog, ProjectRow
 
 __all__ = [
+    "MANIFEST_NOT_KEPT",
     "NOT_RECORDED",
     "PUBLIC_PROJECT_FIELDS",
     "Checkpoint",
     "DatasetFacts",
+    "EarlierRelease",
     "OptOutFacts",
     "ProjectFacts",
     "ProviderFacts",
@@ -120,6 +122,34 @@ class ReleaseFacts:
         return self.created_at[:7]
 
 
+#: What the register says of a release whose manifest the store did not keep.
+MANIFEST_NOT_KEPT = "manifest not kept (released before the register)"
+#: The audit method of an extract.
+_EXTRACT_METHOD = "/pseudogate.v1.ExtractService/CreateExtract"
+
+
+@dataclass(frozen=True)
+class EarlierRelease:
+    """A release made before the store kept manifests, known from its audit event only.
+
+    There is no manifest to publish or verify: the register shows the date, the project and
+    the rows the event recorded (shown; None when the event did not record them).
+    """
+
+    audit_seq: int
+    project: str | None  # None: the event recorded no project name
+    created_at: str  # the audit event's time
+    rows: int | str | None  # shown
+
+    @property
+    def month(self) -> str:
+        return self.created_at[:7]
+
+    @property
+    def anchor(self) -> str:
+        return f"earlier-release-{self.audit_seq}"
+
+
 @dataclass(frozen=True)
 class ProjectFacts:
     id: str
@@ -137,6 +167,7 @@ class ProjectFacts:
     rows: tuple[PolicyRow, ...]
     releases: tuple[int, ...]  # release ids
     people: int | str  # shown: people covered by the project's latest release
+    earlier_releases: tuple[EarlierRelease, ...] = ()  # made before manifests were kept
 
     @property
     def title(self) -> str:
@@ -177,10 +208,13 @@ class RegisterFacts:
     checkpoint: Checkpoint | None
     audit_events: int
     summary: Mapping[str, int | str] = field(default_factory=dict)
+    earlier_releases: tuple[EarlierRelease, ...] = ()  # oldest first
 
     def releases_per_month(self) -> list[tuple[str, int]]:
-        """(YYYY-MM, releases) for every month from the first release to the last."""
-        counts = Counter(r.month for r in self.releases)
+        """(YYYY-MM, releases) for every month from the first release to the last (releases
+        made before manifests were kept included)."""
+        counts = Counter([r.month for r in self.releases]
+                         + [r.month for r in self.earlier_releases])
         if not counts:
             return []
         first, last = min(counts), max(counts)
@@ -209,7 +243,8 @@ def read_facts(
     releases = tuple(_release(r.id, r.project, r.created_at, r.people, r.manifest_json)
                      for r in catalog.released_manifests())
     _check_signatures(releases, public_keys)
-    projects = tuple(_project(row, releases, today) for row in catalog.projects())
+    earlier = _earlier_releases(data_dir / AUDIT_DB_NAME, releases)
+    projects = tuple(_project(row, releases, earlier, today) for row in catalog.projects())
     optouts = tuple(
         OptOutFacts(s.id, s.domain, s.created_at, shown_count(s.count))
         for s in catalog.optout_snapshots()
@@ -223,7 +258,7 @@ def read_facts(
         "organisations": len(providers),
         "datasets": sum(len(p.datasets) for p in providers),
         "projects": len(projects),
-        "releases": len(releases),
+        "releases": len(releases) + len(earlier),
         "records": shown_count(records),
         "people_opted_out": shown_count(sum(s.count for s in latest_optouts.values())),
     }
@@ -237,6 +272,7 @@ def read_facts(
         checkpoint=checkpoint,
         audit_events=events,
         summary=summary,
+        earlier_releases=earlier,
     )
 
 
@@ -312,7 +348,12 @@ def _check_checkpoint(checkpoint: Checkpoint, public_keys: Sequence[PublicKey]) 
     )
 
 
-def _project(row: ProjectRow, releases: Sequence[ReleaseFacts], today: date) -> ProjectFacts:
+def _project(
+    row: ProjectRow,
+    releases: Sequence[ReleaseFacts],
+    earlier: Sequence[EarlierRelease],
+    today: date,
+) -> ProjectFacts:
     policy = parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")
     own = [r for r in releases if r.project == row.id]
     statements = {name: getattr(row, name) or None for name in PUBLIC_PROJECT_FIELDS}
@@ -332,6 +373,7 @@ def _project(row: ProjectRow, releases: Sequence[ReleaseFacts], today: date) -> 
         rows=policy_rows(policy),
         releases=tuple(r.id for r in own),
         people=own[-1].people if own else 0,
+        earlier_releases=tuple(r for r in earlier if r.project == row.id),
     )
 
 
@@ -349,3 +391,47 @@ def _audit(path: Path) -> tuple[Checkpoint | None, int]:
         db.close()
     checkpoint = None if row is None else Checkpoint(int(row[0]), row[1], row[2], row[3])
     return checkpoint, int(events)
+
+
+def _earlier_releases(
+    path: Path, releases: Sequence[ReleaseFacts]
+) -> tuple[EarlierRelease, ...]:
+    """Extracts the audit log records as released (``CreateExtract``, ``OK``) whose manifest
+    the store does not hold: those released before it kept manifests.
+
+    Each kept manifest accounts for one event of its project with its content hash (an event
+    recorded before extract events carried the hash accounts for none), oldest first.
+    """
+    if not path.is_file():
+        return ()
+    kept: Counter[tuple[object, object]] = Counter(
+        (r.project, r.manifest.content_sha256) for r in releases
+    )
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        rows = db.execute(  # canonical JSON: the method is written exactly so
+            "SELECT seq, body FROM events WHERE instr(body, ?) > 0 ORDER BY seq",
+            (json.dumps({"method": _EXTRACT_METHOD}, separators=(",", ":"))[1:-1],),
+        ).fetchall()
+    finally:
+        db.close()
+    out = []
+    for seq, body in rows:
+        event = json.loads(body)
+        if event.get("method") != _EXTRACT_METHOD or event.get("status") != "OK":
+            continue
+        project = event.get("project")
+        details = event.get("details") or {}
+        key = (project, details.get("content_sha256"))
+        if kept[key] > 0:
+            kept[key] -= 1
+            continue
+        rows_recorded = (event.get("counts") or {}).get("rows")
+        out.append(EarlierRelease(
+            audit_seq=int(seq),
+            project=project if isinstance(project, str) else None,
+            created_at=str(event.get("time", "")),
+            rows=shown_count(rows_recorded) if isinstance(rows_recorded, int)
+            and not isinstance(rows_recorded, bool) and rows_recorded >= 0 else None,
+        ))
+    return tuple(out)

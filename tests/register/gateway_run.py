@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,9 @@ def gateway_run(base: Path, *, population: int = 400) -> GatewayRun:
                     expires="2099-12-31", **STATEMENTS[project],
                 ))
             _extract(channel, "frailty-study", run)
+            # The next releases a second later, as if the first had been made before an
+            # upgrade (tests/register: a register whose first manifest was not kept).
+            time.sleep(1.1)
             _extract(channel, "housing-study", run)
             _extract(channel, "frailty-study", run)
             audit_pb2_grpc.AuditServiceStub(channel).GetCheckpoint(audit_pb2.GetCheckpointRequest())

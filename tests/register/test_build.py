@@ -231,6 +231,41 @@ def test_when_a_release_predates_kept_manifests_then_the_audit_log_lists_it(
     assert feed.count("<entry>") == 3
 
 
+def _without_manifests(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path, where: str
+) -> RegisterFacts:
+    data = tmp_path / "data"
+    shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        db.execute(f"DELETE FROM released_manifests WHERE {where}")
+    return build_register(data, tmp_path / "site", public_keys=public_keys)
+
+
+def test_when_no_manifest_was_kept_then_every_release_is_listed_from_the_audit_log(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
+) -> None:
+    facts = _without_manifests(run, public_keys, tmp_path, "1 = 1")
+    assert facts.releases == ()
+    assert [(r.project, r.rows) for r in facts.earlier_releases] == [
+        (json.loads(m)["project"], shown_count(json.loads(m)["rows"])) for m in run.manifests
+    ]
+    assert facts.summary["releases"] == 3
+    page = (tmp_path / "site" / "releases.html").read_text(encoding="utf-8")
+    assert "No data has been released yet" not in page
+    assert page.count("manifest not kept (released before the register)") == 3
+
+
+def test_when_an_extract_after_the_first_kept_manifest_kept_none_then_it_is_not_a_release(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
+) -> None:
+    """Its manifest is kept before the first row is sent: without one, the extract never left
+    (a crash between its audit event and keeping the manifest)."""
+    facts = _without_manifests(run, public_keys, tmp_path, "id = 3")
+    assert [r.id for r in facts.releases] == [1, 2]
+    assert facts.earlier_releases == ()
+    assert facts.summary["releases"] == 2
+
+
 def test_when_every_manifest_is_kept_then_no_release_is_listed_as_earlier(
     built: tuple[Path, RegisterFacts],
 ) -> None:

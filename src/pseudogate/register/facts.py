@@ -396,42 +396,61 @@ def _audit(path: Path) -> tuple[Checkpoint | None, int]:
 def _earlier_releases(
     path: Path, releases: Sequence[ReleaseFacts]
 ) -> tuple[EarlierRelease, ...]:
-    """Extracts the audit log records as released (``CreateExtract``, ``OK``) whose manifest
-    the store does not hold: those released before it kept manifests.
+    """Extracts the audit log records as released (``CreateExtract``, ``OK``) before the store
+    kept their manifests.
 
-    Each kept manifest accounts for one event of its project with its content hash (an event
-    recorded before extract events carried the hash accounts for none), oldest first.
+    The log is read in order up to the event of the first kept manifest (its project and
+    content hash, at or after its time), so a long log is read up to where the register began,
+    not to its end. On the way, an event with the project and content hash of another kept
+    manifest, at or after that manifest's time, is that manifest's (extracts running side by
+    side may keep theirs in another order than their events). An extract event after the first
+    kept manifest with no manifest of its own is not a release: the manifest is kept before the
+    first row is sent, so that extract never left the gateway.
     """
     if not path.is_file():
         return ()
-    kept: Counter[tuple[object, object]] = Counter(
-        (r.project, r.manifest.content_sha256) for r in releases
-    )
+    kept: dict[tuple[object, object], list[str]] = {}
+    for release in sorted(releases, key=lambda r: r.created_at):
+        kept.setdefault((release.project, release.manifest.content_sha256), []).append(
+            release.created_at[:19]
+        )
+    # The first kept: the earliest manifest (by second, then id: side by side, ids may follow
+    # another order than the events).
+    first = min(releases, key=lambda r: (r.created_at[:19], r.id), default=None)
+    out = []
     db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
     try:
-        rows = db.execute(  # canonical JSON: the method is written exactly so
+        cursor = db.execute(  # canonical JSON: the method is written exactly so
             "SELECT seq, body FROM events WHERE instr(body, ?) > 0 ORDER BY seq",
             (json.dumps({"method": _EXTRACT_METHOD}, separators=(",", ":"))[1:-1],),
-        ).fetchall()
+        )
+        for seq, body in cursor:
+            event = json.loads(body)
+            if event.get("method") != _EXTRACT_METHOD or event.get("status") != "OK":
+                continue
+            project = event.get("project")
+            key: tuple[object, object] = (
+                project, (event.get("details") or {}).get("content_sha256")
+            )
+            time = str(event.get("time", ""))
+            if (
+                first is not None
+                and key == (first.project, first.manifest.content_sha256)
+                and time[:19] >= first.created_at[:19]
+            ):
+                break  # the register began here
+            times = kept.get(key)
+            if times and time[:19] >= times[0]:
+                times.pop(0)  # a kept manifest's own event
+                continue
+            rows_recorded = (event.get("counts") or {}).get("rows")
+            out.append(EarlierRelease(
+                audit_seq=int(seq),
+                project=project if isinstance(project, str) else None,
+                created_at=time,
+                rows=shown_count(rows_recorded) if isinstance(rows_recorded, int)
+                and not isinstance(rows_recorded, bool) and rows_recorded >= 0 else None,
+            ))
     finally:
         db.close()
-    out = []
-    for seq, body in rows:
-        event = json.loads(body)
-        if event.get("method") != _EXTRACT_METHOD or event.get("status") != "OK":
-            continue
-        project = event.get("project")
-        details = event.get("details") or {}
-        key = (project, details.get("content_sha256"))
-        if kept[key] > 0:
-            kept[key] -= 1
-            continue
-        rows_recorded = (event.get("counts") or {}).get("rows")
-        out.append(EarlierRelease(
-            audit_seq=int(seq),
-            project=project if isinstance(project, str) else None,
-            created_at=str(event.get("time", "")),
-            rows=shown_count(rows_recorded) if isinstance(rows_recorded, int)
-            and not isinstance(rows_recorded, bool) and rows_recorded >= 0 else None,
-        ))
     return tuple(out)

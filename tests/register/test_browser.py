@@ -191,13 +191,8 @@ def test_when_the_browser_writes_a_float_then_it_writes_it_as_python_does(
                                    ensure_ascii=False)
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
-    driver: Any, site: Path, page: str
-) -> None:
-    if not AXE.is_file():
-        pytest.skip("axe-core is missing: run npm install --no-audit --no-fund (make test does)")
-    _open(driver, site, page)
+def _axe(driver: Any) -> list[dict[str, Any]]:
+    """The serious and critical violations axe-core finds on the open page."""
     driver.execute_script(AXE.read_text(encoding="utf-8"))
     driver.set_script_timeout(60)
     result = driver.execute_async_script(
@@ -207,7 +202,17 @@ def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
         "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))"
         ".catch(e => done([{id: 'axe failed', impact: 'critical', nodes: [String(e)]}]));"
     )
-    serious = [v for v in result if v["impact"] in ("serious", "critical")]
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
+    driver: Any, site: Path, page: str
+) -> None:
+    if not AXE.is_file():
+        pytest.skip("axe-core is missing: run npm install --no-audit --no-fund (make test does)")
+    _open(driver, site, page)
+    serious = _axe(driver)
     assert not serious, f"{page}: {serious}"
 
 
@@ -225,19 +230,6 @@ def test_when_the_window_is_desktop_or_phone_sized_then_nothing_overflows_sidewa
             assert overflow <= 0, f"{page} at {width}px scrolls sideways by {overflow}px"
     finally:
         driver.set_window_size(1200, 900)
-
-
-def _axe(driver: Any) -> list[dict[str, Any]]:
-    driver.execute_script(AXE.read_text(encoding="utf-8"))
-    driver.set_script_timeout(60)
-    result = driver.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document, {resultTypes: ['violations']})"
-        ".then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, "
-        "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))"
-        ".catch(e => done([{id: 'axe failed', impact: 'critical', nodes: [String(e)]}]));"
-    )
-    return [v for v in result if v["impact"] in ("serious", "critical")]
 
 
 def test_when_a_release_predates_kept_manifests_then_it_is_listed_without_a_verify_button(

@@ -352,6 +352,23 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
             admin_pb2.CreateProjectRequest(
                 project=project, researcher="uni-bangor", datasets=["gp_diagnoses", "council_care"],
                 policy_yaml=EXTRACT_POLICY, expires="2099-12-31",
+                title=(
+                    "Frailty in older people receiving social care"
+                    if project == "frailty-study"
+                    else "Housing, social care and GP diagnoses"
+                ),
+                purpose=(
+                    "To find out which health conditions make older people who receive council "
+                    "care more likely to become frail, so that help can be offered earlier."
+                    if project == "frailty-study"
+                    else "To understand how people's health, as seen by their GP, relates to "
+                    "the social care the council provides, to plan services better."
+                ),
+                legal_basis="UK GDPR Art. 6(1)(e) and 9(2)(j)",
+                public_benefit=(
+                    "Earlier support for frail older people and better-planned care services "
+                    "in North Wales."
+                ),
             )
         )
     _say(f"\n4. Projects registered; extract policy fingerprint {created.policy_fingerprint[:16]}…")

@@ -445,6 +445,13 @@ def _story(channel: grpc.Channel, base: Path, population: int) -> int:
             project="home-safety-study", researcher="uni-bangor",
             datasets=["fire_visits", "gp_diagnoses"], policy_yaml=SAFETY_POLICY,
             expires="2099-12-31", linkage="probabilistic",
+            title="Home fire safety visits and health",
+            purpose=(
+                "To learn which health conditions are common among the people the fire service "
+                "visits at home, so that visits can reach those most at risk of fire sooner."
+            ),
+            legal_basis="UK GDPR Art. 6(1)(e) and 9(2)(j)",
+            public_benefit="Fewer deaths and injuries from fires in the home in North Wales.",
         )
     )
     safety, safety_manifest = _extract(channel, "home-safety-study")

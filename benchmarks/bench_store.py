@@ -177,7 +177,9 @@ def main() -> None:
         _submit(store, "gp_diagnoses", "gp", _ipc_messages(table))
         _submit(store, "social_care", "council", _ipc_messages(council_table(rng, numbers[:200_000])))
         store.import_optouts(numbers[-5_000:].tolist())
-        store.create_project(project_id="bench", researcher="uni",
+        store.create_project(title="Benchmark", purpose="Timing extracts.",
+                             legal_basis="Not applicable: synthetic data",
+                             public_benefit="A faster gateway.", project_id="bench", researcher="uni",
                              datasets=["gp_diagnoses", "social_care"],
                              policy_text=EXTRACT_POLICY, policy_files={}, expires="2025-12-31")
         start, cpu = time.perf_counter(), time.process_time()

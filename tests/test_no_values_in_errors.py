@@ -18,6 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -41,6 +42,7 @@ from pseudogate.v1 import (
     tokenisation_pb2,
     tokenisation_pb2_grpc,
 )
+from tests.statements import STATEMENT_ARGS, STATEMENTS
 
 NHS = "9434765919"  # a valid NHS number (check digit 9)
 EMAIL = "siobhan.quixote@example.org"
@@ -50,6 +52,13 @@ NAME = "Siobhan Quixote"
 IDENTIFIERS = (NHS, "943 476 5919", "943-476-5919", EMAIL, POSTCODE, "ll112ab", NAME, "quixote")
 #: What a name field can hold of them (dataset names, project ids, organisation names).
 NAME_FORMS = (NHS, "943-476-5919", "ll112ab", "LL112AB", "siobhan-quixote", "siobhan_quixote")
+#: A project's public statements holding identifiers (refused: they would be published).
+STATEMENT_VALUES = (
+    ("title", f"Follow-up of {NHS}"),
+    ("purpose", f"To write to {EMAIL} about her care"),
+    ("legal_basis", f"Consent given at {POSTCODE}"),
+    ("public_benefit", "Helps 943 476 5919 and family"),
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = (sys.executable, "-c", "import sys; from pseudogate.cli import main; sys.exit(main())")
@@ -270,27 +279,27 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
             "extract", *w.server, "--project", "LL112AB", "--output", str(w.base / "e2.csv"),
             "--manifest", str(w.base / "e2.json")],
         "project create: id that is an NHS number": [
-            "project", "create", *w.server, "--id", NHS, "--researcher", "uni", "--datasets",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", NHS, "--researcher", "uni", "--datasets",
             "gp", "--policy", extract_policy, "--expires", EXPIRES],
         "project create: id named like a postcode": [
-            "project", "create", *w.server, "--id", "LL112AB", "--researcher", "uni",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "LL112AB", "--researcher", "uni",
             "--datasets", "gp", "--policy", extract_policy, "--expires", EXPIRES],
         "project create: researcher that is an email": [
-            "project", "create", *w.server, "--id", "study1", "--researcher", EMAIL,
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study1", "--researcher", EMAIL,
             "--datasets", "gp", "--policy", extract_policy, "--expires", EXPIRES],
         "project create: researcher named like a person": [
-            "project", "create", *w.server, "--id", "study1", "--researcher",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study1", "--researcher",
             "Siobhan-Quixote", "--datasets", "gp", "--policy", extract_policy,
             "--expires", EXPIRES],
         "project create: datasets that are identifiers": [
-            "project", "create", *w.server, "--id", "study1", "--researcher", "uni",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study1", "--researcher", "uni",
             "--datasets", f"ll112ab,{NHS}", "--policy", extract_policy, "--expires", EXPIRES],
         "project create: domain that is an NHS number": [
-            "project", "create", *w.server, "--id", "study1", "--researcher", "uni",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study1", "--researcher", "uni",
             "--datasets", "gp", "--policy", extract_policy, "--expires", EXPIRES,
             "--domain", NHS],
         "project create: expiry that is an NHS number": [
-            "project", "create", *w.server, "--id", "study1", "--researcher", "uni",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study1", "--researcher", "uni",
             "--datasets", "gp", "--policy", extract_policy, "--expires", NHS],
         "optout import: invalid identifier values": [
             "optout", "import", *w.server, "--input", optouts],
@@ -347,11 +356,17 @@ def _cli_cases(w: World) -> dict[str, list[str]]:
             "serve", "--insecure", "--port", "0", "--data-dir", str(w.base / "data"),
             "--policies", str(w.base / "policies")],
     }
+    for name, value in STATEMENT_VALUES:
+        flag = "--" + name.replace("_", "-")
+        cases[f"project create: {flag} holding identifiers"] = [
+            "project", "create", *STATEMENT_ARGS, flag, value, *w.server, "--id", "study1",
+            "--researcher", "uni", "--datasets", "gp", "--policy", extract_policy,
+            "--expires", EXPIRES]
     for label, text in BAD_POLICIES.items():
         path = w.file(f"bad-policies/{len(cases)}.yaml", text)
         cases[f"policy check: {label}"] = ["policy", "check", path]
         cases[f"project create: policy with {label}"] = [
-            "project", "create", *w.server, "--id", "study9", "--researcher", "uni",
+            "project", "create", *STATEMENT_ARGS, *w.server, "--id", "study9", "--researcher", "uni",
             "--datasets", "gp", "--policy", path, "--expires", EXPIRES]
         serve_dir = Path(w.file(f"serve-policies-{len(cases)}/p.yaml", text)).parent
         cases[f"serve: policy with {label}"] = [
@@ -432,7 +447,9 @@ def _rpc_cases() -> dict[str, tuple[str, str, object]]:
     named = ipc_stream_bytes(text_table({NHS: ["1"], EMAIL: ["2"], POSTCODE: ["3"], NAME: ["4"]}))
     extra = ipc_stream_bytes(text_table({**_gp_columns(GOOD_ROWS), NHS: ["a", "b"]}))
     tokenise = tokenisation_pb2.TokeniseRequest
-    project = admin_pb2.CreateProjectRequest
+    def project(**fields: Any) -> admin_pb2.CreateProjectRequest:
+        return admin_pb2.CreateProjectRequest(**{**STATEMENTS, **fields})
+
     keep = "  person: {action: keep}\n"
     cases: dict[str, tuple[str, str, object]] = {
         "Tokenise: domain that is an NHS number": ("tokenise", "Tokenise",
@@ -513,6 +530,10 @@ def _rpc_cases() -> dict[str, tuple[str, str, object]]:
         "FetchReidentification: id that is an NHS number": ("rights", "FetchReidentification",
             rights_pb2.FetchReidentificationRequest(request=NHS)),
     }
+    for name, value in STATEMENT_VALUES:
+        cases[f"CreateProject: {name} holding identifiers"] = ("admin", "CreateProject", project(
+            project="s1", researcher="uni", datasets=["gp"], policy_yaml=_policy(keep),
+            expires=EXPIRES, **{name: value}))
     for label, text in BAD_POLICIES.items():
         cases[f"CreateProject: policy with {label}"] = ("admin", "CreateProject", project(
             project="s1", researcher="uni", datasets=["gp"], policy_yaml=text, expires=EXPIRES))

@@ -63,7 +63,8 @@ def _commit_a_project_without_an_event(data: Path) -> None:
         db.execute(
             "INSERT INTO projects SELECT 'ghost', researcher, datasets_json, domain, policy_text,"
             " policy_files_json, policy_fingerprint, project_key_id, expires, created_at,"
-            " linkage, linkage_threshold FROM projects WHERE id = ?",
+            " linkage, linkage_threshold, title, purpose, legal_basis, public_benefit"
+            " FROM projects WHERE id = ?",
             (TEMPLATE_PROJECT,),
         )
     db.close()

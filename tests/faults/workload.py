@@ -27,6 +27,7 @@ from pseudogate.v1 import (
     extract_pb2,
     extract_pb2_grpc,
 )
+from tests.statements import STATEMENTS
 
 from .invariants import OPTOUTS, PROJECT, SUBMIT, RawIdentifiers
 
@@ -187,6 +188,7 @@ def project_request(project: str = NEW_PROJECT) -> admin_pb2.CreateProjectReques
         datasets=[GP_DATASET, COUNCIL_DATASET],
         policy_yaml=EXTRACT_POLICY,
         expires=EXPIRES,
+        **STATEMENTS,
     )
 
 

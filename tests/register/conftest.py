@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -33,3 +35,17 @@ def built(
 @pytest.fixture(scope="package")
 def site(built: tuple[Path, RegisterFacts]) -> Path:
     return built[0]
+
+
+@pytest.fixture(scope="package")
+def before_register(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, RegisterFacts]:
+    """The run's register as if its first release had been made before manifests were kept."""
+    base = tmp_path_factory.mktemp("before-register")
+    data = base / "data"
+    shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        db.execute("DELETE FROM released_manifests WHERE id = 1")
+    facts = build_register(data, base / "site", public_keys=public_keys)
+    return base / "site", facts

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,22 @@ from pseudogate.v1 import (
 DIAGNOSES = ["asthma", "diabetes", "hypertension", "copd", "depression", "none"]
 PACKAGES = ["home care", "day centre", "meals", "reablement"]
 SMALL_POLICY = EXTRACT_POLICY.replace("name: frailty-study", "name: small-study")
+#: The public statements of the run's projects, given to CreateProject as a researcher would.
+STATEMENTS: dict[str, dict[str, str]] = {
+    "frailty-study": {
+        "title": "Frailty <and> falls in older people",
+        "purpose": "To learn which conditions make falls more likely in people over 70.\n"
+                   "Findings go to GP practices & care services.",
+        "legal_basis": "UK GDPR Art. 6(1)(e) and 9(2)(j)",
+        "public_benefit": "Fewer falls, and earlier help for people at risk.",
+    },
+    "housing-study": {
+        "title": "Social care and health",
+        "purpose": "To plan council care with what GP records say about health.",
+        "legal_basis": "UK GDPR Art. 6(1)(e) and 9(2)(h)",
+        "public_benefit": "Care services planned for the people who need them.",
+    },
+}
 
 
 @dataclass
@@ -120,9 +137,12 @@ def gateway_run(base: Path, *, population: int = 400) -> GatewayRun:
                 admin.CreateProject(admin_pb2.CreateProjectRequest(
                     project=project, researcher="uni-bangor",
                     datasets=["gp_diagnoses", "council_care"], policy_yaml=policy,
-                    expires="2099-12-31",
+                    expires="2099-12-31", **STATEMENTS[project],
                 ))
             _extract(channel, "frailty-study", run)
+            # The next releases a second later, as if the first had been made before an
+            # upgrade (tests/register: a register whose first manifest was not kept).
+            time.sleep(1.1)
             _extract(channel, "housing-study", run)
             _extract(channel, "frailty-study", run)
             audit_pb2_grpc.AuditServiceStub(channel).GetCheckpoint(audit_pb2.GetCheckpointRequest())

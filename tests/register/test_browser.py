@@ -191,13 +191,8 @@ def test_when_the_browser_writes_a_float_then_it_writes_it_as_python_does(
                                    ensure_ascii=False)
 
 
-@pytest.mark.parametrize("page", PAGES)
-def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
-    driver: Any, site: Path, page: str
-) -> None:
-    if not AXE.is_file():
-        pytest.skip("axe-core is missing: run npm install --no-audit --no-fund (make test does)")
-    _open(driver, site, page)
+def _axe(driver: Any) -> list[dict[str, Any]]:
+    """The serious and critical violations axe-core finds on the open page."""
     driver.execute_script(AXE.read_text(encoding="utf-8"))
     driver.set_script_timeout(60)
     result = driver.execute_async_script(
@@ -207,7 +202,17 @@ def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
         "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))}))))"
         ".catch(e => done([{id: 'axe failed', impact: 'critical', nodes: [String(e)]}]));"
     )
-    serious = [v for v in result if v["impact"] in ("serious", "critical")]
+    return [v for v in result if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_when_axe_core_checks_a_page_then_nothing_serious_or_critical_is_found(
+    driver: Any, site: Path, page: str
+) -> None:
+    if not AXE.is_file():
+        pytest.skip("axe-core is missing: run npm install --no-audit --no-fund (make test does)")
+    _open(driver, site, page)
+    serious = _axe(driver)
     assert not serious, f"{page}: {serious}"
 
 
@@ -225,3 +230,96 @@ def test_when_the_window_is_desktop_or_phone_sized_then_nothing_overflows_sidewa
             assert overflow <= 0, f"{page} at {width}px scrolls sideways by {overflow}px"
     finally:
         driver.set_window_size(1200, 900)
+
+
+def test_when_a_release_predates_kept_manifests_then_it_is_listed_without_a_verify_button(
+    driver: Any, before_register: tuple[Path, Any]
+) -> None:
+    site, facts = before_register
+    (earlier,) = facts.earlier_releases
+    _open(driver, site, "releases.html")
+    row = driver.find_element("id", earlier.anchor)
+    assert "manifest not kept (released before the register)" in row.text
+    assert "frailty-study" in row.text
+    assert not row.find_elements("css selector", "button")
+    section = driver.find_element("css selector", ".register-earlier-releases")
+    assert not section.find_elements("css selector", "button, .register-verify")
+    verdicts = _verdicts(driver)  # the kept manifests still verify
+    assert len(verdicts) == 2 and all(v.startswith("valid: Valid") for v in verdicts)
+    assert _errors(driver) == []
+    if AXE.is_file():
+        assert _axe(driver) == []
+    driver.set_window_size(360, 900)
+    try:
+        _open(driver, site, "releases.html")
+        assert driver.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        ) <= 0
+    finally:
+        driver.set_window_size(1200, 900)
+    _open(driver, site, "projects/frailty-study.html")
+    link = driver.find_element("css selector", f'a[href$="#{earlier.anchor}"]')
+    driver.execute_script("arguments[0].click()", link)
+    assert driver.current_url.endswith(f"releases.html#{earlier.anchor}")
+    assert _errors(driver) == []
+
+
+def _check_file(driver: Any, path: Path) -> str:
+    """Choose ``path`` in "Check a manifest you received" and return verdict: message."""
+    driver.execute_script(
+        "const r = document.querySelector('.register-check-file__result');"
+        "r.removeAttribute('data-verdict'); r.textContent = '';"
+    )
+    field = driver.find_element("id", "check-manifest-file")
+    driver.execute_script("arguments[0].value = ''", field)
+    field.send_keys(str(path))
+    driver.set_script_timeout(20)
+    return str(driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "const r = document.querySelector('.register-check-file__result');"
+        "const poll = () => r.dataset.verdict ? done(r.dataset.verdict + ': ' + r.textContent)"
+        " : setTimeout(poll, 50); poll();"
+    ))
+
+
+def test_when_a_received_manifest_file_is_chosen_then_it_is_checked_in_the_browser(
+    driver: Any, site: Path, run: GatewayRun, tmp_path: Path
+) -> None:
+    _open(driver, site, "releases.html")
+    received = tmp_path / "received.manifest.json"
+    received.write_text(run.manifests[1], encoding="utf-8")
+    verdict = _check_file(driver, received)
+    assert verdict.startswith("valid: Valid: this manifest was signed by the gateway"), verdict
+    assert "It is the manifest of release 2 below." in verdict
+
+    indented = tmp_path / "indented.manifest.json"  # as make demo saves it
+    indented.write_text(json.dumps(json.loads(run.manifests[0]), indent=2), encoding="utf-8")
+    verdict = _check_file(driver, indented)
+    assert verdict.startswith("valid: Valid"), verdict
+    same = [i + 1 for i, m in enumerate(run.manifests) if m == run.manifests[0]]
+    if len(same) == 1:
+        assert "It is the manifest of release 1 below." in verdict
+    else:  # the same extract twice within a second: byte-identical manifests
+        assert f"It is the manifest of releases {', '.join(map(str, same[:-1]))} and {same[-1]}" \
+            in verdict
+
+    doc = json.loads(run.manifests[0])
+    doc["rows"] += 1
+    tampered = tmp_path / "tampered.manifest.json"
+    tampered.write_text(json.dumps(doc, sort_keys=True, separators=(",", ":")), encoding="utf-8")
+    verdict = _check_file(driver, tampered)
+    assert verdict.startswith("invalid: Not valid: the signature does not match the contents"), \
+        verdict
+
+    one_byte = tmp_path / "one-byte.manifest.json"
+    text = run.manifests[2]
+    at = text.index('"project":"') + len('"project":"')
+    one_byte.write_text(text[:at] + ("X" if text[at] != "X" else "Y") + text[at + 1 :],
+                        encoding="utf-8")
+    assert _check_file(driver, one_byte).startswith("invalid: Not valid: the signature")
+
+    not_json = tmp_path / "extract.csv"
+    not_json.write_text("person,gp_diagnoses.diagnosis\n", encoding="utf-8")
+    verdict = _check_file(driver, not_json)
+    assert verdict.startswith("invalid: Not valid: it is not valid JSON"), verdict
+    assert _errors(driver) == []

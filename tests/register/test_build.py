@@ -18,7 +18,7 @@ from pseudogate.core.errors import FailedPrecondition
 from pseudogate.core.manifest import Manifest, load_public_keys_pem, verify_manifest_signature
 from pseudogate.register import FEW, PublicKey, RegisterFacts, build_register, shown_count
 from pseudogate.register.site import MARKER
-from tests.register.gateway_run import GatewayRun
+from tests.register.gateway_run import STATEMENTS, GatewayRun
 
 PAGES = ("index.html", "providers.html", "projects.html", "releases.html", "keys.html",
          "projects/frailty-study.html", "projects/housing-study.html")
@@ -100,7 +100,7 @@ def test_when_register_json_is_read_then_it_has_the_shown_figures_of_the_run(
         assert release["content_sha256"] == exact["content_sha256"]
     project = doc["projects"][0]
     assert project["id"] == "frailty-study"
-    assert project["title"] is None and project["legal_basis"] is None
+    assert {k: project[k] for k in STATEMENTS["frailty-study"]} == STATEMENTS["frailty-study"]
     assert project["releases"] == [1, 3]
     assert {"column": "k", "dataset": "", "treatment": project["policy"][-3]["treatment"]} \
         == project["policy"][-3]
@@ -151,27 +151,129 @@ def test_when_the_site_is_scanned_then_no_token_and_no_raw_value_is_in_it(
     assert not found, f"raw values in the site: {found[:5]}"
 
 
-def test_when_a_project_has_public_statements_then_its_page_shows_them(
+def test_when_a_project_states_why_then_its_page_and_the_listing_show_it(site: Path) -> None:
+    """The statements given to CreateProject, on the project's page (escaped) and the list."""
+    page = (site / "projects" / "frailty-study.html").read_text(encoding="utf-8")
+    stated = STATEMENTS["frailty-study"]
+    assert "Frailty &lt;and&gt; falls in older people" in page and "<and>" not in page
+    assert "<h1" in page and "Frailty &lt;and&gt; falls" in page.split("<h1", 1)[1][:200]
+    for line in stated["purpose"].replace("&", "&amp;").split("\n"):
+        assert line in page
+    assert stated["legal_basis"] in page and stated["public_benefit"] in page
+    assert "not recorded" not in page
+    listing = (site / "projects.html").read_text(encoding="utf-8")
+    assert "Social care and health" in listing
+
+
+def test_when_a_catalog_predates_public_statements_then_its_projects_show_not_recorded(
     run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
 ) -> None:
-    """Columns added to the projects table later (title, purpose...) are shown when present."""
+    """A catalog made before the statements existed gets the columns (NULL) when opened."""
     data = tmp_path / "data"
     shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
     with sqlite3.connect(data / "catalog.sqlite3") as db:
         for column in ("title", "purpose", "legal_basis", "public_benefit"):
-            db.execute(f"ALTER TABLE projects ADD COLUMN {column} TEXT")
-        db.execute(
-            "UPDATE projects SET title = ?, purpose = ?, legal_basis = ? WHERE id = ?",
-            ("Frailty <and> falls", "Why older people fall", "UK GDPR Art. 6(1)(e)",
-             "frailty-study"),
-        )
-    build_register(data, tmp_path / "site", public_keys=public_keys)
-    page = (tmp_path / "site" / "projects" / "frailty-study.html").read_text(encoding="utf-8")
-    assert "Frailty &lt;and&gt; falls" in page and "<and>" not in page
-    assert "UK GDPR Art. 6(1)(e)" in page
-    assert page.count("not recorded") == 1  # public benefit only
-    other = (tmp_path / "site" / "projects" / "housing-study.html").read_text(encoding="utf-8")
-    assert other.count("not recorded") == 4
+            db.execute(f"ALTER TABLE projects DROP COLUMN {column}")
+    facts = build_register(data, tmp_path / "site", public_keys=public_keys)
+    assert all(set(p.statements.values()) == {None} for p in facts.projects)
+    for project in ("frailty-study", "housing-study"):
+        page = (tmp_path / "site" / "projects" / f"{project}.html").read_text(encoding="utf-8")
+        assert page.count("not recorded") == 4
+        assert "Frailty" not in page
+    doc = json.loads((tmp_path / "site" / "register.json").read_text(encoding="utf-8"))
+    for project in doc["projects"]:
+        assert [project[k] for k in STATEMENTS["frailty-study"]] == [None] * 4
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        columns = {r[1] for r in db.execute("PRAGMA table_info(projects)")}
+    assert {"title", "purpose", "legal_basis", "public_benefit"} <= columns
+
+
+def test_when_a_release_predates_kept_manifests_then_the_audit_log_lists_it(
+    run: GatewayRun, before_register: tuple[Path, RegisterFacts]
+) -> None:
+    site, facts = before_register
+    first = json.loads(run.manifests[0])
+    assert [r.id for r in facts.releases] == [2, 3]
+    (earlier,) = facts.earlier_releases
+    assert earlier.project == "frailty-study" and earlier.rows == shown_count(first["rows"])
+    assert earlier.created_at[:19] == first["created_at"][:19]
+    assert facts.summary["releases"] == 3
+    assert sum(n for _, n in facts.releases_per_month()) == 3
+
+    doc = json.loads((site / "register.json").read_text(encoding="utf-8"))
+    assert doc["summary"]["releases"] == 3
+    assert [r["id"] for r in doc["releases"]] == [2, 3]
+    assert doc["earlier_releases"] == [{
+        "audit_seq": earlier.audit_seq, "project": "frailty-study",
+        "created_at": earlier.created_at, "rows": shown_count(first["rows"]),
+        "manifest": None, "note": "manifest not kept (released before the register)",
+    }]
+    frailty = next(p for p in doc["projects"] if p["id"] == "frailty-study")
+    assert frailty["releases"] == [3] and frailty["earlier_releases"] == [earlier.audit_seq]
+    assert not (site / "releases" / "1.manifest.json").exists()
+
+    page = (site / "releases.html").read_text(encoding="utf-8")
+    section = page.split("Releases made before this register", 1)[1]
+    row = re.search(rf'<tr[^>]*id="earlier-release-{earlier.audit_seq}".*?</tr>', section, re.DOTALL)
+    assert row is not None
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.DOTALL)
+    assert earlier.created_at[:10] in cells[0] and "frailty-study" in cells[1]
+    shown = shown_count(first["rows"])
+    assert cells[2] == (f"{shown:,}" if isinstance(shown, int) else "&lt;10")
+    assert cells[3] == "manifest not kept (released before the register)"
+    assert "Verify" not in section and "data-verify" not in section and "<button" not in section
+    assert page.count('data-module="register-verify"') == 2  # the two kept manifests only
+    project_page = (site / "projects" / "frailty-study.html").read_text(encoding="utf-8")
+    assert f'releases.html#earlier-release-{earlier.audit_seq}"' in project_page
+    assert "manifest not kept (released before the register)" in project_page
+    feed = (site / "feed.atom").read_text(encoding="utf-8")
+    assert f"urn:pseudogate:register:audit-event:{earlier.audit_seq}" in feed
+    assert feed.count("<entry>") == 3
+
+
+def _without_manifests(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path, where: str
+) -> RegisterFacts:
+    data = tmp_path / "data"
+    shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        db.execute(f"DELETE FROM released_manifests WHERE {where}")
+    return build_register(data, tmp_path / "site", public_keys=public_keys)
+
+
+def test_when_no_manifest_was_kept_then_every_release_is_listed_from_the_audit_log(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
+) -> None:
+    facts = _without_manifests(run, public_keys, tmp_path, "1 = 1")
+    assert facts.releases == ()
+    assert [(r.project, r.rows) for r in facts.earlier_releases] == [
+        (json.loads(m)["project"], shown_count(json.loads(m)["rows"])) for m in run.manifests
+    ]
+    assert facts.summary["releases"] == 3
+    page = (tmp_path / "site" / "releases.html").read_text(encoding="utf-8")
+    assert "No data has been released yet" not in page
+    assert page.count("manifest not kept (released before the register)") == 3
+
+
+def test_when_an_extract_after_the_first_kept_manifest_kept_none_then_it_is_not_a_release(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
+) -> None:
+    """Its manifest is kept before the first row is sent: without one, the extract never left
+    (a crash between its audit event and keeping the manifest)."""
+    facts = _without_manifests(run, public_keys, tmp_path, "id = 3")
+    assert [r.id for r in facts.releases] == [1, 2]
+    assert facts.earlier_releases == ()
+    assert facts.summary["releases"] == 2
+
+
+def test_when_every_manifest_is_kept_then_no_release_is_listed_as_earlier(
+    built: tuple[Path, RegisterFacts],
+) -> None:
+    site, facts = built
+    assert facts.earlier_releases == ()
+    assert "Releases made before this register" not in (site / "releases.html").read_text(
+        encoding="utf-8"
+    )
 
 
 def test_when_the_register_is_rebuilt_then_the_folder_is_replaced_whole(
@@ -267,6 +369,17 @@ def test_when_register_json_is_documented_then_every_field_is_in_docs_register_m
         missing += [k for k in doc[section] if f"`{k}`" not in docs]
     for section in ("providers", "projects", "releases", "optout_snapshots", "signing_keys"):
         missing += [k for k in doc[section][0] if f"`{k}`" not in docs]
+    assert not missing, f"register.json fields missing from docs/register.md: {missing}"
+
+
+def test_when_earlier_releases_are_in_register_json_then_their_fields_are_documented(
+    before_register: tuple[Path, RegisterFacts],
+) -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "register.md").read_text(
+        encoding="utf-8"
+    )
+    doc = json.loads((before_register[0] / "register.json").read_text(encoding="utf-8"))
+    missing = [k for k in doc["earlier_releases"][0] if f"`{k}`" not in docs]
     assert not missing, f"register.json fields missing from docs/register.md: {missing}"
 
 

@@ -18,6 +18,7 @@ from pseudogate.service.server import GatewayServer
 from pseudogate.tools.demo import GP_POLICY
 from pseudogate.tools.synthetic import make_people
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc, dataset_pb2, dataset_pb2_grpc
+from tests.statements import STATEMENT_ARGS, STATEMENTS
 
 from ..anonymity.test_policy_bounds import DEEP_FLOW, HUGE_K
 
@@ -71,6 +72,7 @@ def test_when_a_project_policy_is_unbounded_then_create_project_is_invalid_argum
 ) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         admin_pb2_grpc.AdminServiceStub(chan).CreateProject(admin_pb2.CreateProjectRequest(
+            **STATEMENTS,
             project="p1", researcher="uni", datasets=["gp"], policy_yaml=text, expires=EXPIRES))
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert (caught.value.details() or "").startswith("policy for project 'p1' line ")
@@ -82,6 +84,7 @@ def test_when_the_researcher_cannot_be_a_certificate_organisation_then_invalid_a
 ) -> None:
     with pytest.raises(grpc.RpcError) as caught:
         admin_pb2_grpc.AdminServiceStub(chan).CreateProject(admin_pb2.CreateProjectRequest(
+            **STATEMENTS,
             project="p2", researcher=researcher, datasets=["gp"],
             policy_yaml="version: 1\nname: x\ncolumns:\n  person: {action: keep}\n",
             expires=EXPIRES))
@@ -166,7 +169,7 @@ def test_when_project_create_names_a_malformed_researcher_then_exit_2_naming_the
 
     policy = tmp_path / "extract.yaml"
     policy.write_text("version: 1\nname: x\ncolumns:\n  person: {action: keep}\n", encoding="utf-8")
-    code = main(["project", "create", "--server", gateway.address, "--insecure", "--id", "p3",
+    code = main(["project", "create", *STATEMENT_ARGS, "--server", gateway.address, "--insecure", "--id", "p3",
                  "--researcher", researcher, "--datasets", "gp", "--policy", str(policy),
                  "--expires", EXPIRES])
     err = capsys.readouterr().err

@@ -33,6 +33,7 @@ from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 from pseudogate.tools.demo import COUNCIL_POLICY, GP_POLICY
 from pseudogate.tools.synthetic import make_people, messy_nhs_number, messy_postcode
+from tests.statements import STATEMENT_ARGS
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE_KEYS = json.loads((ROOT / "keys_example" / "keyring.json").read_text())
@@ -132,7 +133,7 @@ def populated(world: World) -> dict[str, object]:
     assert world.run("optout", "import", *world.server, "--input", str(world.base / "optouts.csv")) == 0
     (world.base / "extract.yaml").write_text(EXTRACT_POLICY, encoding="utf-8")
     for project in ("study-a", "study-b"):
-        assert world.run("project", "create", *world.server, "--id", project, "--researcher",
+        assert world.run("project", "create", *STATEMENT_ARGS, *world.server, "--id", project, "--researcher",
                          "uni-bangor", "--datasets", "gp_diagnoses,council_care", "--policy",
                          str(world.base / "extract.yaml"), "--expires", "2099-01-01") == 0
     return {"people": people, "gp": gp, "council": council, "opted": opted}
@@ -269,7 +270,7 @@ def test_when_a_project_passes_its_expiry_date_then_extracts_are_refused(
                                           ("council_care", "council-ingest", "council.csv")):
             assert main(["submit", *server, "--dataset", dataset, "--policy", policy,
                          "--organisation", "org-a", "--input", str(world.base / csv_name)]) == 0
-        assert main(["project", "create", *server, "--id", "short-study", "--researcher",
+        assert main(["project", "create", *STATEMENT_ARGS, *server, "--id", "short-study", "--researcher",
                      "uni-bangor", "--datasets", "gp_diagnoses,council_care", "--policy",
                      str(world.base / "extract.yaml"), "--expires", today.isoformat()]) == 0
         args = ["extract", *server, "--project", "short-study", "--manifest", str(tmp_path / "m.json")]
@@ -316,7 +317,7 @@ def test_when_a_project_policy_uses_a_tree_file_then_the_cli_sends_it_and_finger
     )
     assert main(["policy", "check", str(policy)]) == 0
     local = capsys.readouterr().out
-    assert world.run("project", "create", *world.server, "--id", "tree-study", "--researcher",
+    assert world.run("project", "create", *STATEMENT_ARGS, *world.server, "--id", "tree-study", "--researcher",
                      "uni-bangor", "--datasets", "gp_diagnoses,council_care", "--policy",
                      str(policy), "--expires", "2099-01-01") == 0
     created = capsys.readouterr().out

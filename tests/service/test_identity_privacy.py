@@ -32,6 +32,7 @@ from pseudogate.core.identity import (
 from pseudogate.core.names import ENCODING_COLUMN
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.tools.synthetic import nhs_number
+from tests.statements import STATEMENT_ARGS
 
 CARE_POLICY = """\
 version: 1
@@ -203,7 +204,7 @@ def test_when_identity_fields_are_submitted_then_no_raw_value_is_stored_or_logge
     assert "row 3" in world.shown[-1] and "invalid_check_digit" in world.shown[-1]
 
     (base / "extract.yaml").write_text(EXTRACT_POLICY, encoding="utf-8")
-    assert _run(world, capsys, "project", "create", *world.server, "--id", "identity-study",
+    assert _run(world, capsys, "project", "create", *STATEMENT_ARGS, *world.server, "--id", "identity-study",
                 "--researcher", "uni-bangor", "--datasets", "care,housing", "--policy",
                 str(base / "extract.yaml"), "--expires", "2099-01-01") == 0
     extract = base / "extract.csv"

@@ -15,6 +15,7 @@ from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 from pseudogate.tools.demo import GP_POLICY
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc, dataset_pb2_grpc
+from tests.statements import STATEMENT_ARGS, STATEMENTS
 
 from .test_edge_validation import gp_table, submission
 
@@ -55,7 +56,7 @@ def admin(gateway: GatewayServer) -> Iterator[admin_pb2_grpc.AdminServiceStub]:
 
 
 def _request(project: str, **linkage: object) -> admin_pb2.CreateProjectRequest:
-    return admin_pb2.CreateProjectRequest(project=project, researcher="uni", datasets=["gp"],
+    return admin_pb2.CreateProjectRequest(**STATEMENTS, project=project, researcher="uni", datasets=["gp"],
                                           policy_yaml=POLICY, expires=EXPIRES, **linkage)
 
 
@@ -100,7 +101,7 @@ def test_when_the_cli_creates_a_probabilistic_project_then_it_prints_the_method(
 ) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY, encoding="utf-8")
-    args = ["project", "create", "--server", gateway.address, "--insecure", "--researcher",
+    args = ["project", "create", *STATEMENT_ARGS, "--server", gateway.address, "--insecure", "--researcher",
             "uni", "--datasets", "gp", "--policy", str(policy), "--expires", EXPIRES]
     assert main([*args, "--id", "cli-prob", "--linkage", "probabilistic",
                  "--linkage-threshold", "0.8"]) == 0
@@ -122,7 +123,7 @@ def test_when_the_cli_gets_linkage_options_that_do_not_fit_then_it_refuses_befor
 ) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(POLICY, encoding="utf-8")
-    code = main(["project", "create", "--server", "127.0.0.1:1", "--insecure", "--id", "x",
+    code = main(["project", "create", *STATEMENT_ARGS, "--server", "127.0.0.1:1", "--insecure", "--id", "x",
                  "--researcher", "uni", "--datasets", "gp", "--policy", str(policy),
                  "--expires", EXPIRES, *extra])
     assert code == 2 and message in capsys.readouterr().err
@@ -132,7 +133,7 @@ def test_when_the_cli_gets_an_unknown_method_then_argparse_lists_the_choices(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     with pytest.raises(SystemExit) as caught:
-        main(["project", "create", "--id", "x", "--researcher", "uni", "--datasets", "gp",
+        main(["project", "create", *STATEMENT_ARGS, "--id", "x", "--researcher", "uni", "--datasets", "gp",
               "--policy", "p.yaml", "--expires", EXPIRES, "--linkage", "fuzzy"])
     assert caught.value.code == 2
     assert "choose from 'exact', 'probabilistic'" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from pseudogate.v1 import (
     extract_pb2,
     extract_pb2_grpc,
 )
+from tests.statements import STATEMENTS
 from tests.store.helpers import GP_POLICY, gp_columns, ipc, people
 
 MOMENT = dt.datetime(2025, 6, 1, 10, 30, 15, 125_999, tzinfo=dt.timezone(dt.timedelta(hours=1)))
@@ -64,6 +65,7 @@ def test_when_a_fixed_clock_is_injected_then_every_stamped_time_is_that_moment(
             assert submitted.version == 1
             admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
                 admin_pb2.CreateProjectRequest(
+                    **STATEMENTS,
                     project="study", researcher="uni-bangor", datasets=["gp_diagnoses"],
                     policy_yaml=PROJECT_POLICY, expires="2025-06-01",  # today by the clock
                 )
@@ -105,6 +107,7 @@ def test_when_the_clock_passes_the_expiry_day_then_the_extract_is_refused(tmp_pa
             )
             admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
                 admin_pb2.CreateProjectRequest(
+                    **STATEMENTS,
                     project="study", researcher="uni-bangor", datasets=["gp_diagnoses"],
                     policy_yaml=PROJECT_POLICY, expires="2025-06-01",
                 )

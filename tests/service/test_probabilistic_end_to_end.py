@@ -22,6 +22,7 @@ from pseudogate.cli import main
 from pseudogate.service.app import GatewaySettings, start_gateway
 from pseudogate.service.server import GatewayServer
 from pseudogate.tools.synthetic import Person, make_people, messy_nhs_number
+from tests.statements import STATEMENT_ARGS
 
 from .test_end_to_end import _token
 
@@ -182,7 +183,7 @@ def populated(world: World) -> World:
                [[people[i].nhs_number] for i in OPTED])
     (world.base / "extract.yaml").write_text(EXTRACT_POLICY, encoding="utf-8")
     for project, linkage in (("fire-exact", []), ("fire-prob", ["--linkage", "probabilistic"])):
-        code = world.run("project", "create", *world.server, "--id", project, "--researcher",
+        code = world.run("project", "create", *STATEMENT_ARGS, *world.server, "--id", project, "--researcher",
                          "uni-bangor", "--datasets", "fire,gp,hospital", "--policy",
                          str(world.base / "extract.yaml"), "--expires", "2099-01-01", *linkage)
         assert code == (0 if linkage else 1)  # exact: fire has no NHS numbers to join on

@@ -43,6 +43,7 @@ from pseudogate.v1 import (
     rights_pb2,
     rights_pb2_grpc,
 )
+from tests.statements import STATEMENTS
 from tests.store.helpers import (
     COUNCIL_POLICY,
     GP_POLICY,
@@ -137,6 +138,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         _submit(w, COUNCIL, "council_services", "council", ipc(council_columns(w.council_people)))
         with w.channel(OPS) as ch:
             admin_pb2_grpc.AdminServiceStub(ch).CreateProject(admin_pb2.CreateProjectRequest(
+                **STATEMENTS,
                 project="study", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
                 policy_yaml=PROJECT_POLICY, expires="2099-01-01",
             ), timeout=30)
@@ -233,6 +235,7 @@ def test_when_an_auditor_of_another_organisation_approves_a_subject_access_then_
     assert [(d["dataset"], d["version"], d["records"], d["organisation"]) for d in report["datasets"]] == [
         ("council_services", 1, 1, COUNCIL), ("gp_diagnoses", 1, 1, GP)]
     assert [p["project"] for p in report["projects"]] == ["study"]
+    assert report["projects"][0]["title"] == STATEMENTS["title"]
     (extract,) = report["projects"][0]["extracts"]
     assert extract["outcome"] == "included"
     assert extract["optout_snapshot"] == 1
@@ -539,10 +542,12 @@ def test_when_the_project_has_expired_or_is_probabilistic_then_reidentification_
     with w.channel(OPS) as ch:
         stub = admin_pb2_grpc.AdminServiceStub(ch)
         stub.CreateProject(admin_pb2.CreateProjectRequest(
+                **STATEMENTS,
             project="short", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
             policy_yaml=PROJECT_POLICY.replace("name: study", "name: short"),
             expires="2026-03-03"), timeout=30)
         stub.CreateProject(admin_pb2.CreateProjectRequest(
+                **STATEMENTS,
             project="fuzzy", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
             policy_yaml=PROJECT_POLICY.replace("name: study", "name: fuzzy"),
             expires="2099-01-01", linkage="probabilistic"), timeout=30)

@@ -25,6 +25,7 @@ from pseudogate.service.server import GatewayServer
 from pseudogate.store.catalog import Catalog
 from pseudogate.tools.synthetic import nhs_number
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc, dataset_pb2, dataset_pb2_grpc
+from tests.statements import STATEMENTS
 from tests.store.helpers import GP_POLICY, gp_columns, ipc, people
 
 ADMIN = "/pseudogate.v1.AdminService/"
@@ -77,6 +78,7 @@ def _submit(channel: grpc.Channel, rows: int = 6) -> dataset_pb2.SubmitDatasetRe
 def _create_project(channel: grpc.Channel, project: str) -> admin_pb2.CreateProjectResponse:
     return admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
         admin_pb2.CreateProjectRequest(
+            **STATEMENTS,
             project=project, researcher="uni-bangor", datasets=["gp_diagnoses"],
             policy_yaml=PROJECT_POLICY, expires="2099-01-01",
         )
@@ -164,7 +166,7 @@ def test_when_state_changes_are_audited_then_events_carry_what_an_auditor_needs(
     assert project_event["key_ids"] == {"project": created.project_key_id}
     assert {k: v for k, v in project_event["details"].items() if k != "change"} == {
         "researcher": "uni-bangor", "datasets": ["gp_diagnoses"], "domain": "person",
-        "expires": "2099-01-01", "linkage": "exact",
+        "expires": "2099-01-01", "linkage": "exact", **STATEMENTS,
     }
     changes = [e["details"]["change"] for e in (submit_event, import_event, project_event)]
     assert len(set(changes)) == 3 and set(changes) <= applied

@@ -13,6 +13,7 @@ from pseudogate.core.policy import Policy
 from pseudogate.gateway import Store
 from pseudogate.gateway.changes import ChangeFacts
 from pseudogate.store.catalog import Catalog
+from tests.statements import STATEMENTS
 
 from .helpers import files_under, gp_columns, ipc, people, submit
 
@@ -86,14 +87,15 @@ def test_when_a_submission_is_recorded_then_the_facts_name_the_version_it_create
 
 def test_when_the_event_cannot_be_recorded_then_no_project_is_stored(populated: Store) -> None:
     with pytest.raises(Unavailable):
-        populated.create_project(**_project(), record=_refuse)
+        populated.create_project(**STATEMENTS, **_project(), record=_refuse)
     assert populated.catalog.project("p1") is None
     recorded = Recorded()
-    record = populated.create_project(**_project(), record=recorded)
+    record = populated.create_project(**STATEMENTS, **_project(), record=recorded)
     (facts,) = recorded.facts
     assert facts.project == "p1" and facts.key_ids == {"project": record.project_key_id}
     assert facts.details == {"researcher": "uni", "datasets": ["gp_diagnoses"],
-                             "domain": "person", "expires": "2025-12-31", "linkage": "exact"}
+                             "domain": "person", "expires": "2025-12-31", "linkage": "exact",
+                             **STATEMENTS}
 
 
 def test_when_the_event_cannot_be_recorded_then_the_previous_snapshot_stays_latest(

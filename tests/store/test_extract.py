@@ -23,6 +23,7 @@ from pseudogate.core.keyring import Keyring, Purpose
 from pseudogate.core.manifest import MANIFEST_FIELDS, ManifestKeyIds
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import (
     COUNCIL_POLICY,
@@ -98,7 +99,7 @@ def _populate(store: Store, *, gp: list[dict[str, str]], council: list[dict[str,
 
 def _project(store: Store, project_id: str = "p1", *, policy: str = EXTRACT_POLICY,
              researcher: str = "uni", expires: str = "2025-12-31") -> None:
-    store.create_project(project_id=project_id, researcher=researcher,
+    store.create_project(**STATEMENTS, project_id=project_id, researcher=researcher,
                          datasets=["gp_diagnoses", "social_care"], policy_text=policy,
                          policy_files={}, expires=expires)
 
@@ -261,7 +262,7 @@ def test_when_a_dataset_has_no_column_under_the_project_domain_then_project_is_r
     _populate(raw_store, gp=people(4), council=people(4))
     with pytest.raises(FailedPrecondition, match="'social_care' .* 0 columns tokenised under "
                        "domain 'email'"):
-        raw_store.create_project(project_id="p2", researcher="uni", datasets=["gp_diagnoses", "social_care"],
+        raw_store.create_project(**STATEMENTS, project_id="p2", researcher="uni", datasets=["gp_diagnoses", "social_care"],
                      policy_text=IDENTITY_POLICY, policy_files={}, expires="2025-12-31",
                      domain="email")
 
@@ -300,7 +301,7 @@ def test_when_three_datasets_join_then_matches_multiply_per_first_dataset_row(
     _populate(raw_store, gp=gp, council=council)
     submit(raw_store, "ae_visits", "council", "council-org", ipc(council_columns(ae)))
     policy = IDENTITY_POLICY.replace("privacy:", "  ae_visits.service: {action: keep}\nprivacy:")
-    raw_store.create_project(project_id="p3", researcher="uni",
+    raw_store.create_project(**STATEMENTS, project_id="p3", researcher="uni",
                              datasets=["gp_diagnoses", "social_care", "ae_visits"],
                              policy_text=policy, policy_files={}, expires="2025-12-31")
     extract = raw_store.build_extract("p3", organisation="uni")

@@ -14,6 +14,7 @@ from pseudogate.core.names import ENCODING_COLUMN
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.gateway import ColumnInfo, Store, VersionRecord
 from pseudogate.gateway.join import join_layout, left_join
+from tests.statements import STATEMENTS
 
 from .helpers import Clock, ipc, linkage_token, project_token, submit
 from .test_extract import identity
@@ -87,7 +88,7 @@ def test_when_an_exact_project_joins_records_without_nhs_numbers_then_none_link_
     submit(raw_store, "care_b", "care", "council",
            ipc({"nhs": ["", NUMBER, ""], "forename": ["Gareth", "Siân", "Mei"],
                 "dob": ["1980-02-03", "1970-01-01", ""], "service": ["b1", "b2", "b3"]}))
-    raw_store.create_project(project_id="p1", researcher="uni", datasets=["care_a", "care_b"],
+    raw_store.create_project(**STATEMENTS, project_id="p1", researcher="uni", datasets=["care_a", "care_b"],
                              policy_text=EXTRACT, policy_files={}, expires="2025-12-31")
     extract = raw_store.build_extract("p1", organisation="uni")
     assert extract.header == ["person", "care_a.service", "care_b.service"]
@@ -125,7 +126,7 @@ def test_when_people_opted_out_then_records_without_a_number_are_neither_removed
            ipc({"nhs": ["", other], "forename": ["e", "f"], "dob": ["", ""],
                 "service": ["b1", "b2"]}))
     raw_store.import_optouts([NUMBER])
-    raw_store.create_project(project_id="p1", researcher="uni", datasets=["care_a", "care_b"],
+    raw_store.create_project(**STATEMENTS, project_id="p1", researcher="uni", datasets=["care_a", "care_b"],
                              policy_text=EXTRACT, policy_files={}, expires="2025-12-31")
     extract = raw_store.build_extract("p1", organisation="uni")
     person = project_token("p1", linkage_token(other))

@@ -13,6 +13,7 @@ from pseudogate.core.arrow_ipc import ipc_stream_bytes
 from pseudogate.core.columns import invalid_utf8_rows, valid_text
 from pseudogate.core.errors import RowErrors
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import files_under, gp_columns, people, submit
 
@@ -109,7 +110,7 @@ def test_when_a_stored_version_holds_invalid_utf8_then_extracts_are_refused_clea
     submit(store, "gp_diagnoses", "gp", "gp-org", ipc_stream_bytes(_table(gp_columns(people(3)), {})))
     submit(store, "social_care", "council", "council-org",
            ipc_stream_bytes(_table(council_columns(people(3)), {})))
-    store.create_project(project_id="p1", researcher="uni",
+    store.create_project(**STATEMENTS, project_id="p1", researcher="uni",
                          datasets=["gp_diagnoses", "social_care"], policy_text=POLICY,
                          expires="2025-12-31")
     version = store.catalog.latest_version("gp_diagnoses")

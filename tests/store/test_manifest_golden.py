@@ -15,6 +15,7 @@ from pseudogate.core.keyring import Keyring
 from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
 from pseudogate.core.policy import Policy
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import Clock, council_columns, gp_columns, ipc, people, submit
 from .test_extract import EXTRACT_POLICY, IDENTITY_POLICY, identity
@@ -28,7 +29,7 @@ def _populate(store: Store, folk: list[dict[str, str]], gp: slice, council: slic
 
 
 def _project(store: Store, policy: str) -> None:
-    store.create_project(project_id="p1", researcher="uni",
+    store.create_project(**STATEMENTS, project_id="p1", researcher="uni",
                          datasets=["gp_diagnoses", "social_care"], policy_text=policy,
                          policy_files={}, expires="2025-12-31")
 

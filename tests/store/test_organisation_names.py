@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from pseudogate.core.authz import ORG_RE, check_organisation, spiffe_uri
 from pseudogate.core.errors import InvalidInput
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import council_columns, gp_columns, ipc, people, submit
 from .test_projects import POLICY
@@ -28,7 +29,7 @@ def test_when_the_researcher_is_not_a_certificate_organisation_then_the_project_
     populated: Store, researcher: str
 ) -> None:
     with pytest.raises(InvalidInput, match="researcher organisation must be") as caught:
-        populated.create_project(project_id="p1", researcher=researcher,
+        populated.create_project(**STATEMENTS, project_id="p1", researcher=researcher,
                                  datasets=["gp_diagnoses", "social_care"], policy_text=POLICY,
                                  expires="2025-12-31")
     if researcher.strip():

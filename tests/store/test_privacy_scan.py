@@ -13,6 +13,7 @@ from pseudogate.core.errors import RowErrors
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import parse_policy
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import GP_POLICY, Clock, council_columns, gp_columns, ipc, people, submit
 
@@ -78,7 +79,7 @@ def test_when_story_is_complete_then_no_raw_identifier_is_on_disk(
     with pytest.raises(RowErrors):
         submit(store, "gp_diagnoses", "gp", "gp-org", ipc(broken))
     store.import_optouts([p["nhs_number"] for p in folk[:10]])
-    store.create_project(project_id="scan", researcher="uni",
+    store.create_project(**STATEMENTS, project_id="scan", researcher="uni",
                          datasets=["gp_diagnoses", "social_care"], policy_text=EXTRACT_POLICY,
                          policy_files={}, expires="2025-12-31")
     extract = store.build_extract("scan", organisation="uni")

@@ -33,6 +33,7 @@ from pseudogate.gateway import clusters as clusters_module
 from pseudogate.gateway.changes import ChangeFacts
 from pseudogate.store.catalog import ColumnInfo, VersionRecord
 from pseudogate.tools.synthetic import Person, make_people
+from tests.statements import STATEMENTS
 
 from .helpers import LINKAGE_KEY, Clock, keyring_document, linkage_token, project_token
 from .test_extract import identity
@@ -143,7 +144,7 @@ def _populate(store: Store, folk: list[Person]) -> None:
 def _project(store: Store, *, datasets: Sequence[str] = ("fire", "gp"), policy: str = EXTRACT,
              linkage: str = "probabilistic", threshold: float | None = None,
              project_id: str = "p1") -> None:
-    store.create_project(project_id=project_id, researcher="uni", datasets=list(datasets),
+    store.create_project(**STATEMENTS, project_id=project_id, researcher="uni", datasets=list(datasets),
                          policy_text=policy, policy_files={}, expires="2025-12-31",
                          linkage=linkage, linkage_threshold=threshold)
 
@@ -168,6 +169,7 @@ def reference_cluster_token(dataset: str, row: int, record: bytes) -> str:
 def test_when_a_project_is_created_without_linkage_then_it_is_exact(raw_store: Store) -> None:
     put_version(raw_store, "gp", kept={"diagnosis": ["D1"]}, nhs=["9434765919"])
     raw_store.create_project(
+        **STATEMENTS,
         project_id="p0", researcher="uni", datasets=["gp"], policy_files={},
         policy_text=EXTRACT.replace("  fire.visit:          {action: keep}\n", ""),
         expires="2025-12-31",
@@ -244,13 +246,14 @@ def test_when_a_project_is_created_then_its_audit_details_record_the_linkage(
 ) -> None:
     _populate(raw_store, folk)
     recorded: list[ChangeFacts] = []
-    raw_store.create_project(project_id="p1", researcher="uni", datasets=["fire", "gp"],
+    raw_store.create_project(**STATEMENTS, project_id="p1", researcher="uni", datasets=["fire", "gp"],
                              policy_text=EXTRACT, policy_files={}, expires="2025-12-31",
                              linkage="probabilistic", linkage_threshold=0.7,
                              record=recorded.append)
     details = recorded[0].details
     assert details is not None
     assert details["linkage"] == "probabilistic" and details["linkage_threshold"] == 0.7
+    assert {name: details[name] for name in STATEMENTS} == STATEMENTS
     assert details_ok(details)
 
 
@@ -405,7 +408,7 @@ def test_when_a_catalog_predates_linkage_methods_then_its_projects_stay_exact(
     with Store.open(data_dir, keyring=keyring, policies=policies, clock=clock,
                     anonymiser=identity) as store:
         put_version(store, "gp", kept={"diagnosis": ["D1"]}, nhs=["9434765919"])
-        store.create_project(project_id="old", researcher="uni", datasets=["gp"],
+        store.create_project(**STATEMENTS, project_id="old", researcher="uni", datasets=["gp"],
                              policy_text=policy, policy_files={}, expires="2025-12-31")
         before = store.build_extract("old", organisation="uni").manifest.content_sha256
     with sqlite3.connect(data_dir / "catalog.sqlite3") as db:  # as a catalog made before

@@ -8,6 +8,7 @@ import pytest
 
 from pseudogate.core.errors import AlreadyExists, FailedPrecondition, InvalidInput
 from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
 
 from .helpers import council_columns, gp_columns, ipc, people, submit
 
@@ -35,7 +36,7 @@ def populated(store: Store) -> Store:
 def _create(store: Store, *, policy: str = POLICY, project_id: str = "p1",
             datasets: tuple[str, ...] = ("gp_diagnoses", "social_care"),
             expires: str = "2025-12-31") -> object:
-    return store.create_project(project_id=project_id, researcher="uni", datasets=list(datasets),
+    return store.create_project(**STATEMENTS, project_id=project_id, researcher="uni", datasets=list(datasets),
                                 policy_text=policy, policy_files={}, expires=expires)
 
 

@@ -3,6 +3,8 @@
 An event records who called which RPC, on what, under which policy and keys, how much, and the
 outcome. It never carries an identifier, a token or key material: every field has a fixed shape
 (names match strict patterns, counts are integers), so free text a client typed cannot slip in.
+The one exception is a project's public statements (its title, purpose, legal basis and public
+benefit), published on the register anyway and checked for identifiers (core/statements.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 from pseudogate.core import clock, names
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.identifiers import direct_identifier_in
+from pseudogate.core.statements import statement_text_ok
 
 __all__ = [
     "DETAIL_NAMES",
@@ -123,7 +126,7 @@ def safe_name(value: str | None, *, kind: str) -> str | None:
 #: What each ``details`` entry may hold. Only these names, and only these shapes: names must
 #: match the gateway's name patterns (and are recorded as null when they do not, or when they
 #: are a direct identifier), numbers are non-negative integers, ids are lowercase hex. So no
-#: free text can get in through ``details`` either.
+#: free text can get in through ``details`` either, but for a project's public statements.
 DETAIL_NAMES: Mapping[str, str] = {
     "change": "change_id",  # the random id of a state change (32 lowercase hex digits)
     "reconciles": "integer",  # the seq of the event a follow-up event settles
@@ -147,6 +150,13 @@ DETAIL_NAMES: Mapping[str, str] = {
     "requester_role": "role",  # the role it acted in
     "reason_sha256": "sha256",  # SHA-256 of a stated reason (the catalog keeps the text)
     "request_expires": "time",  # when a pending request expires (RFC 3339 UTC)
+    # A project's public statements (core/statements.py): the one free text the log records,
+    # because it is published anyway; refused at creation when it holds an identifier, and
+    # recorded as null should one ever get this far.
+    "title": "statement",
+    "purpose": "statement",
+    "legal_basis": "statement",
+    "public_benefit": "statement",
 }
 
 _DETAIL_NAME_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -180,16 +190,20 @@ def safe_details(details: Mapping[str, Any]) -> dict[str, Any]:
             out[name] = [_safe_text(v, _DATASET_RE) for v in value]
         elif kind == "integers" and isinstance(value, tuple):
             out[name] = list(value)
+        elif kind == "statement":
+            out[name] = value if statement_text_ok(name, value) else None
         else:
             out[name] = value
     return out
 
 
-def _detail_ok(kind: str, value: Any) -> bool:
+def _detail_ok(kind: str, value: Any, name: str = "") -> bool:
     if kind in _DETAIL_NAME_PATTERNS:
         return value is None or _safe_text(value, _DETAIL_NAME_PATTERNS[kind]) is not None
     if kind == "integer":
         return _is_int(value) and value >= 0
+    if kind == "statement":
+        return value is None or statement_text_ok(name, value)
     if kind == "linkage_method":
         return value in ("exact", "probabilistic")
     if kind == "request_kind":
@@ -224,7 +238,7 @@ def details_ok(value: Any) -> bool:
         isinstance(value, dict)
         and bool(value)
         and all(
-            isinstance(name, str) and name in DETAIL_NAMES and _detail_ok(DETAIL_NAMES[name], v)
+            isinstance(name, str) and name in DETAIL_NAMES and _detail_ok(DETAIL_NAMES[name], v, name)
             for name, v in value.items()
         )
     )

@@ -13,6 +13,7 @@ from pseudogate.core.authz import check_organisation
 from pseudogate.core.linkage_method import LinkageMethod
 from pseudogate.core.names import DEFAULT_DOMAIN
 from pseudogate.core.policy import load_policy
+from pseudogate.core.statements import STATEMENT_FIELDS, STATEMENT_LIMITS, check_statement
 from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.v1 import admin_pb2, admin_pb2_grpc
 
@@ -42,6 +43,30 @@ def register(sub: Any) -> None:
         help="match probability in (0, 1) above which records are one person (probabilistic "
         f"only; default {DEFAULT_THRESHOLD})",
     )
+    public = create.add_argument_group(
+        "public statements",
+        "all four are required and published on the transparency register as written (plain "
+        "text; no NHS number, postcode or email address)",
+    )
+    public.add_argument(
+        "--title", required=True,
+        help=f"a short title for the public (at most {STATEMENT_LIMITS['title']} characters)",
+    )
+    public.add_argument(
+        "--purpose", required=True,
+        help="what the research is for, in plain language "
+        f"(at most {STATEMENT_LIMITS['purpose']} characters)",
+    )
+    public.add_argument(
+        "--legal-basis", required=True,
+        help='the legal basis, e.g. "UK GDPR Art. 6(1)(e) and 9(2)(j)" '
+        f"(at most {STATEMENT_LIMITS['legal_basis']} characters)",
+    )
+    public.add_argument(
+        "--public-benefit", required=True,
+        help="who benefits from the research and how "
+        f"(at most {STATEMENT_LIMITS['public_benefit']} characters)",
+    )
     create.set_defaults(handler=run_create)
 
 
@@ -60,6 +85,10 @@ def run_create(args: argparse.Namespace) -> int:
             fail("--linkage-threshold applies to --linkage probabilistic only")
         if not 0.0 < threshold < 1.0:  # also refuses nan
             fail("--linkage-threshold must be a match probability strictly between 0 and 1")
+    statements = {  # refused here, naming the flag (never the value), before any call
+        name: check_statement(name, getattr(args, name), field="--" + name.replace("_", "-"))
+        for name in STATEMENT_FIELDS
+    }
     policy = load_policy(args.policy)  # validates locally and collects its tree files
     with open_channel(args) as channel, rpc_errors("project creation"):
         reply = admin_pb2_grpc.AdminServiceStub(channel).CreateProject(
@@ -73,6 +102,7 @@ def run_create(args: argparse.Namespace) -> int:
                 domain=args.domain,
                 linkage=args.linkage,
                 linkage_threshold=threshold or 0.0,
+                **statements,
             )
         )
     linkage = reply.linkage or LinkageMethod.EXACT.value

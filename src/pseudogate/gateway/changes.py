@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import pyarrow.compute as pc
 
 from pseudogate.core.errors import AlreadyExists
+from pseudogate.core.statements import STATEMENT_FIELDS
 from pseudogate.gateway.join import PERSON
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow
 
@@ -216,6 +217,13 @@ class PreparedProject:
                         if row.linkage_threshold is None
                         else {"linkage_threshold": row.linkage_threshold}
                     ),
+                    # The public statements, as published (a project created before they were
+                    # required has none; its events never had them).
+                    **{
+                        name: getattr(row, name)
+                        for name in STATEMENT_FIELDS
+                        if getattr(row, name) is not None
+                    },
                 },
             )
 

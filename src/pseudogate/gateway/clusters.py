@@ -109,17 +109,7 @@ def representative_links(
         pa.array([], type=pa.string()))
     token_values = np.asarray(all_tokens.to_numpy(zero_copy_only=False), dtype=object)
     nhs = nhs_codes(token_values.tolist())
-    table = from_encodings(
-        batches,
-        names=[f"dataset {v.dataset!r}" for v in versions],
-        nhs=nhs,
-        # numpy arrays where sequences are asked for: from_encodings takes np.asarray of them
-        source=cast(Sequence[int], np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)),
-        row=cast(Sequence[int], np.concatenate(
-            [np.zeros(0, np.int64), *(np.arange(1, s + 1, dtype=np.int64) for s in sizes)]
-        )),
-    )
-    labels = link(table, threshold=threshold, seed=LINK_SEED).labels
+    labels = _cluster(batches, versions, sizes, nhs, threshold=threshold)
     reps, without = _representatives(
         labels, token_values, versions, batches, sizes, keyring=keyring, key_id=key_id
     )
@@ -130,6 +120,64 @@ def representative_links(
         for i in range(len(sizes))
     )
     return ClusteredLinks(links, len(labels), len(reps), without)
+
+
+def _has_identity(batch: fbf.EncodedRecords) -> npt.NDArray[np.bool_]:
+    """Records with at least one identity field present (any field's flags byte set)."""
+    r = batch.records
+    flags = [name for name in r.dtype.names or () if name.endswith("_flags") and name != "block_flags"]
+    present = np.zeros(len(r), dtype=bool)
+    for name in flags:
+        present |= r[name] != 0
+    return present
+
+
+def _cluster(
+    batches: Sequence[fbf.EncodedRecords],
+    versions: Sequence[VersionRecord],
+    sizes: Sequence[int],
+    nhs: npt.NDArray[np.int64],
+    *,
+    threshold: float,
+) -> npt.NDArray[np.int64]:
+    """A cluster label per record (dataset order, then row order).
+
+    Only records with identity fields go through the engine. A record without any is linked by
+    its NHS token alone: it joins the cluster holding that token, or forms one with the other
+    records of the token; with no token either, it is a person of its own. Leaving such records
+    out changes no hard rule, but keeps them from diluting the engine's model and the average
+    probabilities its clustering merges on (an all-missing record scores low against anyone).
+    """
+    has = [_has_identity(b) for b in batches]
+    source = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+    row = np.concatenate([np.zeros(0, np.int64), *(np.arange(1, s + 1, dtype=np.int64)
+                                                   for s in sizes)])
+    engine = np.concatenate([np.zeros(0, bool), *has])
+    table = from_encodings(
+        [b[np.flatnonzero(h)] for b, h in zip(batches, has, strict=True)],
+        names=[f"dataset {v.dataset!r}" for v in versions],
+        nhs=nhs[engine],
+        # numpy arrays where sequences are asked for: from_encodings takes np.asarray of them
+        source=cast(Sequence[int], source[engine]),
+        row=cast(Sequence[int], row[engine]),
+    )
+    labels = np.full(len(nhs), -1, dtype=np.int64)
+    labels[engine] = link(table, threshold=threshold, seed=LINK_SEED).labels
+    next_label = int(labels.max(initial=-1)) + 1
+    by_token: dict[int, int] = {}
+    for i in np.flatnonzero(engine & (nhs >= 0)).tolist():
+        by_token.setdefault(int(nhs[i]), int(labels[i]))
+    for i in np.flatnonzero(~engine).tolist():
+        code = int(nhs[i])
+        if code < 0:
+            labels[i] = next_label
+            next_label += 1
+            continue
+        if code not in by_token:
+            by_token[code] = next_label
+            next_label += 1
+        labels[i] = by_token[code]
+    return labels
 
 
 def _representatives(

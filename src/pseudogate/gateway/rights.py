@@ -529,9 +529,7 @@ class Rights:
                         "organisation": version.organisation,
                         "submitted_at": version.created_at,
                     })
-        titles = {
-            str(p["id"]): p.get("title") for p in self.catalog.project_fields()
-        }
+        titles = {p.id: p.title for p in self.catalog.projects()}  # None: not recorded
         projects: dict[str, dict[str, Any]] = {}
         for extract in self._released_extracts():
             first = extract.datasets[0]

@@ -42,6 +42,7 @@ from pseudogate.core.names import (
 )
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.core.rights import RightsSettings
+from pseudogate.core.statements import ProjectStatements
 from pseudogate.gateway.changes import (
     ExtractRelease,
     PreparedOptOuts,
@@ -265,15 +266,24 @@ class Store:
         domain: str = DEFAULT_DOMAIN,
         linkage: str = "",
         linkage_threshold: float | None = None,
+        title: str,
+        purpose: str,
+        legal_basis: str,
+        public_benefit: str,
     ) -> PreparedProject:
         """Check a project for registration; its policy must fit the datasets' latest schemas.
 
         ``linkage`` is "exact" (the default, also for "") or "probabilistic";
         ``linkage_threshold`` (probabilistic only; None or 0 for the default) is a match
-        probability in (0, 1). Nothing is stored until the returned change is committed
-        (:mod:`.changes`)."""
+        probability in (0, 1). ``title``, ``purpose``, ``legal_basis`` and ``public_benefit``
+        are the project's public statements, all required (:mod:`pseudogate.core.statements`:
+        published on the register, recorded in the creation's audit event). Nothing is stored
+        until the returned change is committed (:mod:`.changes`)."""
         check_project_id(project_id)
         check_organisation(researcher, field="the researcher organisation")
+        statements = ProjectStatements.checked(
+            title=title, purpose=purpose, legal_basis=legal_basis, public_benefit=public_benefit
+        )
         domain = check_domain(domain or DEFAULT_DOMAIN)
         method = parse_linkage(linkage, linkage_threshold, default_threshold=DEFAULT_THRESHOLD,
                                encoding=ENCODING_NAME)
@@ -307,6 +317,7 @@ class Store:
             created_at=rfc3339(self._clock(), precision="seconds"),
             linkage=method.method.value,
             linkage_threshold=method.threshold,
+            **statements.as_dict(),
         )
         return PreparedProject(self.catalog, row)
 
@@ -322,6 +333,10 @@ class Store:
         domain: str = DEFAULT_DOMAIN,
         linkage: str = "",
         linkage_threshold: float | None = None,
+        title: str,
+        purpose: str,
+        legal_basis: str,
+        public_benefit: str,
         record: Recorder = unaudited,
     ) -> ProjectRecord:
         """:meth:`prepare_project` then commit (``record`` writes the audit event first)."""
@@ -335,6 +350,10 @@ class Store:
             domain=domain,
             linkage=linkage,
             linkage_threshold=linkage_threshold,
+            title=title,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            public_benefit=public_benefit,
         )
         return ProjectRecord.from_row(prepared.commit(record=record))
 
@@ -390,7 +409,7 @@ class Store:
 
     def linkage_report(self, *, domain: str = DEFAULT_DOMAIN) -> dict[str, Any]:
         """Counts only: records and people per dataset, people shared by each pair."""
-        return linkage_report(self.catalog, self.files, domain=domain)
+        return linkage_report(self.catalog, self.files, domain=domain, keyring=self.keyring)
 
     def build_extract(
         self, project_id: str, *, organisation: str | None, today: date | None = None

@@ -128,7 +128,12 @@ def cluster(
         union(a, b)
         merges += 1
 
-    roots = np.fromiter((find(i) for i in range(n)), dtype=np.int64, count=n)
+    roots = np.array(parent, dtype=np.int64)  # every record's root, by pointer jumping
+    while True:
+        up = roots[roots]
+        if np.array_equal(up, roots):
+            break
+        roots = up
     _, first, inverse = np.unique(roots, return_index=True, return_inverse=True)
     rank = np.empty(len(first), dtype=np.int64)
     rank[np.argsort(first, kind="stable")] = np.arange(len(first))

@@ -117,8 +117,9 @@ def levels(table: EncodedRecords, left: I64, right: I64,
         d = dice(bf.bits[left], bf.bits[right], ca, cb)
         cols.append(_bloom_levels(d, bf.present[left] & bf.present[right]))
     for df in table.dates.values():
-        parts = [p.astype(np.int64) for p in (df.day, df.month, df.year)]
-        cols.append(date_levels(*(p[left] for p in parts), *(p[right] for p in parts)))
+        parts = (df.day, df.month, df.year)
+        cols.append(date_levels(*(p[left].astype(np.int64) for p in parts),
+                                *(p[right].astype(np.int64) for p in parts)))
     for ef in table.exact.values():
         a, b = ef.codes[left], ef.codes[right]
         lv = np.where(a == b, 1, 2).astype(np.int8)

@@ -24,8 +24,8 @@ import numpy.typing as npt
 from pseudogate.linkage.comparisons import Comparison
 
 __all__ = [
-    "Contribution", "MatchModel", "all_pairs_prior", "average_m", "em_fit", "estimate_u",
-    "initial_m",
+    "Contribution", "MatchModel", "all_pairs_prior", "all_pairs_prior_binned", "average_m",
+    "em_fit", "estimate_u", "initial_m",
 ]
 
 I8 = npt.NDArray[np.int8]
@@ -155,21 +155,32 @@ def em_fit(
     fixed: Collection[int] = (),
     max_iterations: int = 100,
     tolerance: float = 1e-6,
+    counts: npt.NDArray[np.int64] | None = None,
 ) -> MatchModel:
     """Estimate m and the prior by EM over pairs' levels, u held fixed.
+
+    ``counts``, when given, is the number of pairs with each row of ``levels`` (the rows are
+    then level patterns, as counted by ``pairs.scan_patterns``); the fit is the same as over
+    the pairs themselves.
 
     Comparisons whose index is in ``fixed`` take no part (their levels are treated as null
     and their m is returned as initialised): Splink's rule for the fields of the blocking
     rule that chose the pairs, whose agreement says nothing about matching within them.
     """
     comps = tuple(comparisons)
-    if levels.shape[0] == 0:
+    if levels.shape[0] == 0 or (counts is not None and int(np.sum(counts)) == 0):
         return MatchModel(comps, initial_m(comps), u, prior, 0)
     levels = levels.copy()
     for c in fixed:
         levels[:, c] = 0
-    patterns, counts = np.unique(levels, axis=0, return_counts=True)
-    counts_f = counts.astype(np.float64)
+    counts_f: F64
+    if counts is None:
+        patterns, found = np.unique(levels, axis=0, return_counts=True)
+        counts_f = found.astype(np.float64)
+    else:
+        patterns, inverse = np.unique(levels, axis=0, return_inverse=True)
+        counts_f = np.bincount(inverse.reshape(-1), weights=np.asarray(counts, np.float64),
+                               minlength=len(patterns)).astype(np.float64)
     m = initial_m(comps)
     it = 0
     for it in range(1, max_iterations + 1):
@@ -216,6 +227,22 @@ def all_pairs_prior(weights: F64, total_pairs: int, *, iterations: int = 200) ->
     for _ in range(iterations):
         logit = math.log2(lam / (1 - lam))
         expected = sure + float((1.0 / (1.0 + np.exp2(-(finite + logit)))).sum())
+        new = min(max(expected / max(total_pairs, 1), 1e-15), 0.5)
+        if abs(new - lam) <= 1e-9 * lam:
+            return new
+        lam = new
+    return lam
+
+
+def all_pairs_prior_binned(centres: F64, counts: npt.NDArray[np.int64], sure: int,
+                           total_pairs: int, *, iterations: int = 200) -> float:
+    """:func:`all_pairs_prior` from the candidate pairs' finite weights counted in fine bins
+    (``centres``: the bins' centres; ``sure``: pairs of weight +inf)."""
+    c = np.asarray(counts, dtype=np.float64)
+    lam = max(1.0 / max(total_pairs, 1), 1e-12)
+    for _ in range(iterations):
+        logit = math.log2(lam / (1 - lam))
+        expected = float(sure) + float((c / (1.0 + np.exp2(-(centres + logit)))).sum())
         new = min(max(expected / max(total_pairs, 1), 1e-15), 0.5)
         if abs(new - lam) <= 1e-9 * lam:
             return new

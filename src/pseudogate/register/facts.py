@@ -18,7 +18,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 
@@ -27,15 +26,18 @@ from pseudogate.audit.chain import verify_checkpoint_signature
 from pseudogate.core.errors import FailedPrecondition, VerificationFailed
 from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
 from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.core.statements import STATEMENT_FIELDS
 from pseudogate.register.disclosure import shown_count
 from pseudogate.register.policy_view import PolicyRow, policy_rows
-from pseudogate.store.catalog import Catalog
+from pseudogate.store.catalog import Catalog, ProjectRow
 
 __all__ = [
+    "MANIFEST_NOT_KEPT",
     "NOT_RECORDED",
     "PUBLIC_PROJECT_FIELDS",
     "Checkpoint",
     "DatasetFacts",
+    "EarlierRelease",
     "OptOutFacts",
     "ProjectFacts",
     "ProviderFacts",
@@ -48,8 +50,9 @@ __all__ = [
 
 #: What the register shows for a project field that was never recorded.
 NOT_RECORDED = "not recorded"
-#: The public statements a project may carry (issue 11), read when the catalog has them.
-PUBLIC_PROJECT_FIELDS: tuple[str, ...] = ("title", "purpose", "legal_basis", "public_benefit")
+#: The public statements of a project (core/statements.py); None for a project created before
+#: they were required.
+PUBLIC_PROJECT_FIELDS: tuple[str, ...] = STATEMENT_FIELDS
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,34 @@ class ReleaseFacts:
         return self.created_at[:7]
 
 
+#: What the register says of a release whose manifest the store did not keep.
+MANIFEST_NOT_KEPT = "manifest not kept (released before the register)"
+#: The audit method of an extract.
+_EXTRACT_METHOD = "/pseudogate.v1.ExtractService/CreateExtract"
+
+
+@dataclass(frozen=True)
+class EarlierRelease:
+    """A release made before the store kept manifests, known from its audit event only.
+
+    There is no manifest to publish or verify: the register shows the date, the project and
+    the rows the event recorded (shown; None when the event did not record them).
+    """
+
+    audit_seq: int
+    project: str | None  # None: the event recorded no project name
+    created_at: str  # the audit event's time
+    rows: int | str | None  # shown
+
+    @property
+    def month(self) -> str:
+        return self.created_at[:7]
+
+    @property
+    def anchor(self) -> str:
+        return f"earlier-release-{self.audit_seq}"
+
+
 @dataclass(frozen=True)
 class ProjectFacts:
     id: str
@@ -136,6 +167,7 @@ class ProjectFacts:
     rows: tuple[PolicyRow, ...]
     releases: tuple[int, ...]  # release ids
     people: int | str  # shown: people covered by the project's latest release
+    earlier_releases: tuple[EarlierRelease, ...] = ()  # made before manifests were kept
 
     @property
     def title(self) -> str:
@@ -176,10 +208,13 @@ class RegisterFacts:
     checkpoint: Checkpoint | None
     audit_events: int
     summary: Mapping[str, int | str] = field(default_factory=dict)
+    earlier_releases: tuple[EarlierRelease, ...] = ()  # oldest first
 
     def releases_per_month(self) -> list[tuple[str, int]]:
-        """(YYYY-MM, releases) for every month from the first release to the last."""
-        counts = Counter(r.month for r in self.releases)
+        """(YYYY-MM, releases) for every month from the first release to the last (releases
+        made before manifests were kept included)."""
+        counts = Counter([r.month for r in self.releases]
+                         + [r.month for r in self.earlier_releases])
         if not counts:
             return []
         first, last = min(counts), max(counts)
@@ -208,7 +243,8 @@ def read_facts(
     releases = tuple(_release(r.id, r.project, r.created_at, r.people, r.manifest_json)
                      for r in catalog.released_manifests())
     _check_signatures(releases, public_keys)
-    projects = tuple(_project(fields, releases, today) for fields in catalog.project_fields())
+    earlier = _earlier_releases(data_dir / AUDIT_DB_NAME, releases)
+    projects = tuple(_project(row, releases, earlier, today) for row in catalog.projects())
     optouts = tuple(
         OptOutFacts(s.id, s.domain, s.created_at, shown_count(s.count))
         for s in catalog.optout_snapshots()
@@ -222,7 +258,7 @@ def read_facts(
         "organisations": len(providers),
         "datasets": sum(len(p.datasets) for p in providers),
         "projects": len(projects),
-        "releases": len(releases),
+        "releases": len(releases) + len(earlier),
         "records": shown_count(records),
         "people_opted_out": shown_count(sum(s.count for s in latest_optouts.values())),
     }
@@ -236,6 +272,7 @@ def read_facts(
         checkpoint=checkpoint,
         audit_events=events,
         summary=summary,
+        earlier_releases=earlier,
     )
 
 
@@ -312,35 +349,31 @@ def _check_checkpoint(checkpoint: Checkpoint, public_keys: Sequence[PublicKey]) 
 
 
 def _project(
-    fields: Mapping[str, Any], releases: Sequence[ReleaseFacts], today: date
+    row: ProjectRow,
+    releases: Sequence[ReleaseFacts],
+    earlier: Sequence[EarlierRelease],
+    today: date,
 ) -> ProjectFacts:
-    project_id = str(fields["id"])
-    files = {k: bytes.fromhex(v) for k, v in json.loads(fields["policy_files_json"]).items()}
-    policy = parse_policy(
-        fields["policy_text"], files=files, origin=f"for project {project_id!r}"
-    )
-    own = [r for r in releases if r.project == project_id]
-    statements = {
-        name: (str(fields[name]) if fields.get(name) not in (None, "") else None)
-        for name in PUBLIC_PROJECT_FIELDS
-    }
-    expires = str(fields["expires"])
+    policy = parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")
+    own = [r for r in releases if r.project == row.id]
+    statements = {name: getattr(row, name) or None for name in PUBLIC_PROJECT_FIELDS}
     return ProjectFacts(
-        id=project_id,
-        researcher=str(fields["researcher"]),
-        datasets=tuple(json.loads(fields["datasets_json"])),
-        domain=str(fields["domain"]),
-        expires=expires,
-        created_at=str(fields["created_at"]),
-        status="active" if date.fromisoformat(expires) >= today else "expired",
+        id=row.id,
+        researcher=row.researcher,
+        datasets=row.datasets,
+        domain=row.domain,
+        expires=row.expires,
+        created_at=row.created_at,
+        status="active" if date.fromisoformat(row.expires) >= today else "expired",
         statements=statements,
-        policy_text=str(fields["policy_text"]),
-        policy_fingerprint=str(fields["policy_fingerprint"]),
-        policy_files=tuple(sorted(files)),
+        policy_text=row.policy_text,
+        policy_fingerprint=row.policy_fingerprint,
+        policy_files=tuple(sorted(row.policy_files)),
         policy=policy,
         rows=policy_rows(policy),
         releases=tuple(r.id for r in own),
         people=own[-1].people if own else 0,
+        earlier_releases=tuple(r for r in earlier if r.project == row.id),
     )
 
 
@@ -358,3 +391,66 @@ def _audit(path: Path) -> tuple[Checkpoint | None, int]:
         db.close()
     checkpoint = None if row is None else Checkpoint(int(row[0]), row[1], row[2], row[3])
     return checkpoint, int(events)
+
+
+def _earlier_releases(
+    path: Path, releases: Sequence[ReleaseFacts]
+) -> tuple[EarlierRelease, ...]:
+    """Extracts the audit log records as released (``CreateExtract``, ``OK``) before the store
+    kept their manifests.
+
+    The log is read in order up to the event of the first kept manifest (its project and
+    content hash, at or after its time), so a long log is read up to where the register began,
+    not to its end. On the way, an event with the project and content hash of another kept
+    manifest, at or after that manifest's time, is that manifest's (extracts running side by
+    side may keep theirs in another order than their events). An extract event after the first
+    kept manifest with no manifest of its own is not a release: the manifest is kept before the
+    first row is sent, so that extract never left the gateway.
+    """
+    if not path.is_file():
+        return ()
+    kept: dict[tuple[object, object], list[str]] = {}
+    for release in sorted(releases, key=lambda r: r.created_at):
+        kept.setdefault((release.project, release.manifest.content_sha256), []).append(
+            release.created_at[:19]
+        )
+    # The first kept: the earliest manifest (by second, then id: side by side, ids may follow
+    # another order than the events).
+    first = min(releases, key=lambda r: (r.created_at[:19], r.id), default=None)
+    out = []
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    try:
+        cursor = db.execute(  # canonical JSON: the method is written exactly so
+            "SELECT seq, body FROM events WHERE instr(body, ?) > 0 ORDER BY seq",
+            (json.dumps({"method": _EXTRACT_METHOD}, separators=(",", ":"))[1:-1],),
+        )
+        for seq, body in cursor:
+            event = json.loads(body)
+            if event.get("method") != _EXTRACT_METHOD or event.get("status") != "OK":
+                continue
+            project = event.get("project")
+            key: tuple[object, object] = (
+                project, (event.get("details") or {}).get("content_sha256")
+            )
+            time = str(event.get("time", ""))
+            if (
+                first is not None
+                and key == (first.project, first.manifest.content_sha256)
+                and time[:19] >= first.created_at[:19]
+            ):
+                break  # the register began here
+            times = kept.get(key)
+            if times and time[:19] >= times[0]:
+                times.pop(0)  # a kept manifest's own event
+                continue
+            rows_recorded = (event.get("counts") or {}).get("rows")
+            out.append(EarlierRelease(
+                audit_seq=int(seq),
+                project=project if isinstance(project, str) else None,
+                created_at=time,
+                rows=shown_count(rows_recorded) if isinstance(rows_recorded, int)
+                and not isinstance(rows_recorded, bool) and rows_recorded >= 0 else None,
+            ))
+    finally:
+        db.close()
+    return tuple(out)

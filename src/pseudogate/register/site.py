@@ -22,7 +22,12 @@ import jinja2
 from pseudogate.core.errors import FailedPrecondition
 from pseudogate.register.charts import bar_chart
 from pseudogate.register.disclosure import FEW
-from pseudogate.register.facts import NOT_RECORDED, PUBLIC_PROJECT_FIELDS, RegisterFacts
+from pseudogate.register.facts import (
+    MANIFEST_NOT_KEPT,
+    NOT_RECORDED,
+    PUBLIC_PROJECT_FIELDS,
+    RegisterFacts,
+)
 
 __all__ = ["FORMAT", "MARKER", "register_document", "render_site", "write_site"]
 
@@ -95,6 +100,7 @@ def register_document(facts: RegisterFacts) -> dict[str, Any]:
                 "policy_files": list(p.policy_files),
                 "policy": [row.to_json() for row in p.rows],
                 "releases": list(p.releases),
+                "earlier_releases": [r.audit_seq for r in p.earlier_releases],
                 "page": f"projects/{p.id}.html",
             }
             for p in facts.projects
@@ -116,6 +122,17 @@ def register_document(facts: RegisterFacts) -> dict[str, Any]:
                 "manifest": json.loads(r.manifest_json),
             }
             for r in facts.releases
+        ],
+        "earlier_releases": [
+            {
+                "audit_seq": r.audit_seq,
+                "project": r.project,
+                "created_at": r.created_at,
+                "rows": r.rows,
+                "manifest": None,
+                "note": MANIFEST_NOT_KEPT,
+            }
+            for r in facts.earlier_releases
         ],
         "optout_snapshots": [
             {"id": o.id, "domain": o.domain, "created_at": o.created_at, "people": o.people}
@@ -144,6 +161,8 @@ def render_site(facts: RegisterFacts, out: Path) -> None:
         "facts": facts,
         "summary": facts.summary,
         "not_recorded": NOT_RECORDED,
+        "manifest_not_kept": MANIFEST_NOT_KEPT,
+        "project_ids": {p.id for p in facts.projects},
         "keys_json": keys_json,
     }
 

@@ -42,6 +42,10 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
             domain=request.domain or DEFAULT_DOMAIN,
             linkage=request.linkage,
             linkage_threshold=request.linkage_threshold or None,
+            title=request.title,
+            purpose=request.purpose,
+            legal_basis=request.legal_basis,
+            public_benefit=request.public_benefit,
         )
         row = apply_change(prepared)  # audited before it is stored
         return admin_pb2.CreateProjectResponse(

@@ -150,6 +150,12 @@ class ProjectRow:
     created_at: str
     linkage: str = "exact"  # "exact" | "probabilistic" (core.linkage_method.LinkageMethod)
     linkage_threshold: float | None = None  # probabilistic only
+    # The public statements (core/statements.py); None: the project was created before they
+    # were recorded (the register shows "not recorded").
+    title: str | None = None
+    purpose: str | None = None
+    legal_basis: str | None = None
+    public_benefit: str | None = None
 
 
 #: Columns added to ``projects`` after its first release: (name, definition). A catalog made
@@ -157,10 +163,15 @@ class ProjectRow:
 _PROJECT_MIGRATIONS: tuple[tuple[str, str], ...] = (
     ("linkage", "TEXT NOT NULL DEFAULT 'exact'"),
     ("linkage_threshold", "REAL"),
+    ("title", "TEXT"),  # NULL: created before projects stated it (shown "not recorded")
+    ("purpose", "TEXT"),
+    ("legal_basis", "TEXT"),
+    ("public_benefit", "TEXT"),
 )
 _PROJECT_COLUMNS = (
     "id, researcher, datasets_json, domain, policy_text, policy_files_json, policy_fingerprint,"
-    " project_key_id, expires, created_at, linkage, linkage_threshold"
+    " project_key_id, expires, created_at, linkage, linkage_threshold,"
+    " title, purpose, legal_basis, public_benefit"
 )
 
 
@@ -317,7 +328,7 @@ class Catalog:
     @staticmethod
     def insert_project(db: sqlite3.Connection, p: ProjectRow) -> None:
         db.execute(
-            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO projects ({_PROJECT_COLUMNS}) VALUES ({', '.join('?' * 16)})",
             (
                 p.id,
                 p.researcher,
@@ -331,6 +342,10 @@ class Catalog:
                 p.created_at,
                 p.linkage,
                 p.linkage_threshold,
+                p.title,
+                p.purpose,
+                p.legal_basis,
+                p.public_benefit,
             ),
         )
 
@@ -470,13 +485,11 @@ class Catalog:
             rows = db.execute("SELECT name, owner, created_at FROM datasets ORDER BY name")
             return [(str(r[0]), str(r[1]), str(r[2])) for r in rows]
 
-    def project_fields(self) -> list[dict[str, Any]]:
-        """Every project as a mapping of its stored columns, by id (whatever columns the
-        table has: the register shows fields added later, and "not recorded" when absent)."""
+    def projects(self) -> list[ProjectRow]:
+        """Every project, by id."""
         with self.read() as db:
-            cursor = db.execute("SELECT * FROM projects ORDER BY id")
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            rows = db.execute(f"SELECT {_PROJECT_COLUMNS} FROM projects ORDER BY id").fetchall()
+        return [_project(row) for row in rows]
 
     def optout_snapshots(self) -> list[OptOutSnapshot]:
         """Every opt-out snapshot (ids and counts, never tokens), oldest first."""
@@ -533,4 +546,8 @@ def _project(row: Sequence[Any]) -> ProjectRow:
         created_at=row[9],
         linkage=row[10],
         linkage_threshold=None if row[11] is None else float(row[11]),
+        title=row[12],
+        purpose=row[13],
+        legal_basis=row[14],
+        public_benefit=row[15],
     )

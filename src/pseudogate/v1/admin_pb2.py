@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pseudogate/v1/admin.proto\x12\rpseudogate.v1\"\xaf\x02\n\x14\x43reateProjectRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nresearcher\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61tasets\x18\x03 \x03(\t\x12\x13\n\x0bpolicy_yaml\x18\x04 \x01(\t\x12J\n\x0cpolicy_files\x18\x05 \x03(\x0b\x32\x34.pseudogate.v1.CreateProjectRequest.PolicyFilesEntry\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\t\x12\x0e\n\x06\x64omain\x18\x07 \x01(\t\x12\x0f\n\x07linkage\x18\x08 \x01(\t\x12\x19\n\x11linkage_threshold\x18\t \x01(\x01\x1a\x32\n\x10PolicyFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"\x88\x01\n\x15\x43reateProjectResponse\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x1a\n\x12policy_fingerprint\x18\x02 \x01(\t\x12\x16\n\x0eproject_key_id\x18\x03 \x01(\t\x12\x0f\n\x07linkage\x18\x04 \x01(\t\x12\x19\n\x11linkage_threshold\x18\x05 \x01(\x01\"P\n\x14ImportOptOutsRequest\x12\x13\n\x0bnhs_numbers\x18\x01 \x03(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x13\n\x0b\x61llow_empty\x18\x03 \x01(\x08\"k\n\x15ImportOptOutsResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x19\n\x11previous_snapshot\x18\x03 \x01(\x04\x12\x16\n\x0eprevious_count\x18\x04 \x01(\x04\"\x16\n\x14LinkageReportRequest\",\n\x15LinkageReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\"\x11\n\x0fListKeysRequest\"`\n\x0bKeyMetadata\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\"<\n\x10ListKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.pseudogate.v1.KeyMetadata2\xef\x02\n\x0c\x41\x64minService\x12Z\n\rCreateProject\x12#.pseudogate.v1.CreateProjectRequest\x1a$.pseudogate.v1.CreateProjectResponse\x12Z\n\rImportOptOuts\x12#.pseudogate.v1.ImportOptOutsRequest\x1a$.pseudogate.v1.ImportOptOutsResponse\x12Z\n\rLinkageReport\x12#.pseudogate.v1.LinkageReportRequest\x1a$.pseudogate.v1.LinkageReportResponse\x12K\n\x08ListKeys\x12\x1e.pseudogate.v1.ListKeysRequest\x1a\x1f.pseudogate.v1.ListKeysResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19pseudogate/v1/admin.proto\x12\rpseudogate.v1\"\xfc\x02\n\x14\x43reateProjectRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x12\n\nresearcher\x18\x02 \x01(\t\x12\x10\n\x08\x64\x61tasets\x18\x03 \x03(\t\x12\x13\n\x0bpolicy_yaml\x18\x04 \x01(\t\x12J\n\x0cpolicy_files\x18\x05 \x03(\x0b\x32\x34.pseudogate.v1.CreateProjectRequest.PolicyFilesEntry\x12\x0f\n\x07\x65xpires\x18\x06 \x01(\t\x12\x0e\n\x06\x64omain\x18\x07 \x01(\t\x12\x0f\n\x07linkage\x18\x08 \x01(\t\x12\x19\n\x11linkage_threshold\x18\t \x01(\x01\x12\r\n\x05title\x18\n \x01(\t\x12\x0f\n\x07purpose\x18\x0b \x01(\t\x12\x13\n\x0blegal_basis\x18\x0c \x01(\t\x12\x16\n\x0epublic_benefit\x18\r \x01(\t\x1a\x32\n\x10PolicyFilesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x0c:\x02\x38\x01\"\x88\x01\n\x15\x43reateProjectResponse\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x1a\n\x12policy_fingerprint\x18\x02 \x01(\t\x12\x16\n\x0eproject_key_id\x18\x03 \x01(\t\x12\x0f\n\x07linkage\x18\x04 \x01(\t\x12\x19\n\x11linkage_threshold\x18\x05 \x01(\x01\"P\n\x14ImportOptOutsRequest\x12\x13\n\x0bnhs_numbers\x18\x01 \x03(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x13\n\x0b\x61llow_empty\x18\x03 \x01(\x08\"k\n\x15ImportOptOutsResponse\x12\x10\n\x08snapshot\x18\x01 \x01(\x04\x12\r\n\x05\x63ount\x18\x02 \x01(\x04\x12\x19\n\x11previous_snapshot\x18\x03 \x01(\x04\x12\x16\n\x0eprevious_count\x18\x04 \x01(\x04\"\x16\n\x14LinkageReportRequest\",\n\x15LinkageReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\"\x11\n\x0fListKeysRequest\"`\n\x0bKeyMetadata\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07purpose\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0f\n\x07\x63reated\x18\x04 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x05 \x01(\t\"<\n\x10ListKeysResponse\x12(\n\x04keys\x18\x01 \x03(\x0b\x32\x1a.pseudogate.v1.KeyMetadata2\xef\x02\n\x0c\x41\x64minService\x12Z\n\rCreateProject\x12#.pseudogate.v1.CreateProjectRequest\x1a$.pseudogate.v1.CreateProjectResponse\x12Z\n\rImportOptOuts\x12#.pseudogate.v1.ImportOptOutsRequest\x1a$.pseudogate.v1.ImportOptOutsResponse\x12Z\n\rLinkageReport\x12#.pseudogate.v1.LinkageReportRequest\x1a$.pseudogate.v1.LinkageReportResponse\x12K\n\x08ListKeys\x12\x1e.pseudogate.v1.ListKeysRequest\x1a\x1f.pseudogate.v1.ListKeysResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,25 +34,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._loaded_options = None
   _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._serialized_options = b'8\001'
   _globals['_CREATEPROJECTREQUEST']._serialized_start=45
-  _globals['_CREATEPROJECTREQUEST']._serialized_end=348
-  _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._serialized_start=298
-  _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._serialized_end=348
-  _globals['_CREATEPROJECTRESPONSE']._serialized_start=351
-  _globals['_CREATEPROJECTRESPONSE']._serialized_end=487
-  _globals['_IMPORTOPTOUTSREQUEST']._serialized_start=489
-  _globals['_IMPORTOPTOUTSREQUEST']._serialized_end=569
-  _globals['_IMPORTOPTOUTSRESPONSE']._serialized_start=571
-  _globals['_IMPORTOPTOUTSRESPONSE']._serialized_end=678
-  _globals['_LINKAGEREPORTREQUEST']._serialized_start=680
-  _globals['_LINKAGEREPORTREQUEST']._serialized_end=702
-  _globals['_LINKAGEREPORTRESPONSE']._serialized_start=704
-  _globals['_LINKAGEREPORTRESPONSE']._serialized_end=748
-  _globals['_LISTKEYSREQUEST']._serialized_start=750
-  _globals['_LISTKEYSREQUEST']._serialized_end=767
-  _globals['_KEYMETADATA']._serialized_start=769
-  _globals['_KEYMETADATA']._serialized_end=865
-  _globals['_LISTKEYSRESPONSE']._serialized_start=867
-  _globals['_LISTKEYSRESPONSE']._serialized_end=927
-  _globals['_ADMINSERVICE']._serialized_start=930
-  _globals['_ADMINSERVICE']._serialized_end=1297
+  _globals['_CREATEPROJECTREQUEST']._serialized_end=425
+  _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._serialized_start=375
+  _globals['_CREATEPROJECTREQUEST_POLICYFILESENTRY']._serialized_end=425
+  _globals['_CREATEPROJECTRESPONSE']._serialized_start=428
+  _globals['_CREATEPROJECTRESPONSE']._serialized_end=564
+  _globals['_IMPORTOPTOUTSREQUEST']._serialized_start=566
+  _globals['_IMPORTOPTOUTSREQUEST']._serialized_end=646
+  _globals['_IMPORTOPTOUTSRESPONSE']._serialized_start=648
+  _globals['_IMPORTOPTOUTSRESPONSE']._serialized_end=755
+  _globals['_LINKAGEREPORTREQUEST']._serialized_start=757
+  _globals['_LINKAGEREPORTREQUEST']._serialized_end=779
+  _globals['_LINKAGEREPORTRESPONSE']._serialized_start=781
+  _globals['_LINKAGEREPORTRESPONSE']._serialized_end=825
+  _globals['_LISTKEYSREQUEST']._serialized_start=827
+  _globals['_LISTKEYSREQUEST']._serialized_end=844
+  _globals['_KEYMETADATA']._serialized_start=846
+  _globals['_KEYMETADATA']._serialized_end=942
+  _globals['_LISTKEYSRESPONSE']._serialized_start=944
+  _globals['_LISTKEYSRESPONSE']._serialized_end=1004
+  _globals['_ADMINSERVICE']._serialized_start=1007
+  _globals['_ADMINSERVICE']._serialized_end=1374
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CreateProjectRequest(_message.Message):
-    __slots__ = ("project", "researcher", "datasets", "policy_yaml", "policy_files", "expires", "domain", "linkage", "linkage_threshold")
+    __slots__ = ("project", "researcher", "datasets", "policy_yaml", "policy_files", "expires", "domain", "linkage", "linkage_threshold", "title", "purpose", "legal_basis", "public_benefit")
     class PolicyFilesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -24,6 +24,10 @@ class CreateProjectRequest(_message.Message):
     DOMAIN_FIELD_NUMBER: _ClassVar[int]
     LINKAGE_FIELD_NUMBER: _ClassVar[int]
     LINKAGE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    LEGAL_BASIS_FIELD_NUMBER: _ClassVar[int]
+    PUBLIC_BENEFIT_FIELD_NUMBER: _ClassVar[int]
     project: str
     researcher: str
     datasets: _containers.RepeatedScalarFieldContainer[str]
@@ -33,7 +37,11 @@ class CreateProjectRequest(_message.Message):
     domain: str
     linkage: str
     linkage_threshold: float
-    def __init__(self, project: _Optional[str] = ..., researcher: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., policy_yaml: _Optional[str] = ..., policy_files: _Optional[_Mapping[str, bytes]] = ..., expires: _Optional[str] = ..., domain: _Optional[str] = ..., linkage: _Optional[str] = ..., linkage_threshold: _Optional[float] = ...) -> None: ...
+    title: str
+    purpose: str
+    legal_basis: str
+    public_benefit: str
+    def __init__(self, project: _Optional[str] = ..., researcher: _Optional[str] = ..., datasets: _Optional[_Iterable[str]] = ..., policy_yaml: _Optional[str] = ..., policy_files: _Optional[_Mapping[str, bytes]] = ..., expires: _Optional[str] = ..., domain: _Optional[str] = ..., linkage: _Optional[str] = ..., linkage_threshold: _Optional[float] = ..., title: _Optional[str] = ..., purpose: _Optional[str] = ..., legal_basis: _Optional[str] = ..., public_benefit: _Optional[str] = ...) -> None: ...
 
 class CreateProjectResponse(_message.Message):
     __slots__ = ("project", "policy_fingerprint", "project_key_id", "linkage", "linkage_threshold")

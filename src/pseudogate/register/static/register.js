@@ -174,9 +174,58 @@
     else result.removeAttribute('data-verdict');   // still checking
   }
 
+  /** The ids of the published releases whose manifest has this signature, lowest first
+   *  (a project's identical extracts made within one second have identical manifests). */
+  function publishedReleases(text) {
+    var signature, out = [];
+    try { signature = parseJson(text).get('signature'); } catch (e) { return out; }
+    document.querySelectorAll('.register-verify[data-verify-kind="manifest"]').forEach(function (box) {
+      var source = box.querySelector('.register-json');
+      try {
+        if (source && parseJson(source.textContent).get('signature') === signature) {
+          out.push(Number(box.getAttribute('data-verify-id')));
+        }
+      } catch (e) { /* a published manifest that does not parse is reported by its own button */ }
+    });
+    return out.sort(function (a, b) { return a - b; });
+  }
+
+  function whichRelease(ids) {
+    if (!ids.length) return 'It is not among the releases listed on this page (the register may be older than the release).';
+    if (ids.length === 1) return 'It is the manifest of release ' + ids[0] + ' below.';
+    return 'It is the manifest of releases ' + ids.slice(0, -1).join(', ') + ' and ' + ids[ids.length - 1] +
+      ' below (the same extract, released more than once).';
+  }
+
+  var MAX_MANIFEST_BYTES = 1024 * 1024;
+
+  /** "Check a manifest you received": verify a local file, read by the browser, sent nowhere. */
+  function initFileCheck(keys) {
+    var input = document.querySelector('.register-check-file__input');
+    var result = document.querySelector('.register-check-file__result');
+    if (!input || !result) return;
+    input.addEventListener('change', async function () {
+      var file = input.files && input.files[0];
+      if (!file) { show(result, null, ''); return; }
+      show(result, null, 'Checking…');
+      try {
+        if (file.size > MAX_MANIFEST_BYTES) fail('the file is larger than 1 MB, far larger than a manifest');
+        var text;
+        try { text = await file.text(); } catch (e) { throw new Error('the browser could not read the file'); }
+        var keyId = await verifyText('manifest', text, keys);
+        show(result, 'valid', 'Valid: this manifest was signed by the gateway with key ' + keyId +
+          ' and has not been changed since. ' + whichRelease(publishedReleases(text)));
+      } catch (e) {
+        if (e.verdict) show(result, 'invalid', 'Not valid: ' + e.message + '.');
+        else show(result, 'error', 'Could not check: ' + e.message + '.');
+      }
+    });
+  }
+
   function init() {
     var holder = document.getElementById('register-keys');
     var keys = holder ? JSON.parse(holder.textContent) : {};
+    initFileCheck(keys);
     document.querySelectorAll('.register-verify').forEach(function (box) {
       var kind = box.getAttribute('data-verify-kind');
       var button = box.querySelector('.register-verify__button');

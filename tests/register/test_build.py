@@ -188,6 +188,29 @@ def test_when_a_catalog_predates_public_statements_then_its_projects_show_not_re
     assert {"title", "purpose", "legal_basis", "public_benefit"} <= columns
 
 
+def test_when_a_project_links_probabilistically_then_its_page_and_json_say_how(
+    run: GatewayRun, public_keys: list[PublicKey], tmp_path: Path
+) -> None:
+    """The linkage method as the releases' manifests state it, in plain words on the page."""
+    data = tmp_path / "data"
+    shutil.copytree(run.data_dir, data, ignore=shutil.ignore_patterns("store.lock"))
+    with sqlite3.connect(data / "catalog.sqlite3") as db:
+        db.execute("UPDATE projects SET linkage = 'probabilistic', linkage_threshold = 0.7 "
+                   "WHERE id = 'housing-study'")
+    build_register(data, tmp_path / "site", public_keys=public_keys)
+    doc = json.loads((tmp_path / "site" / "register.json").read_text(encoding="utf-8"))
+    linkage = {p["id"]: p["linkage"] for p in doc["projects"]}
+    assert linkage == {
+        "frailty-study": {"method": "exact"},
+        "housing-study": {"method": "probabilistic", "threshold": 0.7, "encoding": "pg-fbf-v1"},
+    }
+    pages = {name: (tmp_path / "site" / "projects" / f"{name}.html").read_text(encoding="utf-8")
+             for name in linkage}
+    assert "How records are linked" in pages["frailty-study"]
+    assert "sealed encodings" not in pages["frailty-study"]
+    assert "sealed encodings (pg-fbf-v1, match probability at least 0.7)" in pages["housing-study"]
+
+
 def test_when_a_release_predates_kept_manifests_then_the_audit_log_lists_it(
     run: GatewayRun, before_register: tuple[Path, RegisterFacts]
 ) -> None:

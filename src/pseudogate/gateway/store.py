@@ -63,7 +63,7 @@ from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
-__all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store"]
+__all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store", "project_linkage"]
 
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: unfinished submissions and quarantines unlisted files, which could be another process's work.
@@ -426,7 +426,7 @@ class Store:
                 f"project {project_id!r} expired on {row.expires}; extracts are no longer allowed"
             )
         versions = self._latest_versions(list(row.datasets))
-        linkage = _project_linkage(row)
+        linkage = project_linkage(row)
         if linkage.probabilistic:
             check_same_linkage_key(versions)  # names the datasets (encodings cannot be mixed)
         linkage_keys = sorted({v.linkage_key_id for v in versions})
@@ -515,7 +515,7 @@ def _check_keys(catalog: Catalog, keyring: Keyring) -> None:
         )
 
 
-def _project_linkage(row: ProjectRow) -> Linkage:
+def project_linkage(row: ProjectRow) -> Linkage:
     """The project's stored linkage method (projects made before methods existed: exact)."""
     return parse_linkage(row.linkage, row.linkage_threshold,
                          default_threshold=DEFAULT_THRESHOLD, encoding=ENCODING_NAME)

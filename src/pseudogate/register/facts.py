@@ -27,6 +27,7 @@ from pseudogate.core.errors import FailedPrecondition, VerificationFailed
 from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
 from pseudogate.core.policy import Policy, parse_policy
 from pseudogate.core.statements import STATEMENT_FIELDS
+from pseudogate.gateway.store import project_linkage
 from pseudogate.register.disclosure import shown_count
 from pseudogate.register.policy_view import PolicyRow, policy_rows
 from pseudogate.store.catalog import Catalog, ProjectRow
@@ -168,6 +169,18 @@ class ProjectFacts:
     releases: tuple[int, ...]  # release ids
     people: int | str  # shown: people covered by the project's latest release
     earlier_releases: tuple[EarlierRelease, ...] = ()  # made before manifests were kept
+    linkage: Mapping[str, object] | None = None  # as the manifests state it; None: exact
+
+    @property
+    def linkage_text(self) -> str:
+        """How the project's records are linked into people, in plain words."""
+        if not self.linkage or self.linkage.get("method") != "probabilistic":
+            return "by NHS number: records are one person when they carry the same NHS number"
+        return (
+            "by NHS number, and by names, dates of birth and addresses compared only as keyed, "
+            f"sealed encodings ({self.linkage.get('encoding')}, match probability at least "
+            f"{self.linkage.get('threshold')}): records without an NHS number can be linked too"
+        )
 
     @property
     def title(self) -> str:
@@ -374,7 +387,11 @@ def _project(
         releases=tuple(r.id for r in own),
         people=own[-1].people if own else 0,
         earlier_releases=tuple(r for r in earlier if r.project == row.id),
+        linkage=project_linkage(row).to_json_dict(),
     )
+
+
+
 
 
 def _audit(path: Path) -> tuple[Checkpoint | None, int]:

@@ -91,6 +91,7 @@ def register_document(facts: RegisterFacts) -> dict[str, Any]:
                 "researcher": p.researcher,
                 "datasets": list(p.datasets),
                 "domain": p.domain,
+                "linkage": p.linkage,
                 "created_at": p.created_at,
                 "expires": p.expires,
                 "status": p.status,

@@ -1,0 +1,112 @@
+"""Where partition work runs: in this process, or on the workers of a Dask cluster.
+
+A :class:`Runner` maps a function over partitions and returns the results in partition
+order. :func:`dask_runner` connects to a scheduler (``--scheduler``) or starts a
+``LocalCluster`` sized to the machine (one single-threaded worker per core, each limited to
+``--worker-memory``, by default an equal share of the machine's memory). Dask is imported
+only there.
+
+Keys reach the workers only as the derived per-domain keys a job needs, inside its tasks; a
+scheduler reached over plaintext TCP is refused unless it is on this machine (loopback), so
+derived keys cross a network only under Dask's TLS (``tls://``, docs/keys.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from pseudogate.core.errors import ConfigurationError
+
+__all__ = ["DaskRunner", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Runner(Protocol):
+    """Maps ``fn(item, **kwargs)`` over items; results in item order."""
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]: ...
+
+
+class InProcess:
+    """Runs every partition here, one after the other."""
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]:
+        return [fn(item, **kwargs) for item in items]
+
+
+class DaskRunner:
+    """Runs partitions as tasks on a Dask cluster (one task per partition)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]:
+        if not items:
+            return []
+        # The options travel bound to the function: client.map reserves some keyword names.
+        futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        try:
+            return list(self.client.gather(futures))
+        finally:
+            self.client.cancel(futures)
+
+
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def check_scheduler_address(address: str) -> None:
+    """Refuse a scheduler that derived keys would reach over a network in plaintext.
+
+    ``tls://`` is accepted (Dask's TLS, configured as docs/keys.md says); ``tcp://`` only to a
+    loopback address; ``inproc://`` (same process) always.
+    """
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    scheme = parts.scheme
+    if scheme in ("tls", "inproc"):
+        return
+    if scheme not in ("tcp", "ws"):
+        raise ConfigurationError(f"scheduler address {address!r}: use tls://HOST:PORT "
+                                 "(or tcp:// on this machine only)")
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in _LOOPBACK_NAMES
+    if not loopback:
+        raise ConfigurationError(
+            f"scheduler address {address!r} is plaintext TCP to another machine: the job's "
+            "derived keys would cross the network in clear; use a tls:// address and Dask's "
+            "TLS settings (docs/keys.md, 'Keys on a Dask cluster')"
+        )
+
+
+@contextlib.contextmanager
+def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = None,
+                workers: int | None = None) -> Iterator[DaskRunner]:
+    """A :class:`DaskRunner` on ``scheduler``, or on a new ``LocalCluster`` (closed after)."""
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
+        with Client(scheduler, set_as_default=False) as client:
+            yield DaskRunner(client)
+        return
+    n = workers or os.cpu_count() or 1
+    with (
+        LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                     memory_limit=worker_memory or "auto", dashboard_address=None) as cluster,
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskRunner(client)

@@ -21,3 +21,12 @@ def scheduler() -> Iterator[str]:
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, memory_limit="1GiB") as cluster:
         yield cluster.scheduler_address
+
+
+@pytest.fixture(scope="session")
+def dask_runner(scheduler: str) -> Iterator[object]:
+    """A DaskRunner connected to the shared LocalCluster."""
+    from pseudogate.batch.runner import dask_runner as connect
+
+    with connect(scheduler=scheduler) as runner:
+        yield runner

@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import ipaddress
+import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -29,10 +30,20 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+#: Partial results combined at once by :meth:`Runner.map_reduce`.
+FAN_IN = 8
+
+
 class Runner(Protocol):
     """Maps ``fn(item, **kwargs)`` over items; results in item order."""
 
     def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]: ...
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        """``combine`` of the results of ``fn`` over items, combined ``FAN_IN`` at a time in
+        item order (on the workers, for a cluster): only the final result reaches here."""
+        ...
 
 
 class InProcess:
@@ -40,6 +51,15 @@ class InProcess:
 
     def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]:
         return [fn(item, **kwargs) for item in items]
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        pending: list[R] = []
+        for item in items:
+            pending.append(fn(item, **kwargs))
+            if len(pending) == FAN_IN:
+                pending = [combine(pending)]
+        return combine(pending)
 
 
 class DaskRunner:
@@ -59,6 +79,19 @@ class DaskRunner:
         futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
         try:
             return list(self.client.gather(futures))
+        finally:
+            self.client.cancel(futures)
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        level = futures
+        try:
+            while True:
+                level = [self.client.submit(combine, level[i : i + FAN_IN], pure=False)
+                         for i in range(0, max(len(level), 1), FAN_IN)]
+                if len(level) == 1:
+                    return level[0].result()  # type: ignore[no-any-return]
         finally:
             self.client.cancel(futures)
 
@@ -94,9 +127,16 @@ def check_scheduler_address(address: str) -> None:
 
 @contextlib.contextmanager
 def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = None,
-                workers: int | None = None) -> Iterator[DaskRunner]:
-    """A :class:`DaskRunner` on ``scheduler``, or on a new ``LocalCluster`` (closed after)."""
+                workers: int | None = None, quiet: bool = True) -> Iterator[DaskRunner]:
+    """A :class:`DaskRunner` on ``scheduler``, or on a new ``LocalCluster`` (closed after).
+
+    ``quiet``: Dask's own INFO lines (every start, stop and cancelled task) are not shown.
+    """
     from distributed import Client, LocalCluster
+
+    if quiet:
+        for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
     if scheduler is not None:
         check_scheduler_address(scheduler)

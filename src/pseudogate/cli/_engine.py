@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
-import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,9 +54,7 @@ def runner_for(args: argparse.Namespace) -> Iterator[Runner]:
              "have their own limits (dask worker --memory-limit)")
     from pseudogate.batch.runner import dask_runner
 
-    if not getattr(args, "verbose", False):  # Dask logs every start and stop at INFO
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-
     runner: Any
-    with dask_runner(scheduler=args.scheduler, worker_memory=args.worker_memory) as runner:
+    with dask_runner(scheduler=args.scheduler, worker_memory=args.worker_memory,
+                     quiet=not getattr(args, "verbose", False)) as runner:
         yield runner

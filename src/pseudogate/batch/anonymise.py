@@ -398,6 +398,14 @@ def _problem(freq: pd.DataFrame, hierarchies: list[ColumnHierarchy], policy: Pol
     for i in range(len(extra)):
         codes, uniques = pd.factorize(freq[f"e{i}"], sort=False)
         extra_codes.append((codes.astype(np.int64), len(uniques)))
+    # Base rows in the order of their codes, as the local engine numbers them when the key
+    # space is small: the search's answer does not depend on it, its speed does (locality).
+    keys = [freq[f"q{i}"].to_numpy(dtype=np.int64) for i in range(len(hierarchies))]
+    keys += [codes for codes, _ in extra_codes]
+    if keys and len(freq) > 1:
+        order = np.lexsort(keys[::-1])
+        freq = freq.iloc[order]
+        extra_codes = [(codes[order], card) for codes, card in extra_codes]
     diversity = extra_codes[: len(extra_codes) - 1] if persons else extra_codes
     return Problem(
         heights=tuple(h.height for h in hierarchies),

@@ -185,3 +185,26 @@ def test_when_the_output_folder_exists_then_nothing_is_overwritten(
     code, _, err = tokenise(capsys, src, tmp_path / "out", "--engine", "dask",
                             "--scheduler", scheduler)
     assert code == 2 and "already exists" in err
+
+
+def test_when_no_scheduler_is_given_then_a_local_cluster_is_started_for_the_job(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [[str(i), valid_nhs(77 * i), "n"] for i in range(10)]
+    src = write_csv(tmp_path / "in.csv", rows)
+    assert tokenise(capsys, src, tmp_path / "local.csv")[0] == 0
+    code, _, err = tokenise(capsys, src, tmp_path / "dask.csv", "--engine", "dask",
+                            "--worker-memory", "512MiB")
+    assert code == 0, err
+    assert "distributed" not in err  # Dask's INFO lines are not shown
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+
+
+@pytest.mark.parametrize("extra", [["--scheduler", "tcp://127.0.0.1:1"],
+                                   ["--worker-memory", "4GiB"]])
+def test_when_dask_options_are_given_to_the_local_engine_then_they_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str]
+) -> None:
+    src = write_csv(tmp_path / "in.csv", [["1", valid_nhs(3), ""]])
+    code, _, err = tokenise(capsys, src, tmp_path / "out.csv", *extra)
+    assert code == 2 and "need --engine dask" in err

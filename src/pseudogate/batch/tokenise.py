@@ -18,6 +18,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -119,7 +120,7 @@ def tokenise_part(job: tuple[int, Part], *, out_dir: str, columns: tuple[str, ..
                         csv_io.write_rows(sink, _all_text(out))
                     else:
                         if writer is None:
-                            writer = pq.ParquetWriter(sink, out.schema)
+                            writer = _parquet_writer(sink, out.schema, token_column=name)
                         writer.write_batch(out)
                 rows += batch.num_rows
         except csv_io.NotPlain:
@@ -130,6 +131,14 @@ def tokenise_part(job: tuple[int, Part], *, out_dir: str, columns: tuple[str, ..
             elif not csv_out and not n_errors:  # no rows: an empty table, with its columns
                 pq.write_table(_out_schema(part, columns, col).empty_table(), sink)
     return PartDone(rows, tuple(errors), n_errors)
+
+
+def _parquet_writer(sink: Any, schema: pa.Schema, *, token_column: str) -> pq.ParquetWriter:
+    """Tokens are random text: no dictionary and no compression for them (both cost CPU and
+    save nothing); no dictionary elsewhere either (identifier-like columns defeat it, at a
+    high cost), snappy for the rest."""
+    compression = {n: ("none" if n == token_column else "snappy") for n in schema.names}
+    return pq.ParquetWriter(sink, schema, use_dictionary=False, compression=compression)
 
 
 def _out_schema(part: Part, columns: tuple[str, ...], col: int) -> pa.Schema:

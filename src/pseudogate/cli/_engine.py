@@ -13,7 +13,7 @@ from typing import Any
 from pseudogate.batch.runner import InProcess, Runner
 from pseudogate.cli._common import fail
 
-__all__ = ["Engine", "add_engine_arguments", "is_parquet_input", "runner_for"]
+__all__ = ["Engine", "add_engine_arguments", "check_engine_arguments", "is_parquet_input", "runner_for"]
 
 _MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?", re.IGNORECASE)
 
@@ -39,19 +39,26 @@ def is_parquet_input(path: Path) -> bool:
     return path.is_dir() or text.endswith(".parquet") or any(ch in text for ch in "*?[")
 
 
-@contextlib.contextmanager
-def runner_for(args: argparse.Namespace) -> Iterator[Runner]:
-    """The runner ``--engine`` asks for (a Dask cluster is closed afterwards)."""
+def check_engine_arguments(args: argparse.Namespace) -> None:
+    """Refuse Dask options without ``--engine dask``, and sizes Dask cannot read."""
     if args.engine != Engine.DASK:
         if args.scheduler or args.worker_memory:
             fail("--scheduler and --worker-memory need --engine dask")
-        yield InProcess()
         return
     if args.worker_memory is not None and not _MEMORY.fullmatch(args.worker_memory):
         fail(f"--worker-memory {args.worker_memory!r} is not a size such as 4GiB or 512MB")
     if args.scheduler is not None and args.worker_memory is not None:
         fail("--worker-memory sizes a LocalCluster's workers: a running cluster's workers "
              "have their own limits (dask worker --memory-limit)")
+
+
+@contextlib.contextmanager
+def runner_for(args: argparse.Namespace) -> Iterator[Runner]:
+    """The runner ``--engine`` asks for (a Dask cluster is closed afterwards)."""
+    check_engine_arguments(args)
+    if args.engine != Engine.DASK:
+        yield InProcess()
+        return
     from pseudogate.batch.runner import dask_runner
 
     runner: Any

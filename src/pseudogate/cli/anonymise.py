@@ -28,7 +28,13 @@ import pyarrow as pa
 from pseudogate.anonymity import anonymise
 from pseudogate.anonymity.html_report import render_html
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.cli._engine import Engine, add_engine_arguments, is_parquet_input, runner_for
+from pseudogate.cli._engine import (
+    Engine,
+    add_engine_arguments,
+    check_engine_arguments,
+    is_parquet_input,
+    runner_for,
+)
 from pseudogate.core import csv_io
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
@@ -236,11 +242,10 @@ def _run_batch(args: argparse.Namespace, policy: Any) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_engine_arguments(args)
     policy = load_policy(args.policy)
     if Engine(args.engine) is Engine.DASK or is_parquet_input(args.input):
         return _run_batch(args, policy)
-    with runner_for(args):
-        pass  # refuses --scheduler / --worker-memory without --engine dask
     table = read_table(
         args.input, delimiter=args.delimiter, known={rule.name for rule in policy.columns}
     )

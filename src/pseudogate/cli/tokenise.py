@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
-from pseudogate.cli._engine import Engine, add_engine_arguments, is_parquet_input, runner_for
+from pseudogate.cli._engine import (
+    Engine,
+    add_engine_arguments,
+    check_engine_arguments,
+    is_parquet_input,
+    runner_for,
+)
 from pseudogate.core import csv_io
 from pseudogate.core.columns import tokenise_column, tokenise_list
 from pseudogate.core.errors import RowError, RowErrors
@@ -71,6 +77,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_engine_arguments(args)
     if not DOMAIN_RE.fullmatch(args.domain):  # the server's rule, so the domain can be served too
         fail(f"domain {args.domain!r} must match {DOMAIN_PATTERN}")
     if args.kind is None:

@@ -19,7 +19,7 @@ def scheduler() -> Iterator[str]:
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, memory_limit="1GiB") as cluster:
+                      dashboard_address="127.0.0.1:0", memory_limit="1GiB") as cluster:
         yield cluster.scheduler_address
 
 

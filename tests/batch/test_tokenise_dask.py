@@ -208,3 +208,14 @@ def test_when_dask_options_are_given_to_the_local_engine_then_they_are_refused(
     src = write_csv(tmp_path / "in.csv", [["1", valid_nhs(3), ""]])
     code, _, err = tokenise(capsys, src, tmp_path / "out.csv", *extra)
     assert code == 2 and "need --engine dask" in err
+
+
+def test_when_a_task_keeps_killing_its_workers_then_the_error_says_memory_not_a_traceback(
+) -> None:
+    from distributed import KilledWorker
+
+    from pseudogate.batch.runner import _worker_deaths
+    from pseudogate.core.errors import ResourceExhausted
+
+    with pytest.raises(ResourceExhausted, match="--worker-memory"), _worker_deaths():
+        raise KilledWorker("task-1", "tcp://127.0.0.1:1", 3)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from pseudogate.core.errors import ConfigurationError
+from pseudogate.core.errors import ConfigurationError, ResourceExhausted
 
 __all__ = ["DaskRunner", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
 
@@ -78,7 +78,8 @@ class DaskRunner:
         # The options travel bound to the function: client.map reserves some keyword names.
         futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
         try:
-            return list(self.client.gather(futures))
+            with _worker_deaths():
+                return list(self.client.gather(futures))
         finally:
             self.client.cancel(futures)
 
@@ -91,9 +92,25 @@ class DaskRunner:
                 level = [self.client.submit(combine, level[i : i + FAN_IN], pure=False)
                          for i in range(0, max(len(level), 1), FAN_IN)]
                 if len(level) == 1:
-                    return level[0].result()  # type: ignore[no-any-return]
+                    with _worker_deaths():
+                        return level[0].result()  # type: ignore[no-any-return]
         finally:
             self.client.cancel(futures)
+
+
+@contextlib.contextmanager
+def _worker_deaths() -> Iterator[None]:
+    """A task whose workers kept dying (usually past their memory limit) is a clear error."""
+    from distributed import KilledWorker
+
+    try:
+        yield
+    except KilledWorker:
+        raise ResourceExhausted(
+            "a partition's task killed its Dask worker several times (usually: more memory "
+            "than the worker's limit): give workers more memory (--worker-memory, or dask "
+            "worker --memory-limit) or the input smaller partitions"
+        ) from None
 
 
 _LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
@@ -146,7 +163,8 @@ def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = Non
     n = workers or os.cpu_count() or 1
     with (
         LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                     memory_limit=worker_memory or "auto", dashboard_address=None) as cluster,
+                     memory_limit=worker_memory or "auto",
+                     dashboard_address="127.0.0.1:0") as cluster,  # loopback, any free port
         Client(cluster, set_as_default=False) as client,
     ):
         yield DaskRunner(client)

@@ -21,6 +21,7 @@ them (rows numbered from 1 across partitions, the first 1,000 per column).
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Callable
@@ -130,16 +131,25 @@ class _Leaves:
         return leaf
 
 
-def _count_part(part: Part, *, columns: tuple[str, ...], delimiter: str,
-                leaves: tuple[tuple[str, _Leaves], ...], extra: tuple[str, ...]) -> pd.DataFrame:
-    """The partition's frequency table: q0.. (leaf codes), e0.. (sensitive/person), count.
+_KEY = "key"
 
-    Classes come in order of first appearance (``sort=False``); any order would do, the
-    search depends on none.
+
+def _count_part(part: Part, *, columns: tuple[str, ...], delimiter: str,
+                leaves: tuple[tuple[str, _Leaves], ...], extra: tuple[str, ...],
+                radix: tuple[int, ...] | None) -> pd.DataFrame:
+    """The partition's frequency table.
+
+    With ``radix`` (no sensitive or person columns, and a key space within 62 bits): one
+    mixed-radix key of the leaf codes per class (``key``, ``count``), counted by one sort.
+    Otherwise q0.. (leaf codes), e0.. (sensitive/person values), ``count``.
     """
     table = _read(part, columns, delimiter)
     assert not isinstance(table, str)
-    frame = pd.DataFrame({f"q{i}": lv.of(table[name]) for i, (name, lv) in enumerate(leaves)})
+    codes = [lv.of(table[name]) for name, lv in leaves]
+    if radix is not None:
+        keys, counts = np.unique(_class_keys(codes, list(radix)), return_counts=True)
+        return pd.DataFrame({_KEY: keys, _COUNT: counts.astype(np.int64)})
+    frame = pd.DataFrame({f"q{i}": c for i, c in enumerate(codes)})
     for i, name in enumerate(extra):
         frame[f"e{i}"] = table[name].to_numpy()
     if frame.columns.empty:
@@ -154,10 +164,25 @@ def _combine(tables: list[pd.DataFrame]) -> pd.DataFrame:
         return tables[0]
     table = pd.concat(tables, ignore_index=True)
     keys = [n for n in table.columns if n != _COUNT]
+    if keys == [_KEY]:
+        uniq, inverse = np.unique(table[_KEY].to_numpy(), return_inverse=True)
+        counts = np.bincount(inverse, weights=table[_COUNT].to_numpy(), minlength=len(uniq))
+        return pd.DataFrame({_KEY: uniq, _COUNT: counts.astype(np.int64)})
     if not keys:
         total = int(table[_COUNT].sum())
         return pd.DataFrame({_COUNT: np.array([total] if total else [], dtype=np.int64)})
     return table.groupby(keys, sort=False)[_COUNT].sum().reset_index()
+
+
+def _decode(freq: pd.DataFrame, radix: tuple[int, ...]) -> pd.DataFrame:
+    """q0.. columns from the mixed-radix keys (the last QI varies fastest)."""
+    rest = freq[_KEY].to_numpy(dtype=np.int64)
+    columns: dict[str, NDArray[np.int64]] = {}
+    for i in range(len(radix) - 1, -1, -1):
+        rest, columns[f"q{i}"] = np.divmod(rest, radix[i])
+    out = pd.DataFrame({f"q{i}": columns[f"q{i}"] for i in range(len(radix))})
+    out[_COUNT] = freq[_COUNT].to_numpy(dtype=np.int64)
+    return out
 
 
 @dataclass(frozen=True)
@@ -338,8 +363,13 @@ def anonymise_parts(
     # 2. count, then search on the client
     leaves = {h.column: _Leaves(pa.array(_values_of(h, scans)), h.codes) for h in hierarchies}
     extra = tuple(policy.sensitive_columns) + ((person_column,) if person_column else ())
+    leaf_radix = tuple(max(len(h.up[0]), 1) for h in hierarchies)
+    keyed = bool(hierarchies) and not extra and math.prod(leaf_radix) < _INT64_SAFE
     freq = runner.map_reduce(_count_part, parts, _combine, **common, extra=extra,
-                             leaves=tuple((h.column, leaves[h.column]) for h in hierarchies))
+                             leaves=tuple((h.column, leaves[h.column]) for h in hierarchies),
+                             radix=leaf_radix if keyed else None)
+    if keyed:
+        freq = _decode(freq, leaf_radix)
     problem = _problem(freq, hierarchies, policy, n=n, extra=extra,
                        persons=person_column is not None)
     outcome = search(problem)

@@ -190,3 +190,25 @@ def test_when_adult_is_anonymised_on_a_cluster_then_output_and_report_are_the_lo
     expected = pd.read_csv(tmp_path / "l.csv", sep=";", dtype=str, keep_default_na=False)
     pd.testing.assert_frame_equal(released, expected, check_dtype=False)
     capsys.readouterr()
+
+
+def test_when_the_local_engine_is_given_parquet_partitions_then_it_releases_what_it_does_for_csv(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [(i % 9, ["1958-11-02", "1961-03-01"][i % 2], POSTCODES[i % 5], i % 12 + 1,
+             "FM"[i % 2], "flu") for i in range(50)]
+    frame = _frame(rows)
+    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", "{k: 2, suppression_limit: 0.2}"))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    parts = _parts(frame, tmp_path / "parts", [7, 31], group=5)
+    common = ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring", str(EXAMPLE_KEYRING)]
+    assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",
+                str(tmp_path / "l.csv"), "--report", str(tmp_path / "l.json")) == 0
+    assert _cli(*common, "--input", str(parts), "--output", str(tmp_path / "p.csv"),
+                "--report", str(tmp_path / "p.json"), "--html", str(tmp_path / "p.html")) == 0
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "l.csv").read_bytes()
+    local, batch = (json.loads((tmp_path / n).read_text()) for n in ("l.json", "p.json"))
+    local["search"].pop("seconds")
+    batch["search"].pop("seconds")
+    assert batch == local and (tmp_path / "p.html").is_file()
+    capsys.readouterr()

@@ -1,6 +1,7 @@
 """The Dask engine against the local engine on this machine (issue 12).
 
-``python -m benchmarks dask`` (rows: ``BENCH_DASK_ROWS``, default 5,000,000):
+``python -m benchmarks dask`` (rows: ``BENCH_DASK_ROWS``, default 5,000,000; one half only with
+``BENCH_DASK_ONLY=tokenise`` or ``anonymise``):
 
 - **anonymise**: the synthetic table of ``bench_anonymity`` (8 QIs, practically every row
   unique at level 0; k=5, 2% suppression, Loss) generated as Parquet partitions of 500,000
@@ -42,6 +43,8 @@ from benchmarks.bench_tokenise import PEOPLE_PER_ROW, _run_child, mixed_nhs_numb
 from pseudogate.core.keyring import EXAMPLE_KEYRING
 
 ROWS = int(os.environ.get("BENCH_DASK_ROWS", "5000000"))
+#: "tokenise" or "anonymise" runs one half only (both by default).
+ONLY = os.environ.get("BENCH_DASK_ONLY", "")
 PART_ROWS = 500_000
 WORKERS = 2
 WORKER_MEMORY = "4GiB"
@@ -211,8 +214,10 @@ def main() -> None:
             (work / sub).mkdir()
         cluster = Cluster(work / "c")
         try:
-            bench_tokenise(work / "t", ROWS, cluster)
-            bench_anonymise(work / "a", ROWS, cluster)
+            if ONLY in ("", "tokenise"):
+                bench_tokenise(work / "t", ROWS, cluster)
+            if ONLY in ("", "anonymise"):
+                bench_anonymise(work / "a", ROWS, cluster)
         finally:
             cluster.close()
 

@@ -40,9 +40,9 @@ from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import AnonymisationReport, build_report
 from pseudogate.anonymity.search import search
 from pseudogate.anonymity.transformation import Problem
-from pseudogate.batch.inputs import Inputs, Part
+from pseudogate.batch.inputs import NOT_PLAIN, Inputs, Part, read_batches
+from pseudogate.batch.outputs import join_csv_parts, open_private, part_name, temp_dir
 from pseudogate.batch.runner import Runner
-from pseudogate.batch.tokenise import NOT_PLAIN, _open_private, _temp_dir, read_batches
 from pseudogate.core import csv_io
 from pseudogate.core.columns import tokenise_column
 from pseudogate.core.errors import InvalidInput, RowError, RowErrors
@@ -235,8 +235,8 @@ def _write_part(job: tuple[int, Part], *, columns: tuple[str, ...], delimiter: s
         else:
             out[name] = column.take(rows)
     result = pa.table(out, schema=pa.schema([(name, pa.string()) for name, _ in release.out]))
-    target = Path(out_dir) / f"part-{index:05d}.{'csv' if csv_out else 'parquet'}"
-    with open(_open_private(target), "wb") as sink:
+    target = Path(out_dir) / part_name(index, csv_out=csv_out)
+    with open(open_private(target), "wb") as sink:
         if csv_out:
             for batch in result.to_batches(max_chunksize=1 << 16):
                 csv_io.write_rows(sink, batch, delimiter=delimiter)
@@ -400,7 +400,7 @@ def anonymise_parts(
                 for h, lv in zip(hierarchies, best.levels, strict=True)},
         level_code=level_code, radix=radix, kept_keys=kept_keys,
     )
-    tmp = _temp_dir(output)
+    tmp = temp_dir(output)
     try:
         written = runner.map(_write_part, list(enumerate(parts)), **common, out_dir=str(tmp),
                              csv_out=csv_out, release=release)
@@ -457,14 +457,7 @@ def _problem(freq: pd.DataFrame, hierarchies: list[ColumnHierarchy], policy: Pol
 def _publish(tmp: Path, output: Path, *, csv_out: bool, names: list[str], delimiter: str,
              parts: int, before: Callable[[], None] | None) -> None:
     if csv_out:
-        joined = tmp / "joined.csv"
-        with open(_open_private(joined), "wb") as sink:
-            csv_io.write_header(sink, names, delimiter=delimiter)
-            for i in range(parts):
-                with open(tmp / f"part-{i:05d}.csv", "rb") as part:
-                    shutil.copyfileobj(part, sink, 1 << 20)
-            sink.flush()
-            os.fsync(sink.fileno())
+        joined = join_csv_parts(tmp, names=names, parts=parts, delimiter=delimiter)
         if before is not None:
             before()
         os.replace(joined, output)

@@ -10,18 +10,26 @@ from __future__ import annotations
 
 import csv
 import glob
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pseudogate.core import csv_io
 from pseudogate.core.errors import InvalidInput
 
-__all__ = ["PARTITION_ROWS", "Inputs", "Part", "find_inputs"]
+__all__ = ["BATCH_ROWS", "NOT_PLAIN", "PARTITION_ROWS", "Inputs", "Part", "find_inputs",
+           "read_batches"]
 
 #: Row groups of one Parquet file are gathered into partitions of about this many rows.
 PARTITION_ROWS = 1 << 20
+#: Rows per record batch read from Parquet (memory per worker is a few batches).
+BATCH_ROWS = 1 << 17
+#: A CSV partition Arrow cannot vouch for (wrong field counts, a carriage return in a value,
+#: a blank line, bad UTF-8): only the local engine reads it, row by row.
+NOT_PLAIN = "not_plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,3 +119,19 @@ def find_inputs(spec: str | Path, *, delimiter: str = ",",
             parts.append(Part(str(path), csv=False, row_groups=tuple(group), rows=rows))
     assert schema is not None
     return Inputs(tuple(parts), tuple(schema.names), schema)
+
+
+def read_batches(part: Part, *, columns: tuple[str, ...], delimiter: str = ",",
+                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
+    """The record batches of one partition (CSV cells as text; raises ``csv_io.NotPlain``)."""
+    if part.csv:
+        for batch in csv_io.text_batches(Path(part.path), columns=columns, delimiter=delimiter):
+            if csv_io.has_blank_row(batch):
+                raise csv_io.NotPlain("a row of empty fields")
+            yield batch
+        return
+    if not part.row_groups:
+        return
+    yield from pq.ParquetFile(part.path).iter_batches(
+        batch_size=batch_rows, row_groups=list(part.row_groups), use_threads=False
+    )

@@ -13,9 +13,7 @@ CSV rows are joined under one header into the output file.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,24 +21,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pseudogate.batch.inputs import Inputs, Part
+from pseudogate.batch.inputs import NOT_PLAIN, Inputs, Part, read_batches
+from pseudogate.batch.outputs import join_csv_parts, open_private, part_name, temp_dir
 from pseudogate.batch.runner import Runner
 from pseudogate.core import csv_io
 from pseudogate.core.columns import tokenise_column
 from pseudogate.core.errors import InvalidInput, RowError, RowErrors
-from pseudogate.core.fileio import PRIVATE_FILE_MODE, atomic_output
 from pseudogate.core.normalise import Kind
 from pseudogate.core.tokens import ShippedKey
 
-__all__ = ["BATCH_ROWS", "MAX_LISTED_ERRORS", "NOT_PLAIN", "PartDone", "read_batches",
-           "tokenise_parts"]
+__all__ = ["MAX_LISTED_ERRORS", "PartDone", "tokenise_parts"]
 
 MAX_LISTED_ERRORS = 50
-#: Rows per record batch read from Parquet (memory per worker is a few batches).
-BATCH_ROWS = 1 << 17
-#: A CSV partition Arrow cannot vouch for (wrong field counts, a carriage return in a value,
-#: a blank line, bad UTF-8): only the local engine reads it, row by row.
-NOT_PLAIN = "not_plain"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,26 +43,6 @@ class PartDone:
     errors: tuple[tuple[int, str], ...]  # (0-based row in the partition, reason)
     n_errors: int
     problem: str | None = None  # NOT_PLAIN, or a column that is not text
-
-
-def _open_private(path: Path) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-
-
-def read_batches(part: Part, *, columns: tuple[str, ...], delimiter: str = ",",
-                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The record batches of one partition (CSV cells as text; raises ``csv_io.NotPlain``)."""
-    if part.csv:
-        for batch in csv_io.text_batches(Path(part.path), columns=columns, delimiter=delimiter):
-            if csv_io.has_blank_row(batch):
-                raise csv_io.NotPlain("a row of empty fields")
-            yield batch
-        return
-    if not part.row_groups:
-        return
-    yield from pq.ParquetFile(part.path).iter_batches(
-        batch_size=batch_rows, row_groups=list(part.row_groups), use_threads=False
-    )
 
 
 def _text_column(batch: pa.RecordBatch, col: int) -> pa.Array | None:
@@ -97,13 +69,12 @@ def tokenise_part(job: tuple[int, Part], *, out_dir: str, columns: tuple[str, ..
     """
     index, part = job
     tokeniser = key.tokeniser()
-    suffix = "csv" if csv_out else "parquet"
-    target = Path(out_dir) / f"part-{index:05d}.{suffix}"
+    target = Path(out_dir) / part_name(index, csv_out=csv_out)
     errors: list[tuple[int, str]] = []
     n_errors = rows = 0
     writer: pq.ParquetWriter | None = None
     name = columns[col]
-    with open(_open_private(target), "wb") as sink:
+    with open(open_private(target), "wb") as sink:
         try:
             for batch in read_batches(part, columns=columns):
                 text = _text_column(batch, col)
@@ -161,13 +132,6 @@ def _all_text(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
 
 
-def _temp_dir(output: Path) -> Path:
-    folder = output.parent if str(output.parent) else Path(".")
-    tmp = folder / f".{output.name}.{secrets.token_hex(4)}.tmp"
-    tmp.mkdir(mode=0o700)
-    return tmp
-
-
 def tokenise_parts(inputs: Inputs, output: Path, *, runner: Runner, column: str, kind: Kind,
                    key: ShippedKey, input_label: str) -> int:
     """Tokenise ``column`` of every partition; returns the number of data rows.
@@ -179,18 +143,14 @@ def tokenise_parts(inputs: Inputs, output: Path, *, runner: Runner, column: str,
     if not csv_out and output.exists():
         raise InvalidInput(f"output {output} already exists: name a new folder")
     col = inputs.columns.index(column)
-    tmp = _temp_dir(output)
+    tmp = temp_dir(output)
     try:
         done = runner.map(tokenise_part, list(enumerate(inputs.parts)), out_dir=str(tmp),
                           columns=inputs.columns, col=col, kind=kind, key=key, csv_out=csv_out)
         _raise_problems(done, inputs, column=column, input_label=input_label)
         total = sum(d.rows for d in done)
         if csv_out:
-            with atomic_output(output) as target, open(target, "wb") as sink:
-                csv_io.write_header(sink, list(inputs.columns))
-                for i in range(len(done)):
-                    with open(tmp / f"part-{i:05d}.csv", "rb") as part:
-                        shutil.copyfileobj(part, sink, 1 << 20)
+            os.replace(join_csv_parts(tmp, names=list(inputs.columns), parts=len(done)), output)
         else:
             os.rename(tmp, output)
     finally:

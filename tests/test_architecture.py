@@ -26,6 +26,7 @@ LAYERS: dict[str, int] = {
     "audit": 1,
     "linkage": 1,
     "store": 2,
+    "batch": 2,
     "gateway": 3,
     "v1": 4,
     "service": 5,
@@ -176,7 +177,7 @@ def test_when_the_import_graph_is_walked_then_it_has_no_cycle() -> None:
     assert not _cycles(_graph()), f"import cycles: {_cycles(_graph())}"
 
 
-@pytest.mark.parametrize("folder", ["core", "anonymity", "audit", "linkage"])
+@pytest.mark.parametrize("folder", ["core", "anonymity", "audit", "linkage", "batch"])
 def test_when_the_core_or_an_engine_is_read_then_it_imports_no_transport_cli_or_store(
     folder: str,
 ) -> None:

@@ -1,7 +1,13 @@
-"""``pseudogate anonymise``: tokenise, generalise and suppress a CSV file under a policy.
+"""``pseudogate anonymise``: tokenise, generalise and suppress a table under a policy.
 
 Everything is computed before anything is written; the output table, JSON report and HTML
 report are then renamed into place together, so bad input (exit status 2) leaves no output.
+
+``--engine local`` (the default) reads a CSV file into memory; a Parquet input (a file, folder
+or glob) or ``--engine dask`` runs the partitioned job of :mod:`pseudogate.batch.anonymise`
+(in this process, or on a Dask cluster): the workers count the equivalence-class frequency
+table, this process runs the same exact search on it, and the workers write the kept rows (a
+folder of Parquet partitions, or one CSV file when the output name ends ``.csv``).
 """
 
 from __future__ import annotations
@@ -22,6 +28,13 @@ import pyarrow as pa
 from pseudogate.anonymity import anonymise
 from pseudogate.anonymity.html_report import render_html
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
+from pseudogate.cli._engine import (
+    Engine,
+    add_engine_arguments,
+    check_engine_arguments,
+    is_parquet_input,
+    runner_for,
+)
 from pseudogate.core import csv_io
 from pseudogate.core.fileio import atomic_output
 from pseudogate.core.keyring import EXAMPLE_KEYRING, Keyring
@@ -40,14 +53,18 @@ def register(sub: Any) -> None:
         description=__doc__,
     )
     p.add_argument("--policy", type=Path, required=True, help="policy YAML file")
-    p.add_argument("--input", type=Path, required=True, help="CSV file with a header row")
-    p.add_argument("--output", type=Path, required=True, help="anonymised CSV file to write")
+    p.add_argument("--input", type=Path, required=True,
+                   help="CSV file with a header row, or a Parquet file, folder or glob")
+    p.add_argument("--output", type=Path, required=True,
+                   help="anonymised CSV file to write (with --engine dask or a Parquet input: "
+                   "a folder of Parquet partitions unless the name ends .csv)")
     p.add_argument("--report", type=Path, required=True, help="JSON report to write")
     p.add_argument("--html", type=Path, help="HTML report to write")
     p.add_argument("--keyring", type=Path,
                    help="keyring for tokenised columns (default: the public EXAMPLE keyring)")
     p.add_argument("--delimiter", default=",",
                    help="field delimiter of the input (and output); default ','")
+    add_engine_arguments(p)
     p.set_defaults(handler=run)
 
 
@@ -156,8 +173,79 @@ def _write_table(table: pd.DataFrame, path: Path, *, delimiter: str) -> None:
     table.to_csv(path, sep=delimiter, index=False, lineterminator="\n", encoding="utf-8")
 
 
+def _check_delimiter(delimiter: str) -> None:
+    if len(delimiter) != 1 or delimiter in "\r\n\"":
+        fail(f"delimiter {delimiter!r} must be a single character other than a quote or newline")
+
+
+def _keyring(args: argparse.Namespace) -> Keyring:
+    if args.keyring is None:
+        warn(EXAMPLE_KEYS_WARNING)
+        return Keyring.load(EXAMPLE_KEYRING)
+    keyring = Keyring.load(args.keyring)
+    if keyring.is_example:
+        warn(EXAMPLE_KEYS_WARNING)
+    return keyring
+
+
+def _check_output_folders(args: argparse.Namespace) -> None:
+    for out in (args.output, args.report, args.html):
+        if out is not None and not (out.parent if str(out.parent) else Path(".")).is_dir():
+            fail(f"output folder {out.parent} does not exist")
+
+
+def _summary(rep: dict[str, Any], args: argparse.Namespace) -> str:
+    return (
+        f"{rep['rows_out']:,} of {rep['rows_in']:,} rows released ({rep['suppressed']:,} "
+        f"suppressed) in {rep['classes']:,} classes; levels "
+        + ", ".join(f"{k}={v}" for k, v in rep["levels"].items())
+        + f"; k achieved {rep['k_achieved']}; wrote {args.output}, {args.report}"
+        + (f", {args.html}" if args.html else "")
+    )
+
+
+def _run_batch(args: argparse.Namespace, policy: Any) -> int:
+    """Partition by partition, in this process or on a Dask cluster."""
+    from pseudogate.batch.anonymise import BatchResult, anonymise_parts
+    from pseudogate.batch.inputs import find_inputs
+
+    _check_delimiter(args.delimiter)
+    inputs = find_inputs(args.input, delimiter=args.delimiter)
+    known = {rule.name for rule in policy.columns}
+    seen: set[str] = set()
+    for position, name in enumerate(inputs.columns, 1):
+        if name in seen:
+            fail(f"input file {args.input}: column {column_label(name, position, known=known)} "
+                 "appears more than once in the header")
+        seen.add(name)
+    _check_output_folders(args)
+    if len(inputs.columns) == 1 and any(d in inputs.columns[0] for d in ",;\t|"):
+        fail(f"input file {args.input} has a single column whose name contains a delimiter: "
+             f"is --delimiter right (it is {args.delimiter!r})?")
+    keyring = _keyring(args) if policy.tokenised_columns else None
+
+    def publish(result: BatchResult) -> None:
+        # The reports go into place just before the table (a rename): all appear, or none.
+        report_text = json.dumps(result.report.to_json(), indent=2, sort_keys=False) + "\n"
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(atomic_output(args.report)).write_text(report_text,
+                                                                       encoding="utf-8")
+            if args.html is not None:
+                stack.enter_context(atomic_output(args.html)).write_text(
+                    render_html(result.report), encoding="utf-8")
+
+    with runner_for(args) as runner:
+        result = anonymise_parts(inputs, args.output, policy, runner=runner, keyring=keyring,
+                                 delimiter=args.delimiter, publish=publish)
+    print(_summary(result.report.to_json(), args), file=sys.stdout)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    check_engine_arguments(args)
     policy = load_policy(args.policy)
+    if Engine(args.engine) is Engine.DASK or is_parquet_input(args.input):
+        return _run_batch(args, policy)
     table = read_table(
         args.input, delimiter=args.delimiter, known={rule.name for rule in policy.columns}
     )

@@ -1,8 +1,14 @@
-"""``pseudogate tokenise``: replace one CSV column with tokens, in-process.
+"""``pseudogate tokenise``: replace one column with tokens, in-process or on a Dask cluster.
 
-The file is streamed in chunks into a temporary output. Every row is checked; if any value is
+The input is streamed in chunks into a temporary output. Every row is checked; if any value is
 invalid the command lists row numbers and reason codes (never values), exits with status 2 and
-leaves no output file behind (``atomic_output`` removes the temporary file).
+leaves no output behind (the temporary file or folder is removed).
+
+``--engine local`` (the default) reads a CSV file as it always has; a Parquet input (a
+``.parquet`` file, a folder or a glob of them) is tokenised partition by partition in this
+process. ``--engine dask`` does the same partition work on the workers of a Dask cluster
+(``--scheduler``, or a ``LocalCluster`` on this machine): a CSV or Parquet input, written as a
+folder of Parquet partitions, or as one CSV file when the output name ends ``.csv``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from pseudogate.cli._common import EXAMPLE_KEYS_WARNING, Progress, fail, warn
+from pseudogate.cli._engine import (
+    Engine,
+    add_engine_arguments,
+    check_engine_arguments,
+    is_parquet_input,
+    runner_for,
+)
 from pseudogate.core import csv_io
 from pseudogate.core.columns import tokenise_column, tokenise_list
 from pseudogate.core.errors import RowError, RowErrors
@@ -54,12 +67,17 @@ def register(sub: Any) -> None:
         "defaults to the domain's kind for the built-in domains",
     )
     p.add_argument("--column", required=True, help="header name of the column to tokenise")
-    p.add_argument("--input", type=Path, required=True, help="CSV file with a header row")
-    p.add_argument("--output", type=Path, required=True, help="CSV file to write")
+    p.add_argument("--input", type=Path, required=True,
+                   help="CSV file with a header row, or a Parquet file, folder or glob")
+    p.add_argument("--output", type=Path, required=True,
+                   help="CSV file to write (a name ending .csv), else a folder of Parquet "
+                   "partitions (Parquet inputs and --engine dask)")
+    add_engine_arguments(p)
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_engine_arguments(args)
     if not DOMAIN_RE.fullmatch(args.domain):  # the server's rule, so the domain can be served too
         fail(f"domain {args.domain!r} must match {DOMAIN_PATTERN}")
     if args.kind is None:
@@ -71,6 +89,8 @@ def run(args: argparse.Namespace) -> int:
     ring = Keyring.load(args.keyring)
     if ring.is_example:
         warn(EXAMPLE_KEYS_WARNING)
+    if Engine(args.engine) is Engine.DASK or is_parquet_input(args.input):
+        return _run_batch(args, ring=ring, kind=kind)
     tokeniser = ring.linkage_tokeniser(args.domain)
     rows = tokenise_csv(
         args.input,
@@ -90,6 +110,31 @@ def run(args: argparse.Namespace) -> int:
         args.output,
     )
     print(f"{rows:,} rows tokenised with key {tokeniser.key_id}; wrote {args.output}")
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, *, ring: Keyring, kind: Kind) -> int:
+    """Partition by partition, in this process or on a Dask cluster (only the derived key of
+    the one domain goes to the workers)."""
+    from pseudogate.batch.inputs import find_inputs
+    from pseudogate.batch.tokenise import tokenise_parts
+
+    out_folder = args.output.parent if str(args.output.parent) else Path(".")
+    if not out_folder.is_dir():
+        fail(f"output folder {out_folder} does not exist")
+    inputs = find_inputs(args.input)
+    if inputs.parts[0].csv:
+        with open(args.input, newline="", encoding="utf-8-sig") as src:
+            _read_header(csv.reader(src), input_path=args.input, column=args.column)
+    elif args.column not in inputs.columns:
+        fail(f"column {args.column!r} not found in {args.input}")
+    key = ring.linkage_key_to_ship(args.domain)
+    with runner_for(args) as runner:
+        rows = tokenise_parts(inputs, args.output, runner=runner, column=args.column, kind=kind,
+                              key=key, input_label=str(args.input))
+    log.info("tokenised %d rows of column %r (kind %s, domain %s, key %s, engine %s) into %s",
+             rows, args.column, kind.value, args.domain, key.key_id, args.engine, args.output)
+    print(f"{rows:,} rows tokenised with key {key.key_id}; wrote {args.output}")
     return 0
 
 

@@ -207,8 +207,12 @@ class RowError:
 class RowErrors(InvalidInput):
     """Some rows are invalid; the whole operation is refused."""
 
-    def __init__(self, errors: list[RowError], *, context: str = "input", limit: int = 20) -> None:
+    def __init__(self, errors: list[RowError], *, context: str = "input", limit: int = 20,
+                 total: int | None = None) -> None:
+        """``total``: how many errors there are when ``errors`` holds only the first ones
+        (a partitioned job gathers only the first few from each partition)."""
         self.errors = errors
+        count = len(errors) if total is None else total
         shown = "; ".join(e.describe() for e in errors[:limit])
-        more = f"; and {len(errors) - limit} more" if len(errors) > limit else ""
-        super().__init__(f"{len(errors)} invalid value(s) in {context}: {shown}{more}")
+        more = f"; and {count - limit} more" if count > limit else ""
+        super().__init__(f"{count} invalid value(s) in {context}: {shown}{more}")

@@ -37,7 +37,13 @@ from pseudogate.core.encoding import INFO_PREFIX as ENCODING_INFO_PREFIX
 from pseudogate.core.encoding import Encoder, derive_encoder
 from pseudogate.core.errors import ConfigurationError, FailedPrecondition, NotFound
 from pseudogate.core.names import KEY_ID_PATTERN, KEY_ID_RE
-from pseudogate.core.tokens import DOMAIN_INFO_PREFIX, PROJECT_INFO_PREFIX, Tokeniser, derive_key
+from pseudogate.core.tokens import (
+    DOMAIN_INFO_PREFIX,
+    PROJECT_INFO_PREFIX,
+    ShippedKey,
+    Tokeniser,
+    derive_key,
+)
 
 __all__ = [
     "CLUSTER_INFO",
@@ -467,6 +473,20 @@ class Keyring:
         """Tokeniser for a domain under the primary linkage key (or a named usable one)."""
         k = self._usable(key_id or self.primary(Purpose.LINKAGE).id, Purpose.LINKAGE)
         return Tokeniser(
+            key_id=k.info.id,
+            label=f"domain/{domain}",
+            derived_key=derive_key(k.material._b, DOMAIN_INFO_PREFIX + domain),
+        )
+
+    def linkage_key_to_ship(self, domain: str, *, key_id: str | None = None) -> ShippedKey:
+        """The derived key of :meth:`linkage_tokeniser` packed for a batch worker (one job).
+
+        The one way a key leaves this process: derived for one domain (HKDF is one-way, so
+        neither the linkage key nor another domain's key can be recovered from it), and sent
+        only to the workers of one job (docs/keys.md, "Keys on a Dask cluster").
+        """
+        k = self._usable(key_id or self.primary(Purpose.LINKAGE).id, Purpose.LINKAGE)
+        return ShippedKey(
             key_id=k.info.id,
             label=f"domain/{domain}",
             derived_key=derive_key(k.material._b, DOMAIN_INFO_PREFIX + domain),

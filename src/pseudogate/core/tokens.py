@@ -15,7 +15,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 from cryptography.hazmat.primitives import hashes
@@ -27,7 +27,14 @@ from pseudogate.core._accel import fastmac
 if TYPE_CHECKING:
     from pseudogate.core._fastmac import HmacSha256
 
-__all__ = ["DOMAIN_INFO_PREFIX", "PROJECT_INFO_PREFIX", "TOKEN_BYTES", "Tokeniser", "derive_key"]
+__all__ = [
+    "DOMAIN_INFO_PREFIX",
+    "PROJECT_INFO_PREFIX",
+    "TOKEN_BYTES",
+    "ShippedKey",
+    "Tokeniser",
+    "derive_key",
+]
 
 DOMAIN_INFO_PREFIX = "pseudogate/v1/domain/"
 PROJECT_INFO_PREFIX = "pseudogate/v1/project/"
@@ -96,6 +103,38 @@ class Tokeniser:
         prefix = self._prefix
         step = _TOKEN_CHARS
         return [prefix + encoded[i : i + step] for i in range(0, n * step, step)]
+
+
+class ShippedKey:
+    """One derived key packed to travel to a batch worker (a Dask worker) for one job.
+
+    The only key object that pickles, on purpose: it holds the *derived* key of one
+    (key, domain) pair, never the keyring's key, so a worker that keeps it can make tokens of
+    that domain under that key id and nothing else (docs/keys.md, "Keys on a Dask cluster").
+    Built by :meth:`pseudogate.core.keyring.Keyring.linkage_key_to_ship`; the worker turns it
+    into a :class:`Tokeniser` with :meth:`tokeniser`. Its repr shows no key bytes.
+    """
+
+    __slots__ = ("_derived", "key_id", "label")
+
+    def __init__(self, *, key_id: str, label: str, derived_key: bytes) -> None:
+        self.key_id = key_id
+        self.label = label
+        self._derived = derived_key
+
+    def __repr__(self) -> str:
+        return f"ShippedKey(key_id={self.key_id!r}, label={self.label!r})"
+
+    def __reduce__(self) -> tuple[Any, tuple[str, str, bytes]]:
+        return (_unpack_shipped, (self.key_id, self.label, self._derived))
+
+    def tokeniser(self) -> Tokeniser:
+        """The tokeniser of this derived key (same tokens as the keyring's own)."""
+        return Tokeniser(key_id=self.key_id, label=self.label, derived_key=self._derived)
+
+
+def _unpack_shipped(key_id: str, label: str, derived_key: bytes) -> ShippedKey:
+    return ShippedKey(key_id=key_id, label=label, derived_key=derived_key)
 
 
 _B32_ALPHABET = np.frombuffer(b"abcdefghijklmnopqrstuvwxyz234567", dtype=np.uint8)

@@ -1,0 +1,170 @@
+"""Where partition work runs: in this process, or on the workers of a Dask cluster.
+
+A :class:`Runner` maps a function over partitions and returns the results in partition
+order. :func:`dask_runner` connects to a scheduler (``--scheduler``) or starts a
+``LocalCluster`` sized to the machine (one single-threaded worker per core, each limited to
+``--worker-memory``, by default an equal share of the machine's memory). Dask is imported
+only there.
+
+Keys reach the workers only as the derived per-domain keys a job needs, inside its tasks; a
+scheduler reached over plaintext TCP is refused unless it is on this machine (loopback), so
+derived keys cross a network only under Dask's TLS (``tls://``, docs/keys.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import ipaddress
+import logging
+import os
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+from pseudogate.core.errors import ConfigurationError, ResourceExhausted
+
+__all__ = ["DaskRunner", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+#: Partial results combined at once by :meth:`Runner.map_reduce`.
+FAN_IN = 8
+
+
+class Runner(Protocol):
+    """Maps ``fn(item, **kwargs)`` over items; results in item order."""
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]: ...
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        """``combine`` of the results of ``fn`` over items, combined ``FAN_IN`` at a time in
+        item order (on the workers, for a cluster): only the final result reaches here."""
+        ...
+
+
+class InProcess:
+    """Runs every partition here, one after the other."""
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]:
+        return [fn(item, **kwargs) for item in items]
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        pending: list[R] = []
+        for item in items:
+            pending.append(fn(item, **kwargs))
+            if len(pending) == FAN_IN:
+                pending = [combine(pending)]
+        return combine(pending)
+
+
+class DaskRunner:
+    """Runs partitions as tasks on a Dask cluster (one task per partition)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    @property
+    def workers(self) -> int:
+        return len(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def map(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[R]:
+        if not items:
+            return []
+        # The options travel bound to the function: client.map reserves some keyword names.
+        futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        try:
+            with _worker_deaths():
+                return list(self.client.gather(futures))
+        finally:
+            self.client.cancel(futures)
+
+    def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
+                   combine: Callable[[list[R]], R], **kwargs: Any) -> R:
+        futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        level = futures
+        try:
+            while True:
+                level = [self.client.submit(combine, level[i : i + FAN_IN], pure=False)
+                         for i in range(0, max(len(level), 1), FAN_IN)]
+                if len(level) == 1:
+                    with _worker_deaths():
+                        return level[0].result()  # type: ignore[no-any-return]
+        finally:
+            self.client.cancel(futures)
+
+
+@contextlib.contextmanager
+def _worker_deaths() -> Iterator[None]:
+    """A task whose workers kept dying (usually past their memory limit) is a clear error."""
+    from distributed import KilledWorker
+
+    try:
+        yield
+    except KilledWorker:
+        raise ResourceExhausted(
+            "a partition's task killed its Dask worker several times (usually: more memory "
+            "than the worker's limit): give workers more memory (--worker-memory, or dask "
+            "worker --memory-limit) or the input smaller partitions"
+        ) from None
+
+
+_LOOPBACK_NAMES = {"localhost", "ip6-localhost"}
+
+
+def check_scheduler_address(address: str) -> None:
+    """Refuse a scheduler that derived keys would reach over a network in plaintext.
+
+    ``tls://`` is accepted (Dask's TLS, configured as docs/keys.md says); ``tcp://`` only to a
+    loopback address; ``inproc://`` (same process) always.
+    """
+    parts = urlsplit(address if "://" in address else f"tcp://{address}")
+    scheme = parts.scheme
+    if scheme in ("tls", "inproc"):
+        return
+    if scheme not in ("tcp", "ws"):
+        raise ConfigurationError(f"scheduler address {address!r}: use tls://HOST:PORT "
+                                 "(or tcp:// on this machine only)")
+    host = parts.hostname or ""
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host in _LOOPBACK_NAMES
+    if not loopback:
+        raise ConfigurationError(
+            f"scheduler address {address!r} is plaintext TCP to another machine: the job's "
+            "derived keys would cross the network in clear; use a tls:// address and Dask's "
+            "TLS settings (docs/keys.md, 'Keys on a Dask cluster')"
+        )
+
+
+@contextlib.contextmanager
+def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = None,
+                workers: int | None = None, quiet: bool = True) -> Iterator[DaskRunner]:
+    """A :class:`DaskRunner` on ``scheduler``, or on a new ``LocalCluster`` (closed after).
+
+    ``quiet``: Dask's own INFO lines (every start, stop and cancelled task) are not shown.
+    """
+    from distributed import Client, LocalCluster
+
+    if quiet:
+        for name in [n for n in logging.root.manager.loggerDict if n.startswith("distributed")]:
+            logging.getLogger(name).setLevel(logging.WARNING)
+
+    if scheduler is not None:
+        check_scheduler_address(scheduler)
+        with Client(scheduler, set_as_default=False) as client:
+            yield DaskRunner(client)
+        return
+    n = workers or os.cpu_count() or 1
+    with (
+        LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                     memory_limit=worker_memory or "auto",
+                     dashboard_address="127.0.0.1:0") as cluster,  # loopback, any free port
+        Client(cluster, set_as_default=False) as client,
+    ):
+        yield DaskRunner(client)

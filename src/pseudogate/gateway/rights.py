@@ -331,6 +331,10 @@ class Rights:
         now = self._stamp()
 
         def facts(change_id: str, db: sqlite3.Connection) -> ChangeFacts:
+            current = self.tables.get(row.id, db)
+            if current is None or current.status != RequestStatus.PENDING.value:
+                # recorded meanwhile (the sweep and a call found it together): nothing to do
+                raise FailedPrecondition("the request expired before it was approved")
             return ChangeFacts(
                 change_id=change_id, project=row.project,
                 details=_details(row, RequestStatus.EXPIRED),
@@ -343,6 +347,12 @@ class Rights:
         return PreparedRightsChange(
             self.catalog, kind="rights_expiry", committed_at=now, facts=facts, write=write
         )
+
+    def due_expiries(self) -> list[str]:
+        """The ids of pending requests past their expiry, whose expiry is not yet recorded
+        (the sweep records each with :meth:`prepare_expiry`), oldest first."""
+        now = self._now()
+        return [rid for rid, expires in self.tables.pending() if is_expired(expires, now=now)]
 
     def check_decision(self, request_id: object, *, approver: Requester) -> RequestView:
         """Check that ``approver`` may decide this request now (the two-person rule, pending,

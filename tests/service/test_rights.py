@@ -533,7 +533,7 @@ def test_when_an_extract_was_released_before_manifests_were_kept_then_its_audit_
     assert (extract["outcome"], extract["optout_snapshot"]) == ("included", 1)
 
 
-def test_when_the_project_has_expired_or_is_probabilistic_then_reidentification_is_a_failed_precondition(
+def test_when_the_project_has_expired_or_released_no_extract_then_reidentification_is_a_failed_precondition(
     world: World,
 ) -> None:
     w = world
@@ -559,7 +559,9 @@ def test_when_the_project_has_expired_or_is_probabilistic_then_reidentification_
                 stub_r.RequestReidentification(rights_pb2.RequestReidentificationRequest(
                     project=project, tokens=[real], reason="participant at risk"), timeout=30)
             assert info.value.code() == C.FAILED_PRECONDITION, project
-        assert "probabilistic" in (info.value.details() or "")
+        # "fuzzy" (probabilistic) is not refused for its method (test_rights_probabilistic.py):
+        # it released no extract, so no token is one of its own
+        assert "expired" not in (info.value.details() or "")
 
 
 def test_when_a_reidentification_expires_or_a_provider_had_no_part_then_nothing_is_returned(
@@ -630,3 +632,43 @@ def test_when_requests_are_listed_then_approvers_see_all_and_others_only_their_o
     assert code == 0 and reid in out and sar not in out
     for blob in w.responses:
         assert b"lk1_" not in blob
+
+
+def test_when_the_project_ends_after_the_request_then_approval_and_fetch_are_failed_preconditions(
+    world: World,
+) -> None:
+    w = world
+    with w.channel(OPS) as ch:
+        admin_pb2_grpc.AdminServiceStub(ch).CreateProject(admin_pb2.CreateProjectRequest(
+            **STATEMENTS,
+            project="short", researcher=UNI, datasets=["gp_diagnoses", "council_services"],
+            policy_yaml=PROJECT_POLICY.replace("name: study", "name: short"),
+            expires="2026-03-03"), timeout=30)
+    with w.channel(UNI) as ch:
+        replies = list(extract_pb2_grpc.ExtractServiceStub(ch).CreateExtract(
+            extract_pb2.CreateExtractRequest(project="short"), timeout=60))
+    table = pa.concat_tables(pa.ipc.open_stream(r.arrow_ipc).read_all()
+                             for r in replies if not r.manifest_json)
+    real = table.column("person").to_pylist()[0]
+
+    def request() -> str:
+        return str(w.rights(UNI, "RequestReidentification",
+                            rights_pb2.RequestReidentificationRequest(
+                                project="short", tokens=[real], reason="participant at risk",
+                            )).request.id)
+
+    waiting, approved = request(), request()
+    w.rights(AUDIT, "ApproveRequest", rights_pb2.ApproveRequestRequest(request=approved))
+    w.clock.now = START + dt.timedelta(days=2)  # 2026-03-04: "short" ended on the 3rd
+    with w.channel(AUDIT) as ch:
+        assert _status(lambda: rights_pb2_grpc.RightsServiceStub(ch).ApproveRequest(
+            rights_pb2.ApproveRequestRequest(request=waiting), timeout=30)) == C.FAILED_PRECONDITION
+    with w.channel(GP) as ch:
+        with pytest.raises(grpc.RpcError) as info:
+            rights_pb2_grpc.RightsServiceStub(ch).FetchReidentification(
+                rights_pb2.FetchReidentificationRequest(request=approved), timeout=30)
+        assert info.value.code() == C.FAILED_PRECONDITION
+        assert "expired" in (info.value.details() or "")
+    assert w.rights(AUDIT, "GetRequest",
+                    rights_pb2.GetRequestRequest(request=waiting)).request.status == "pending"
+    assert _verified(w)

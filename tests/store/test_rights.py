@@ -3,6 +3,7 @@ and the subject access report is worked out from versions, manifests and opt-out
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from pseudogate.core.rights import Requester
 from pseudogate.gateway import Store
 from pseudogate.gateway.changes import ChangeFacts, unaudited
 
-from .helpers import gp_columns, ipc, people, submit
+from .helpers import Clock, gp_columns, ipc, people, submit
 
 ADMIN = Requester("ops", "admin")
 AUDITOR = Requester("audit-office", "auditor")
@@ -71,3 +72,41 @@ def test_when_the_catalog_is_searched_for_the_number_then_only_tokens_are_there(
     for path in data_dir.rglob("*"):
         if path.is_file():
             assert person["nhs_number"].encode() not in path.read_bytes()
+
+
+def test_when_requests_pass_their_expiry_then_the_sweep_finds_each_once_and_records_it_as_a_change(
+    store: Store, data_dir: Path, clock: Clock
+) -> None:
+    start = clock.now
+    rights = store.rights
+    first = rights.prepare_subject_access(
+        nhs_number=people(1)[0]["nhs_number"], reason="a letter", requester=ADMIN,
+    ).commit(record=unaudited)
+    clock.now = start + dt.timedelta(days=3)
+    second = rights.prepare_subject_access(
+        nhs_number=people(2)[1]["nhs_number"], reason="a letter", requester=ADMIN,
+    ).commit(record=unaudited)
+    assert rights.due_expiries() == []
+    clock.now = start + dt.timedelta(days=7)  # the first expires at exactly this moment
+    assert rights.due_expiries() == [first.row.id]
+    with pytest.raises(Unavailable):  # not audited: not recorded
+        prepared = rights.prepare_expiry(first.row.id)
+        assert prepared is not None
+        prepared.commit(record=_failing)
+    assert rights.due_expiries() == [first.row.id]
+    facts: list[ChangeFacts] = []
+    prepared = rights.prepare_expiry(first.row.id)
+    assert prepared is not None
+    stale = rights.prepare_expiry(first.row.id)  # prepared twice (a call and the sweep)
+    assert prepared.commit(record=facts.append).status.value == "expired"
+    assert stale is not None
+    with pytest.raises(FailedPrecondition):  # the second finds it recorded: nothing written
+        stale.commit(record=facts.append)
+    assert len(facts) == 1 and facts[0].details["request_status"] == "expired"
+    assert rights.due_expiries() == [] and rights.prepare_expiry(first.row.id) is None
+    clock.now = start + dt.timedelta(days=11)
+    assert rights.due_expiries() == [second.row.id]
+    assert _rows(data_dir, "SELECT status FROM rights_requests ORDER BY created_at") == [
+        ("expired",), ("pending",)]
+    assert _rows(data_dir, "SELECT count(*) FROM applied_changes WHERE kind = 'rights_expiry'"
+                 ) == [(1,)]

@@ -238,7 +238,8 @@ def run_fetch(args: argparse.Namespace) -> int:
     atomic_write_text(args.output, buffer.getvalue())
     print(
         f"wrote {args.output}: {len(reply.records)} of your own record(s); resolve each linkage "
-        "token against your own register (Tokenise). The gateway will not return them again"
+        "token against your own register (Tokenise), and a record with none (a probabilistic "
+        "project's) by its row. The gateway will not return them again"
     )
     return 0
 

@@ -51,6 +51,8 @@ from pseudogate.core.rights import (
     reason_sha256,
 )
 from pseudogate.gateway.changes import ChangeFacts, Recorder, commit_in_catalog, new_change_id
+from pseudogate.gateway.clusters import representative_links
+from pseudogate.gateway.join import join_layout
 from pseudogate.store.catalog import Catalog, VersionRecord
 from pseudogate.store.datasets import DatasetFiles
 from pseudogate.store.requests import RequestRow, RequestTables
@@ -295,13 +297,7 @@ class Rights:
         row_p = self.catalog.project(project_id)
         if row_p is None or row_p.researcher != requester.organisation:
             raise PermissionDenied(_PROJECT_DENIED.format(shown(project_id)))
-        if self._now().date() > dt.date.fromisoformat(row_p.expires):
-            raise FailedPrecondition(f"project {project_id!r} expired on {row_p.expires}")
-        if row_p.linkage == "probabilistic":
-            raise FailedPrecondition(
-                "re-identification is not available for probabilistic projects: their project "
-                "tokens name clusters of records, not one person's records (docs/rights.md)"
-            )
+        self._check_project_live(project_id)
         wanted = _checked_tokens(tokens, limit=self.settings.max_tokens)
         found = self._locate(project_id, row_p.domain, set(wanted))
         if {t for t, _ in found} != set(wanted):
@@ -312,6 +308,17 @@ class Rights:
             domain=row_p.domain,
         )
         return self._creation(row, {"tokens": len(wanted)})
+
+    def _check_project_live(self, project_id: str | None) -> None:
+        """FailedPrecondition if the project has expired (today, UTC, is after its last day):
+        checked when a re-identification is requested, approved and fetched."""
+        if project_id is None:
+            return
+        row_p = self.catalog.project(project_id)
+        if row_p is None:
+            raise FailedPrecondition(f"project {project_id!r} no longer exists")
+        if self._now().date() > dt.date.fromisoformat(row_p.expires):
+            raise FailedPrecondition(f"project {project_id!r} expired on {row_p.expires}")
 
     # -- deciding -------------------------------------------------------------------------------
 
@@ -324,6 +331,10 @@ class Rights:
         now = self._stamp()
 
         def facts(change_id: str, db: sqlite3.Connection) -> ChangeFacts:
+            current = self.tables.get(row.id, db)
+            if current is None or current.status != RequestStatus.PENDING.value:
+                # recorded meanwhile (the sweep and a call found it together): nothing to do
+                raise FailedPrecondition("the request expired before it was approved")
             return ChangeFacts(
                 change_id=change_id, project=row.project,
                 details=_details(row, RequestStatus.EXPIRED),
@@ -337,6 +348,12 @@ class Rights:
             self.catalog, kind="rights_expiry", committed_at=now, facts=facts, write=write
         )
 
+    def due_expiries(self) -> list[str]:
+        """The ids of pending requests past their expiry, whose expiry is not yet recorded
+        (the sweep records each with :meth:`prepare_expiry`), oldest first."""
+        now = self._now()
+        return [rid for rid, expires in self.tables.pending() if is_expired(expires, now=now)]
+
     def check_decision(self, request_id: object, *, approver: Requester) -> RequestView:
         """Check that ``approver`` may decide this request now (the two-person rule, pending,
         not expired). Returns the view; raises otherwise."""
@@ -345,6 +362,7 @@ class Rights:
         if view.status is RequestStatus.APPROVED and self.already_approved_by(view, approver):
             return view  # the same identity again: counted once (see already_approved_by)
         check_pending(view.status)
+        self._check_project_live(view.row.project)  # a re-identification of an ended project
         return view
 
     def already_approved_by(self, view: RequestView, approver: Requester) -> bool:
@@ -428,6 +446,7 @@ class Rights:
             )
         if self.tables.delivered(view.row.id, caller.organisation):
             raise FailedPrecondition("this result was already fetched: results are returned once")
+        self._check_project_live(view.row.project)  # approved, but the project has ended since
         return view
 
     def _delivery(
@@ -617,18 +636,30 @@ class Rights:
         token = row.subject_tokens.get(found[0].linkage_key_id)
         return token is not None and self.tables.optout_holds(snapshot, token)
 
-    def _project_versions(self, project: str) -> list[tuple[VersionRecord, str]]:
+    def _manifests(self, project: str) -> list[Manifest]:
+        """The manifests of ``project``'s released extracts, oldest first."""
+        return [
+            Manifest.from_json(kept.manifest_json)
+            for kept in self.catalog.released_manifests()
+            if kept.project == project
+        ]
+
+    def _version(self, dataset: str, number: int) -> VersionRecord | None:
+        return next((v for v in self.catalog.versions(dataset) if v.version == number), None)
+
+    def _project_versions(
+        self, project: str, *, exact_only: bool = False
+    ) -> list[tuple[VersionRecord, str]]:
         """Each dataset version a released extract of ``project`` named, with the project key
-        its manifest names, oldest first, each once."""
+        its manifest names, oldest first, each once (``exact_only``: of exact extracts only)."""
         seen: dict[tuple[str, int], tuple[VersionRecord, str]] = {}
-        for kept in self.catalog.released_manifests():
-            if kept.project != project:
+        for manifest in self._manifests(project):
+            if exact_only and _probabilistic(manifest):
                 continue
-            manifest = Manifest.from_json(kept.manifest_json)
             for d in manifest.datasets:
                 if (d.name, d.version) in seen:
                     continue
-                version = next((v for v in self.catalog.versions(d.name) if v.version == d.version), None)
+                version = self._version(d.name, d.version)
                 if version is not None:
                     seen[(d.name, d.version)] = (version, manifest.key_ids.project)
         return list(seen.values())
@@ -637,9 +668,11 @@ class Rights:
         self, project: str, domain: str, wanted: set[str]
     ) -> list[tuple[str, ReidentifiedRecord]]:
         """(project token, record) of every stored record whose linkage token re-keys to one
-        of ``wanted`` under the project's key, in the versions its extracts named."""
-        found: list[tuple[str, ReidentifiedRecord]] = []
-        for version, project_key in self._project_versions(project):
+        of ``wanted`` under the project's key, in the versions its extracts named; for the
+        extracts of a probabilistic project, every record of each cluster whose representative
+        token re-keys to one of ``wanted`` (:meth:`_locate_clusters`)."""
+        found = self._locate_clusters(project, domain, wanted)
+        for version, project_key in self._project_versions(project, exact_only=True):
             columns = version.token_columns(domain)
             if len(columns) != 1:
                 continue
@@ -660,6 +693,65 @@ class Rights:
                     ReidentifiedRecord(version.dataset, version.version, int(index) + 1, link),
                 ))
         return found
+
+    def _locate_clusters(
+        self, project: str, domain: str, wanted: set[str]
+    ) -> list[tuple[str, ReidentifiedRecord]]:
+        """For each released probabilistic extract of ``project`` (each distinct set of
+        versions, threshold and project key once): the representative linkage tokens are
+        recomputed over the versions the manifest names, in its order, exactly as the extract
+        computed them (gateway/clusters.py), and every record of a cluster whose
+        ``project_token(representative)`` is in ``wanted`` is returned, with the record's own
+        NHS linkage token ("" when it has none: its provider finds it by dataset and row)."""
+        found: list[tuple[str, ReidentifiedRecord]] = []
+        done: set[tuple[object, ...]] = set()
+        for manifest in self._manifests(project):
+            linkage = manifest.linkage
+            if linkage is None or not linkage.probabilistic or not manifest.datasets:
+                continue
+            assert linkage.threshold is not None
+            named = tuple((d.name, d.version) for d in manifest.datasets)
+            key = (named, linkage.threshold, manifest.key_ids.project)
+            if key in done:
+                continue
+            done.add(key)
+            found_versions = [self._version(name, number) for name, number in named]
+            versions = [v for v in found_versions if v is not None]
+            if len(versions) != len(named):
+                continue  # a version no longer in the catalog: that extract cannot be redone
+            layout = join_layout(versions, domain=domain, probabilistic=True)
+            clustered = representative_links(
+                versions, layout.link_columns, files=self.files, keyring=self.keyring,
+                threshold=linkage.threshold,
+            )
+            tokeniser = self.keyring.project_tokeniser(project, key_id=manifest.key_ids.project)
+            for version, column, reps in zip(
+                versions, layout.link_columns, clustered.links, strict=True
+            ):
+                distinct = [t for t in pc.unique(reps).to_pylist() if t]
+                mapped = {
+                    rep: p for rep, p in zip(distinct, tokeniser.tokens(distinct), strict=True)
+                    if p in wanted
+                }
+                if not mapped:
+                    continue
+                own = None
+                if column is not None:
+                    own = as_text(self.files.read(version.file, columns=[column]).column(column))
+                hits = pc.is_in(reps, value_set=pa.array(sorted(mapped), type=pa.string()))
+                for index in pc.indices_nonzero(hits).to_pylist():
+                    link = own[index].as_py() if own is not None else None
+                    found.append((
+                        mapped[reps[index].as_py()],
+                        ReidentifiedRecord(
+                            version.dataset, version.version, int(index) + 1, link or ""
+                        ),
+                    ))
+        return found
+
+
+def _probabilistic(manifest: Manifest) -> bool:
+    return manifest.linkage is not None and manifest.linkage.probabilistic
 
 
 def _checked_project(value: object) -> str:

@@ -25,7 +25,7 @@ from pseudogate.service.audit import AuditServicer
 from pseudogate.service.datasets import DatasetServicer
 from pseudogate.service.extracts import ExtractServicer
 from pseudogate.service.limits import StreamLimits
-from pseudogate.service.rights import RightsServicer
+from pseudogate.service.rights import ExpirySweep, RightsServicer
 from pseudogate.service.server import GatewayServer, ServiceBinding, build_server
 from pseudogate.service.tokenisation import TokenisationServicer
 from pseudogate.service.transport import TlsFiles, check_transport
@@ -209,6 +209,20 @@ def start_gateway(
     def audit(event: AuditEvent) -> None:
         audit_log.append(event)  # validates the event's shape; malformed names become null
 
+    # Requests past their expiry get their expiry recorded (audited) now, before serving, and
+    # again before every RightsService call and every read of the register.
+    sweep = ExpirySweep(store.rights, audit)
+    try:
+        sweep()
+    except BaseException:
+        audit_log.close()
+        store.close()
+        raise
+
+    def request_register() -> dict[str, Any]:
+        sweep()
+        return store.rights.register()
+
     def find_policy(name: str) -> Policy | None:
         if name in policies:
             return policies[name]
@@ -246,13 +260,13 @@ def start_gateway(
                 signer=signer,
                 policies=find_policy,
                 public_keys=keyring.public_signing_keys(),
-                request_register=store.rights.register,
+                request_register=request_register,
             ),
             audit_pb2_grpc.add_AuditServiceServicer_to_server,
             _service_name(audit_pb2, "AuditService"),
         ),
         ServiceBinding(
-            RightsServicer(store.rights),
+            RightsServicer(store.rights, sweep=sweep),
             rights_pb2_grpc.add_RightsServiceServicer_to_server,
             _service_name(rights_pb2, "RightsService"),
         ),

@@ -9,12 +9,14 @@ cannot be written the call fails ``UNAVAILABLE`` and nothing is committed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TypeVar
 
+from pseudogate.audit.events import AuditEvent, build_event
 from pseudogate.gateway.changes import ChangeFacts, PreparedChange
 from pseudogate.service.calls import Call, current_call
 
-__all__ = ["apply_change"]
+__all__ = ["apply_change", "apply_own_change"]
 
 R = TypeVar("R")
 
@@ -33,6 +35,29 @@ def apply_change(change: PreparedChange[R]) -> R:
     def record(facts: ChangeFacts) -> None:
         _fill(call, facts)
         call.commit_point()  # raises if the event cannot be written: the commit never starts
+
+    try:
+        return change.commit(record=record)
+    except BaseException:
+        change.abort()
+        raise
+
+
+def apply_own_change(
+    change: PreparedChange[R], *, method: str, append: Callable[[AuditEvent], object]
+) -> R:
+    """The same rule for a change the gateway makes itself, with no caller (the expiry of a
+    rights request found by the sweep): its event, ``method`` with ``organisation`` and
+    ``role`` null and status ``OK``, is appended to the log with ``append`` before the change
+    is committed. Raises what ``append`` raises (Unavailable), with nothing committed."""
+
+    def record(facts: ChangeFacts) -> None:
+        append(build_event(
+            organisation=None, role=None, method=method, status="OK",
+            dataset=facts.dataset, project=facts.project,
+            policy_fingerprint=facts.policy_fingerprint, key_ids=facts.key_ids,
+            counts=facts.counts, details=facts.event_details(),
+        ))
 
     try:
         return change.commit(record=record)

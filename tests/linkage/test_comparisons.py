@@ -6,7 +6,13 @@ import numpy as np
 import numpy.typing as npt
 
 from pseudogate.linkage.comparisons import comparisons, date_levels, dice, levels
-from pseudogate.linkage.records import BloomField, DateField, EncodedRecords, ExactField
+from pseudogate.linkage.records import (
+    BloomField,
+    DateField,
+    EncodedRecords,
+    ExactField,
+    TokenLevel,
+)
 
 
 def _bits(*rows: list[int], width: int = 64) -> npt.NDArray[np.uint8]:
@@ -71,3 +77,24 @@ def test_when_sex_is_compared_then_equal_is_exact_and_missing_is_null() -> None:
     t = _table(_bits([1], [1], [1]), [True] * 3, [(1, 1, 2000)] * 3, [1, 2, -1])
     lv = levels(t, np.array([0, 0, 1]), np.array([0, 1, 2]))
     assert lv[:, 2].tolist() == [1, 2, 0]
+
+
+def test_when_dice_is_below_the_last_band_then_the_first_agreeing_token_level_applies() -> None:
+    base = list(range(40))
+    # row 0 against: identical (Dice 1); then Dice 0.65 with level A agreeing across slots;
+    # only level B agreeing; nothing agreeing (absent slots, 0, never agree); absent
+    bits = _bits(base, base, *[base[:26] + [50 + i for i in range(14)]] * 3, base)
+    a_codes = np.array([[7, 0], [7, 0], [0, 7], [9, 9], [0, 0], [7, 0]], dtype=np.int32)
+    b_codes = np.array([[5], [6], [6], [5], [6], [5]], dtype=np.int32)
+    t = _table(bits, [True] * 5 + [False], [(1, 1, 2000)] * 6, [1] * 6)
+    t = EncodedRecords(
+        key_id=t.key_id, source=t.source, row=t.row, nhs=t.nhs,
+        blooms={"given_name": BloomField(bits, t.blooms["given_name"].present,
+                                         (TokenLevel("A", a_codes), TokenLevel("B", b_codes)))},
+        dates=t.dates, exact=t.exact, blocking=t.blocking, blocking_fields=())
+    assert comparisons(t)[0].labels == ("dice>=0.95", "dice>=0.85", "dice>=0.7", "A", "B",
+                                        "else")
+    lv = levels(t, np.zeros(5, dtype=np.int64), np.arange(1, 6, dtype=np.int64))
+    # identical -> 1 (token levels unused); A (7 in another slot) -> 4; only B -> 5;
+    # none (row 0's empty slot does not agree with row 4's) -> 6 (else); absent -> null
+    assert lv[:, 0].tolist() == [1, 4, 5, 6, 0]

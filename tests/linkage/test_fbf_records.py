@@ -7,7 +7,7 @@ import pytest
 
 from pseudogate.core import encoding as fbf
 from pseudogate.core.encoding import EncodingKeyMismatch, derive_encoder
-from pseudogate.linkage.comparisons import levels
+from pseudogate.linkage.comparisons import comparisons, levels
 from pseudogate.linkage.fbf_records import BLOCKING_FIELDS, from_encodings, nhs_codes
 from pseudogate.linkage.records import EncodedRecords
 
@@ -42,7 +42,7 @@ def test_when_records_are_mapped_then_the_engine_sees_their_levels() -> None:
     cols = dict(zip(table.fields, lv.T.tolist(), strict=True))
     assert cols["given_name"] == [1, 1, 0]      # equal; equal; missing
     assert cols["address"] == [1, 1, 0]         # St is street: identical filters
-    assert cols["postcode"] == [1, 0, 4]        # same postcode; missing; different
+    assert cols["postcode"] == [1, 0, 5]        # same postcode; missing; else (other district)
     assert cols["date_of_birth"] == [1, 2, 0]   # same; day and month swapped; no parts
     assert cols["sex"] == [1, 0, 2]
     assert cols["family_name"][1] in (2, 3)     # a typo: close, not identical
@@ -71,3 +71,30 @@ def test_when_batches_come_from_different_keys_then_they_are_refused_without_val
 def test_nhs_codes_are_equal_for_equal_tokens_and_minus_one_for_none() -> None:
     codes = nhs_codes(["b", None, "a", "b", ""]).tolist()
     assert codes[0] == codes[3] and codes[1] == codes[4] == -1 and codes[2] not in (-1, codes[0])
+
+
+def test_when_names_are_diminutives_or_double_barrelled_then_token_levels_see_it() -> None:
+    columns: dict[str, list[str | None]] = {
+        "given_name": ["William", "Bill", "Wilma", "Liz", "Elizabeth"],
+        "family_name": ["Smith-Jones", "Jones", "Jonas", "Smith", None],
+        "date_of_birth": ["1971-03-04"] * 5,
+        "sex": ["M"] * 5,
+        "postcode": ["LL11 2AB", "LL11 9ZZ", "LL11", "CH1 2AB", None],
+        "address": [None] * 5,
+    }
+    encoder = derive_encoder(key_id="lk-test", material=bytes(range(32)))
+    opened = encoder.open(encoder.seal(encoder.encode(columns)), name="input 1")
+    table = from_encodings([opened], names=["input 1"], nhs=nhs_codes([None] * 5),
+                           source=[0] * 5, row=list(range(1, 6)))
+    labels = {c.field: c.labels for c in comparisons(table)}
+    assert labels["given_name"][3:] == ("nickname group agrees", "else")
+    assert labels["family_name"][3:] == ("a surname part agrees", "else")
+    assert labels["postcode"][3:] == ("district agrees", "else")
+    assert labels["address"][3:] == ("else",)
+    lv = levels(table, np.array([0, 0, 0, 3]), np.array([1, 2, 3, 4]))
+    cols = dict(zip(table.fields, lv.T.tolist(), strict=True))
+    assert cols["given_name"] == [4, 5, 5, 4]     # Bill ~ William; Wilma; Liz; Liz ~ Elizabeth
+    assert cols["family_name"][:2] == [4, 5]      # Jones: a part of Smith-Jones; Jonas
+    assert cols["family_name"][2] in (3, 4)       # Smith: Dice >= 0.7 here, else a part
+    assert cols["family_name"][3] == 0
+    assert cols["postcode"] == [4, 4, 5, 0]       # moved in LL11; partial LL11; CH1

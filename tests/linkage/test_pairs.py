@@ -12,11 +12,29 @@ from pseudogate.linkage import pairs as P
 from pseudogate.linkage.comparisons import comparisons, levels
 from pseudogate.linkage.engine import Scorer, fit_model, fit_model_counts, link
 from pseudogate.linkage.model import MatchModel, all_pairs_prior, all_pairs_prior_binned
-from pseudogate.linkage.records import BloomField, DateField, EncodedRecords, ExactField
+from pseudogate.linkage.records import (
+    BloomField,
+    DateField,
+    EncodedRecords,
+    ExactField,
+    TokenLevel,
+)
 
 
-def _table(n: int = 400, seed: int = 3) -> EncodedRecords:
-    """Random records whose keys have small value spaces, so that some blocks are large."""
+def _tokens(rng: np.random.Generator, people: np.ndarray, slots: int, values: int
+            ) -> np.ndarray:
+    """Token codes a person mostly keeps (some slots lost or changed), 0 = absent."""
+    n = len(people)
+    codes = rng.integers(1, values, (people.max() + 1, slots))[people].astype(np.int32)
+    codes[rng.random((n, slots)) < 0.2] = 0
+    change = rng.random((n, slots)) < 0.1
+    codes[change] = rng.integers(1, values, int(change.sum()))
+    return np.ascontiguousarray(codes)
+
+
+def _table(n: int = 400, seed: int = 3, tokens: bool = False) -> EncodedRecords:
+    """Random records whose keys have small value spaces, so that some blocks are large
+    (with ``tokens``, Bloom fields 0 and 2 carry token levels as the fbf mapping makes)."""
     rng = np.random.default_rng(seed)
     people = rng.integers(0, n // 2, n)  # about two records a person
     base = rng.integers(0, 256, (n // 2, 3, 32), dtype=np.uint8) & rng.integers(
@@ -36,11 +54,16 @@ def _table(n: int = 400, seed: int = 3) -> EncodedRecords:
     ], axis=1).astype(np.uint64)
     keys[rng.random(keys.shape) < 0.1] = 0
     nhs = np.where(rng.random(n) < 0.1, people, -1).astype(np.int64)
+    extra: dict[int, tuple[TokenLevel, ...]] = {0: (), 1: (), 2: ()}
+    if tokens:  # f0: one level of 3 slots; f2: two levels of 1 slot (few values: chance hits)
+        extra[0] = (TokenLevel("part", _tokens(rng, people, 3, 30)),)
+        extra[2] = (TokenLevel("sector", _tokens(rng, people, 1, 8)),
+                    TokenLevel("district", _tokens(rng, people, 1, 4)))
     return EncodedRecords(
         key_id="k", source=np.zeros(n, np.int32), row=np.arange(1, n + 1, dtype=np.int64),
         nhs=nhs,
         blooms={f"f{i}": BloomField(np.ascontiguousarray(bits[:, i, : 32 if i else 16]),
-                                    present[:, i]) for i in range(3)},
+                                    present[:, i], extra[i]) for i in range(3)},
         dates={"date_of_birth": DateField(day, month, year)},
         exact={"sex": ExactField(rng.integers(-1, 2, n // 2)[people].astype(np.int64))},
         blocking=keys,
@@ -109,10 +132,18 @@ def _weights(t: EncodedRecords, s: P.Scan) -> tuple[P.Weights, MatchModel]:
 
 
 @pytest.mark.skipif(P.kernels is None, reason="the C kernel is not built")
-@pytest.mark.parametrize("split", [10**6, 20])
+@pytest.mark.parametrize(("split", "tokens", "seed"),
+                         [(10**6, False, 3), (20, False, 3), (10**6, True, 3), (20, True, 5),
+                          (20, True, 7)])
 def test_when_the_c_kernel_walks_the_pairs_then_it_counts_what_numpy_counts(
-        split: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    t = _table()
+        split: int, tokens: bool, seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    t = _table(seed=seed, tokens=tokens)
+    if tokens:  # every token level is reached by some pair
+        assert [c.n_levels for c in comparisons(t)][:3] == [6, 5, 7]
+        walked = np.array(_walked(P.Scan(t, P.plan(t.blocking, split_block=split,
+                                                     max_block=50))), dtype=np.int64)
+        lv = levels(t, walked[:, 0], walked[:, 1])
+        assert {4, 5} <= set(lv[:, 0].tolist()) and {4, 5, 6} <= set(lv[:, 2].tolist())
     s = P.Scan(t, P.plan(t.blocking, split_block=split, max_block=50))
     w, model = _weights(t, s)
     cut = model.weight_of(0.5)
@@ -137,8 +168,10 @@ def test_when_the_c_kernel_walks_the_pairs_then_it_counts_what_numpy_counts(
         assert np.array_equal(np.asarray(a)[order_c], np.asarray(b)[order_n])
 
 
-def test_when_em_learns_from_pattern_counts_then_it_fits_what_it_fits_on_the_pairs() -> None:
-    t = _table()
+@pytest.mark.parametrize("tokens", [False, True])
+def test_when_em_learns_from_pattern_counts_then_it_fits_what_it_fits_on_the_pairs(
+        tokens: bool) -> None:
+    t = _table(tokens=tokens)
     s = P.Scan(t, P.plan(t.blocking, split_block=10**6))
     comps = comparisons(t)
     u = tuple(tuple([0.0] + [1.0 / (c.n_levels - 1)] * (c.n_levels - 1)) for c in comps)
@@ -159,8 +192,10 @@ def test_when_the_prior_is_fitted_from_binned_weights_then_it_is_within_a_hair()
     assert abs(all_pairs_prior_binned(centres, counts, 50, 10**9) / exact - 1) < 1e-3
 
 
-def test_when_link_runs_on_one_or_two_threads_then_the_clusters_are_the_same() -> None:
-    t = _table()
+@pytest.mark.parametrize("tokens", [False, True])
+def test_when_link_runs_on_one_or_two_threads_then_the_clusters_are_the_same(
+        tokens: bool) -> None:
+    t = _table(tokens=tokens)
     a = link(t, split_block=20, workers=1)
     b = link(t, split_block=20, workers=2)
     assert np.array_equal(a.labels, b.labels)

@@ -12,6 +12,9 @@
  *   2  returns the pairs whose weight is at least a cut (left < right) and their weights;
  *   3  both 1 and 2.
  *
+ * A Bloom field's level below its Dice levels is the first of its token levels (nickname
+ * group, surname part, postcode district) whose slot codes agree, else "else".
+ *
  * Weights are wtable[code] plus the term-frequency adjustment of exact name agreement plus
  * the NHS hard rules, added in the same order as engine.Scorer.weights, so results are
  * identical to the numpy path (linkage/pairs.py). The GIL is released while scanning.
@@ -27,8 +30,8 @@
 
 typedef struct {
     Py_buffer order, starts, req, usable, keys, words, fieldoff, pc, present, dates, exact,
-        mult, dice_t;
-    int K, W, F, D, E;
+        mult, dice_t, tok, xoff, lvoff;
+    int K, W, F, D, E, T;
     /* weights */
     Py_buffer nhs, tfcode, tfadj, tfon, wtable;
     int have_weights;
@@ -43,32 +46,35 @@ static int get_buf(PyObject *tup, Py_ssize_t i, Py_buffer *view, int writable) {
 static void release(Ctx *c) {
     Py_buffer *all[] = {&c->order, &c->starts, &c->req, &c->usable, &c->keys, &c->words,
                         &c->fieldoff, &c->pc, &c->present, &c->dates, &c->exact, &c->mult,
-                        &c->dice_t, &c->nhs, &c->tfcode, &c->tfadj, &c->tfon, &c->wtable};
+                        &c->dice_t, &c->tok, &c->xoff, &c->lvoff, &c->nhs, &c->tfcode,
+                        &c->tfadj, &c->tfon, &c->wtable};
     for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
         if (all[i]->obj != NULL) PyBuffer_Release(all[i]);
 }
 
 /* table: (order, starts, req, usable, keys, words, fieldoff, pc, present, dates, exact, mult,
- *         dice_t, K, W, F, D, E)
+ *         dice_t, tok, xoff, lvoff, K, W, F, D, E, T)
+ * tok: int32 (n, T) token codes (0 = none); Bloom field f has token levels xoff[f] ..
+ * xoff[f + 1] - 1, and token level x compares the columns lvoff[x] .. lvoff[x + 1] - 1.
  * weights: (nhs, tfcode, tfadj, tfon, wtable) or None */
 static int load(Ctx *c, PyObject *table, PyObject *weights) {
     memset(c, 0, sizeof(*c));
-    if (!PyTuple_Check(table) || PyTuple_GET_SIZE(table) != 18) {
-        PyErr_SetString(PyExc_TypeError, "table: a tuple of 18");
+    if (!PyTuple_Check(table) || PyTuple_GET_SIZE(table) != 22) {
+        PyErr_SetString(PyExc_TypeError, "table: a tuple of 22");
         return -1;
     }
     Py_buffer *bufs[] = {&c->order, &c->starts, &c->req, &c->usable, &c->keys, &c->words,
                          &c->fieldoff, &c->pc, &c->present, &c->dates, &c->exact, &c->mult,
-                         &c->dice_t};
-    for (int i = 0; i < 13; i++)
+                         &c->dice_t, &c->tok, &c->xoff, &c->lvoff};
+    for (int i = 0; i < 16; i++)
         if (get_buf(table, i, bufs[i], 0) < 0) return -1;
-    int *dims[] = {&c->K, &c->W, &c->F, &c->D, &c->E};
-    for (int i = 0; i < 5; i++) {
-        long v = PyLong_AsLong(PyTuple_GET_ITEM(table, 13 + i));
+    int *dims[] = {&c->K, &c->W, &c->F, &c->D, &c->E, &c->T};
+    for (int i = 0; i < 6; i++) {
+        long v = PyLong_AsLong(PyTuple_GET_ITEM(table, 16 + i));
         if (v == -1 && PyErr_Occurred()) return -1;
         *dims[i] = (int)v;
     }
-    if (c->F > MAX_FIELDS || c->K > 32 || c->K < 1) {
+    if (c->F > MAX_FIELDS || c->K > 32 || c->K < 1 || c->T < 0 || c->T > 64) {
         PyErr_SetString(PyExc_ValueError, "too many fields or keys");
         return -1;
     }
@@ -109,7 +115,10 @@ static inline __attribute__((always_inline)) int code_of(const Ctx *c, int64_t a
     const int32_t *exact = (const int32_t *)c->exact.buf;
     const int32_t *mult = (const int32_t *)c->mult.buf;
     const double *dt = (const double *)c->dice_t.buf; /* thresholds of levels 1, 2, 3 */
-    const int W = c->W, F = c->F, D = c->D, E = c->E;
+    const int32_t *tok = (const int32_t *)c->tok.buf;
+    const int32_t *xoff = (const int32_t *)c->xoff.buf;
+    const int32_t *lvoff = (const int32_t *)c->lvoff.buf;
+    const int W = c->W, F = c->F, D = c->D, E = c->E, T = c->T;
     int code = 0, col = 0;
     const uint64_t *wa = words + (size_t)a * W, *wb = words + (size_t)b * W;
     for (int f = 0; f < F; f++, col++) {
@@ -121,10 +130,28 @@ static inline __attribute__((always_inline)) int code_of(const Ctx *c, int64_t a
             for (int w = off[f]; w < off[f + 1]; w++) common += __builtin_popcountll(wa[w] & wb[w]);
             int64_t total = (int64_t)pc[(size_t)a * F + f] + pc[(size_t)b * F + f];
             double d = total > 0 ? (2.0 * (double)common) / (double)total : 0.0;
-            l = 4;
-            if (d >= dt[2]) l = 3;
-            if (d >= dt[1]) l = 2;
-            if (d >= dt[0]) l = 1;
+            if (d >= dt[2]) {
+                l = 3;
+                if (d >= dt[1]) l = 2;
+                if (d >= dt[0]) l = 1;
+            } else {
+                /* the first token level whose slots agree, else "else": every slot is
+                 * compared, without early exits (the loops' lengths are the same for every
+                 * pair, so they predict well; the outcome is a conditional move) */
+                const int32_t *ta = tok + (size_t)a * T, *tb = tok + (size_t)b * T;
+                const int x0 = xoff[f], nx = xoff[f + 1] - x0;
+                int lev = 4 + nx;
+                for (int k = nx - 1; k >= 0; k--) {
+                    const int s0 = lvoff[x0 + k], s1 = lvoff[x0 + k + 1];
+                    int agree = 0;
+                    for (int i = s0; i < s1; i++) {
+                        const int32_t v = ta[i];
+                        for (int j = s0; j < s1; j++) agree |= (v != 0) & (v == tb[j]);
+                    }
+                    lev = agree ? 4 + k : lev;
+                }
+                l = (int8_t)lev;
+            }
         }
         lv[col] = l;
         code += l * mult[col];
@@ -204,6 +231,7 @@ static inline __attribute__((always_inline)) void prefetch_block(const Ctx *c,
         __builtin_prefetch((const char *)c->present.buf + r * (size_t)c->F);
         __builtin_prefetch((const char *)c->dates.buf + r * (size_t)c->D * 6);
         __builtin_prefetch((const char *)c->exact.buf + r * (size_t)c->E * 4);
+        if (c->T) __builtin_prefetch((const char *)c->tok.buf + r * (size_t)c->T * 4);
         __builtin_prefetch((const char *)c->usable.buf + r * 4);
         if (c->have_weights) __builtin_prefetch((const char *)c->nhs.buf + r * 8);
     }
@@ -292,8 +320,10 @@ static int64_t run(const Ctx *c, int kind, Py_ssize_t b0, Py_ssize_t b1, Out *o)
  * walk never reads or writes outside them. */
 static Py_ssize_t max_code(const Ctx *c) {
     const int32_t *mult = (const int32_t *)c->mult.buf;
+    const int32_t *xoff = (const int32_t *)c->xoff.buf;
     Py_ssize_t m = 0;
-    for (int i = 0; i < c->F + c->D; i++) m += (Py_ssize_t)4 * mult[i];
+    for (int i = 0; i < c->F; i++) m += (Py_ssize_t)(4 + xoff[i + 1] - xoff[i]) * mult[i];
+    for (int i = c->F; i < c->F + c->D; i++) m += (Py_ssize_t)4 * mult[i];
     for (int i = 0; i < c->E; i++) m += (Py_ssize_t)2 * mult[c->F + c->D + i];
     return m;
 }
@@ -307,8 +337,15 @@ static int check(const Ctx *c, int kind) {
              c->fieldoff.len == (Py_ssize_t)(c->F + 1) * 4 &&
              c->mult.len == (Py_ssize_t)(c->F + c->D + c->E) * 4 && c->dice_t.len == 24 &&
              kind >= 0 && c->req.len >= (Py_ssize_t)(kind + 1) * 4 && c->starts.len >= 8 &&
-             c->order.len % 8 == 0;
+             c->order.len % 8 == 0 && c->tok.len == n * c->T * 4 &&
+             c->xoff.len == (Py_ssize_t)(c->F + 1) * 4;
     for (int f = 0; ok && f < c->F; f++) ok = off[f] >= 0 && off[f] <= off[f + 1] && off[f + 1] <= c->W;
+    const int32_t *xoff = (const int32_t *)c->xoff.buf;
+    const int32_t *lvoff = (const int32_t *)c->lvoff.buf;
+    ok = ok && xoff[0] == 0;
+    for (int f = 0; ok && f < c->F; f++) ok = xoff[f] <= xoff[f + 1] && xoff[f + 1] - xoff[f] <= 8;
+    ok = ok && c->lvoff.len == (Py_ssize_t)(xoff[c->F] + 1) * 4 && lvoff[0] == 0;
+    for (int x = 0; ok && x < xoff[c->F]; x++) ok = lvoff[x] <= lvoff[x + 1] && lvoff[x + 1] <= c->T;
     if (ok && c->have_weights)
         ok = c->nhs.len == n * 8 && c->tfcode.len == n * c->F * 8 &&
              c->tfadj.len == n * c->F * 8 && c->tfon.len == c->F &&

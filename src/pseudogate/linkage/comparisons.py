@@ -3,7 +3,10 @@
 Each field of the table is one *comparison* with ordered levels; level 0 is always "null"
 (either side missing) and contributes no evidence. The other levels, best first:
 
-- Bloom fields (names, address, postcode): Dice >= 0.95, >= 0.85, >= 0.7, else.
+- Bloom fields (names, address, postcode): Dice >= 0.95, >= 0.85, >= 0.7, then the field's
+  token levels in order (``BloomField.extra``: nickname group, a surname part, postcode
+  district; each reached only when Dice is below 0.7 and no earlier token level
+  holds), else.
 - Date fields: exact; day and month swapped; exactly one of day/month/year differs; else.
 - Exact fields (sex): equal; different.
 
@@ -20,7 +23,8 @@ import numpy.typing as npt
 
 from pseudogate.linkage.records import EncodedRecords
 
-__all__ = ["DICE_LEVELS", "Comparison", "comparisons", "dice", "levels"]
+__all__ = ["DICE_LEVELS", "Comparison", "any_slot_equal", "bloom_labels", "comparisons", "dice",
+           "levels"]
 
 I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]
@@ -48,10 +52,16 @@ class Comparison:
         return len(self.labels) + 1
 
 
+def bloom_labels(extra: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Labels of a Bloom field's levels: the Dice levels, its token levels, "else"."""
+    return (*BLOOM_LABELS[:-1], *extra, BLOOM_LABELS[-1])
+
+
 def comparisons(table: EncodedRecords) -> tuple[Comparison, ...]:
     """The comparisons of a table, in the column order of :func:`levels`."""
     return (
-        *(Comparison(f, "bloom", BLOOM_LABELS) for f in table.blooms),
+        *(Comparison(f, "bloom", bloom_labels(tuple(x.label for x in bf.extra)))
+          for f, bf in table.blooms.items()),
         *(Comparison(f, "date", DATE_LABELS) for f in table.dates),
         *(Comparison(f, "exact", EXACT_LABELS) for f in table.exact),
     )
@@ -81,8 +91,19 @@ def dice(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8],
     return out
 
 
-def _bloom_levels(d: F64, present: npt.NDArray[np.bool_]) -> I8:
-    lv = np.full(len(d), len(DICE_LEVELS) + 1, dtype=np.int8)
+def any_slot_equal(a: npt.NDArray[np.int32], b: npt.NDArray[np.int32]) -> npt.NDArray[np.bool_]:
+    """Per pair of rows: some non-zero code of ``a`` equals some code of ``b``."""
+    eq = (a[:, :, None] == b[:, None, :]) & (a[:, :, None] != 0)
+    out: npt.NDArray[np.bool_] = eq.any(axis=(1, 2))
+    return out
+
+
+def _bloom_levels(d: F64, present: npt.NDArray[np.bool_],
+                  extra: list[npt.NDArray[np.bool_]] | None = None) -> I8:
+    extra = extra or []
+    lv = np.full(len(d), len(DICE_LEVELS) + len(extra) + 1, dtype=np.int8)
+    for x, agree in reversed(list(enumerate(extra, len(DICE_LEVELS) + 1))):
+        lv[agree] = x
     for k, t in reversed(list(enumerate(DICE_LEVELS, 1))):
         lv[d >= t - 1e-12] = k
     lv[~present] = 0
@@ -115,7 +136,8 @@ def levels(table: EncodedRecords, left: I64, right: I64,
         if counts is not None and name in counts:
             ca, cb = counts[name][left], counts[name][right]
         d = dice(bf.bits[left], bf.bits[right], ca, cb)
-        cols.append(_bloom_levels(d, bf.present[left] & bf.present[right]))
+        extra = [any_slot_equal(x.codes[left], x.codes[right]) for x in bf.extra]
+        cols.append(_bloom_levels(d, bf.present[left] & bf.present[right], extra))
     for df in table.dates.values():
         parts = (df.day, df.month, df.year)
         cols.append(date_levels(*(p[left].astype(np.int64) for p in parts),

@@ -4,7 +4,11 @@
 into the :class:`~pseudogate.linkage.records.EncodedRecords` the matching engine compares:
 
 - ``blooms``: the four field filters as they are (given name, family name 256 bits;
-  postcode 128; address 512), present when the field's flags byte is set;
+  postcode 128; address 512), present when the field's flags byte is set, with their token
+  levels (``TokenLevel``, compared when Dice is below 0.7): the given name's nickname-group
+  token ("nickname group agrees"), the family name's three part tokens ("a surname part
+  agrees": any part of one equals any part of the other) and the postcode's outward-code
+  token ("district agrees"; a sector level was measured and did not help, so there is none);
 - ``dates``: the year, month and day *tokens* of the date of birth as small integer codes
   (equal tokens, equal codes). Month and day share one code space, as their tokens share the
   role ``dm``, so a day/month swap is still visible to the engine. A date without parts (text
@@ -16,10 +20,9 @@ into the :class:`~pseudogate.linkage.records.EncodedRecords` the matching engine
 The batches must share one key and encoding (:func:`pseudogate.core.encoding.require_same_key`,
 which names the inputs, never values). Codes exist only in this process.
 
-``pg-fbf-v1`` carries evidence the engine's comparison levels cannot use yet and which is
-therefore left out here: the first-given-name, nickname-group and Soundex tokens, the surname
-part tokens and surname Soundex, the postcode full/sector/outward tokens and the text token
-of an unparsed date.
+``pg-fbf-v1`` carries evidence the engine does not use and which is therefore left out
+here: the first-given-name and Soundex tokens, the surname Soundex, the full-postcode and
+sector tokens and the text token of an unparsed date.
 """
 
 from __future__ import annotations
@@ -31,7 +34,13 @@ import numpy.typing as npt
 
 from pseudogate.core import encoding as fbf
 from pseudogate.core.errors import InvalidInput
-from pseudogate.linkage.records import BloomField, DateField, EncodedRecords, ExactField
+from pseudogate.linkage.records import (
+    BloomField,
+    DateField,
+    EncodedRecords,
+    ExactField,
+    TokenLevel,
+)
 
 __all__ = ["BLOCKING_FIELDS", "from_encodings", "nhs_codes"]
 
@@ -59,6 +68,35 @@ def _codes(tokens: npt.NDArray[np.uint32], present: npt.NDArray[np.bool_]) -> np
     return out
 
 
+def _slot_codes(tokens: npt.NDArray[np.uint32], present: npt.NDArray[np.bool_]
+                ) -> npt.NDArray[np.int32]:
+    """Token slots ``(n, s)`` as int32 codes in one code space (equal tokens, equal codes;
+    0 where a slot is absent)."""
+    tokens = tokens.reshape(len(tokens), -1)
+    present = present.reshape(len(present), -1)
+    codes = _codes(tokens.ravel(), present.ravel())
+    if codes.max(initial=0) > np.iinfo(np.int32).max:
+        raise InvalidInput("too many distinct tokens to code")  # under 700 million records: never
+    return np.ascontiguousarray(codes.reshape(tokens.shape).astype(np.int32))
+
+
+def _token_levels(r: npt.NDArray[np.void]) -> dict[str, tuple[TokenLevel, ...]]:
+    """The token levels of each Bloom field (docs/linkage.md, "Comparison levels")."""
+    given = (r["given_flags"] & 1) == 1
+    fam_slots = ((r["family_flags"][:, None] >> np.arange(1, 4, dtype=np.uint8)) & 1) == 1
+    pflags = r["postcode_flags"]
+    return {
+        "given_name": (TokenLevel("nickname group agrees",
+                                  _slot_codes(r["given_nick"], given)),),
+        "family_name": (TokenLevel("a surname part agrees",
+                                   _slot_codes(r["family_part"], fam_slots)),),
+        "postcode": (
+            TokenLevel("district agrees", _slot_codes(r["postcode_out"], (pflags & 4) == 4)),
+        ),
+        "address": (),
+    }
+
+
 def nhs_codes(tokens: Sequence[str | None]) -> npt.NDArray[np.int64]:
     """NHS linkage tokens as integer codes (equal tokens, equal codes; -1 none)."""
     arr = np.asarray([t or "" for t in tokens], dtype=object).astype(str)
@@ -83,8 +121,10 @@ def from_encodings(
     n = len(r)
     if not len(source) == len(row) == len(nhs) == n:
         raise InvalidInput("one source, row and NHS code per encoded record")
+    extra = _token_levels(r)
     blooms = {
-        name: BloomField(np.ascontiguousarray(r[p + "_bf"]), (r[p + "_flags"] & 1) == 1)
+        name: BloomField(np.ascontiguousarray(r[p + "_bf"]), (r[p + "_flags"] & 1) == 1,
+                         extra[name])
         for name, p in _BLOOMS.items()
     }
     parsed = (r["dob_flags"] & 2) == 2

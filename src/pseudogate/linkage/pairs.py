@@ -223,6 +223,14 @@ class Scan:
             if table.exact else np.zeros((n, 0), np.int32))
         self.keys = np.ascontiguousarray(table.blocking, dtype=np.uint64)
         self.dice_t = np.array([t - 1e-12 for t in DICE_LEVELS], dtype=np.float64)
+        # token levels: codes side by side (n, T); field f has levels xoff[f] .. xoff[f+1]-1,
+        # level x the columns lvoff[x] .. lvoff[x+1]-1
+        extras = [x for bf in blooms for x in bf.extra]
+        self.xoff = np.r_[0, np.cumsum([len(bf.extra) for bf in blooms])].astype(np.int32)
+        self.lvoff = np.r_[0, np.cumsum([x.codes.shape[1] for x in extras])].astype(np.int32)
+        self.tok = np.ascontiguousarray(
+            np.concatenate([x.codes for x in extras], axis=1).astype(np.int32)
+            if extras else np.zeros((n, 0), np.int32))
         self.n_keys = self.keys.shape[1]
 
     def all_levels(self) -> npt.NDArray[np.int8]:
@@ -236,9 +244,9 @@ class Scan:
     def _ctx(self, k: int) -> tuple[Any, ...]:
         return (self.plan.orders[k], self.plan.starts[k], self.plan.req, self.plan.usable,
                 self.keys, self.words, self.fieldoff, self.pc, self.present, self.dates,
-                self.exact, self.mult.astype(np.int32), self.dice_t, self.n_keys,
-                self.words.shape[1], self.pc.shape[1], self.dates.shape[1],
-                self.exact.shape[1])
+                self.exact, self.mult.astype(np.int32), self.dice_t, self.tok, self.xoff,
+                self.lvoff, self.n_keys, self.words.shape[1], self.pc.shape[1],
+                self.dates.shape[1], self.exact.shape[1], self.tok.shape[1])
 
     # -- the numpy walk (reference and fallback) --
 

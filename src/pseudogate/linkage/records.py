@@ -10,7 +10,10 @@ millions of records compare without Python loops. It holds, per record:
   factorises the token strings), so they never leave the process.
 - ``blooms``: per name-like field (given name, family name, address, postcode) a packed
   bit array, ``uint8`` of shape ``(n, width // 8)``, compared by Dice; a record whose field
-  is missing has ``present[i] == False`` (its bits are ignored).
+  is missing has ``present[i] == False`` (its bits are ignored). A field may carry
+  ``extra`` token levels (:class:`TokenLevel`), reached in order when Dice is below the last
+  Dice threshold: the nickname group of a given name, the parts of a family name, the
+  postcode district.
 - ``dates``: per date field the parts day, month, year as ``int16`` (0 = missing part).
 - ``exact``: per categorical field (sex) an integer code, ``-1`` = missing.
 - ``blocking``: ``uint64`` of shape ``(n, k)``: keyed blocking-key hashes, one column per
@@ -32,7 +35,7 @@ import numpy.typing as npt
 
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 
-__all__ = ["BloomField", "DateField", "EncodedRecords", "ExactField", "concat"]
+__all__ = ["BloomField", "DateField", "EncodedRecords", "ExactField", "TokenLevel", "concat"]
 
 U8 = npt.NDArray[np.uint8]
 I16 = npt.NDArray[np.int16]
@@ -43,17 +46,35 @@ Bools = npt.NDArray[np.bool_]
 
 
 @dataclass(frozen=True)
+class TokenLevel:
+    """One comparison level of a Bloom field below its Dice levels: it holds for a pair when
+    some slot code of one record equals some slot code of the other (``codes``: ``int32`` of
+    shape ``(n, slots)``, equal tokens equal codes, 0 = no token in that slot)."""
+
+    label: str
+    codes: I32
+
+    def __post_init__(self) -> None:
+        if self.codes.ndim != 2 or self.codes.dtype != np.int32 or self.codes.shape[1] < 1:
+            raise InvalidInput("a token level's codes are an (n, slots) int32 array")
+
+
+@dataclass(frozen=True)
 class BloomField:
-    """Packed bit arrays of one field (``(n, width // 8)`` uint8) and which are present."""
+    """Packed bit arrays of one field (``(n, width // 8)`` uint8), which are present, and
+    the field's token levels below its Dice levels (in order, best first)."""
 
     bits: U8
     present: Bools
+    extra: tuple[TokenLevel, ...] = ()
 
     def __post_init__(self) -> None:
         if self.bits.ndim != 2 or self.bits.dtype != np.uint8:
             raise InvalidInput("a Bloom field is a 2-d uint8 array")
         if self.present.shape != (self.bits.shape[0],):
             raise InvalidInput("a Bloom field's presence mask has one entry per record")
+        if any(t.codes.shape[0] != self.bits.shape[0] for t in self.extra):
+            raise InvalidInput("a token level has one row of codes per record")
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,8 @@ class EncodedRecords:
 def concat(tables: Sequence[EncodedRecords]) -> EncodedRecords:
     """One table of several (same key, same fields), in order; refuses mixed keys.
 
-    NHS codes must already share one code space across the tables (equal tokens, equal codes).
+    NHS codes and token-level codes must already share one code space across the tables
+    (equal tokens, equal codes).
     """
     if not tables:
         raise InvalidInput("nothing to link")
@@ -123,7 +145,11 @@ def concat(tables: Sequence[EncodedRecords]) -> EncodedRecords:
             )
         if (tuple(t.blooms), tuple(t.dates), tuple(t.exact)) != (
             tuple(first.blooms), tuple(first.dates), tuple(first.exact)
-        ) or t.blocking.shape[1] != first.blocking.shape[1]:
+        ) or t.blocking.shape[1] != first.blocking.shape[1] or any(
+            [(x.label, x.codes.shape[1]) for x in t.blooms[k].extra]
+            != [(x.label, x.codes.shape[1]) for x in first.blooms[k].extra]
+            for k in first.blooms
+        ):
             raise InvalidInput(f"input {i} is encoded with other fields than input 1")
     return EncodedRecords(
         key_id=first.key_id,
@@ -134,6 +160,11 @@ def concat(tables: Sequence[EncodedRecords]) -> EncodedRecords:
             k: BloomField(
                 np.concatenate([t.blooms[k].bits for t in tables]),
                 np.concatenate([t.blooms[k].present for t in tables]),
+                tuple(
+                    TokenLevel(x.label, np.concatenate([t.blooms[k].extra[i].codes
+                                                        for t in tables]))
+                    for i, x in enumerate(first.blooms[k].extra)
+                ),
             )
             for k in first.blooms
         },

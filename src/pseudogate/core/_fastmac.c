@@ -275,11 +275,11 @@ static void digest_be(const uint32_t st[8], uint8_t out[32]) {
     for (int i = 0; i < 8; i++) store_be32(out + 4 * i, st[i]);
 }
 
-/* Two tokens at once (both messages at most 55 bytes): inner and outer hashes interleaved. */
-static void hmac_token_chars2(const HmacObject *h, const uint8_t *ma, size_t la,
-                              const uint8_t *mb, size_t lb, char *outa, char *outb) {
+/* Two digests at once (both messages at most 55 bytes): inner and outer hashes interleaved. */
+static void hmac_digest2(const HmacObject *h, const uint8_t *ma, size_t la, const uint8_t *mb,
+                         size_t lb, uint8_t da[32], uint8_t db[32]) {
     uint32_t sa[8], sb[8];
-    uint8_t ba[64], bb[64], da[32], db[32];
+    uint8_t ba[64], bb[64];
     memcpy(sa, h->inner, sizeof sa);
     memcpy(sb, h->inner, sizeof sb);
     one_block(ba, 64, ma, la);
@@ -294,6 +294,13 @@ static void hmac_token_chars2(const HmacObject *h, const uint8_t *ma, size_t la,
     compress2(sa, ba, sb, bb);
     digest_be(sa, da);
     digest_be(sb, db);
+}
+
+/* Two tokens at once (both messages at most 55 bytes). */
+static void hmac_token_chars2(const HmacObject *h, const uint8_t *ma, size_t la,
+                              const uint8_t *mb, size_t lb, char *outa, char *outb) {
+    uint8_t da[32], db[32];
+    hmac_digest2(h, ma, la, mb, lb, da, db);
     base32_20(da, outa);
     base32_20(db, outb);
 }
@@ -1024,25 +1031,6 @@ static void hmac_digest1(const HmacObject *h, const uint8_t *msg, size_t len, ui
     sha256_finish(st, 64, inner, 32, out);
 }
 
-static void hmac_digest2(const HmacObject *h, const uint8_t *ma, size_t la, const uint8_t *mb,
-                         size_t lb, uint8_t da[32], uint8_t db[32]) {
-    uint32_t sa[8], sb[8];
-    uint8_t ba[64], bb[64];
-    memcpy(sa, h->inner, sizeof sa);
-    memcpy(sb, h->inner, sizeof sb);
-    one_block(ba, 64, ma, la);
-    one_block(bb, 64, mb, lb);
-    compress2(sa, ba, sb, bb);
-    digest_be(sa, da);
-    digest_be(sb, db);
-    memcpy(sa, h->outer, sizeof sa);
-    memcpy(sb, h->outer, sizeof sb);
-    one_block(ba, 64, da, 32);
-    one_block(bb, 64, db, 32);
-    compress2(sa, ba, sb, bb);
-    digest_be(sa, da);
-    digest_be(sb, db);
-}
 
 /* The first `keep` (<= 32) bytes of each message's HMAC, to out + keep * i. */
 static void hmac_batch(const HmacObject *h, size_t n, const char *const *ptrs, const size_t *lens,

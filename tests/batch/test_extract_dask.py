@@ -1,0 +1,83 @@
+"""Extracts anonymised on a Dask cluster: the same rows and manifest as the local path."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from pseudogate.batch.extracts import ClusterAnonymiser
+from pseudogate.core.errors import ConfigurationError
+from pseudogate.core.keyring import Keyring
+from pseudogate.core.policy import parse_policy
+from pseudogate.gateway import Store
+from tests.statements import STATEMENTS
+from tests.store.helpers import (
+    COUNCIL_POLICY,
+    GP_POLICY,
+    Clock,
+    council_columns,
+    gp_columns,
+    ipc,
+    keyring_document,
+    people,
+    submit,
+)
+from tests.store.test_extract import EXTRACT_POLICY
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _extract(data_dir: Path, **options: object) -> object:
+    policies = {"gp": parse_policy(GP_POLICY, origin="gp.yaml"),
+                "council": parse_policy(COUNCIL_POLICY, origin="council.yaml")}
+    clock = Clock(datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC))
+    keyring = Keyring.from_document(keyring_document())
+    with Store.open(data_dir, keyring=keyring, policies=policies, clock=clock,
+                    **options) as store:  # type: ignore[arg-type]
+        folk = people(40)
+        gp = folk[:30] + folk[:5]
+        council = folk[10:40]
+        submit(store, "gp_diagnoses", "gp", "gp-org", ipc(gp_columns(gp)))
+        submit(store, "social_care", "council", "council-org", ipc(council_columns(council)))
+        store.import_optouts([p["nhs_number"] for p in folk[:12]])
+        store.create_project(**STATEMENTS, project_id="p1", researcher="uni",
+                             datasets=["gp_diagnoses", "social_care"], policy_text=EXTRACT_POLICY,
+                             policy_files={}, expires="2025-12-31")
+        return store.build_extract("p1", organisation="uni")
+
+
+def test_an_extract_anonymised_on_the_cluster_equals_the_local_one(
+    tmp_path: Path, dask_runner: object,
+) -> None:
+    local = _extract(tmp_path / "local")
+    work = tmp_path / "work"
+    cluster = _extract(tmp_path / "dask", anonymiser=ClusterAnonymiser(
+        runner=dask_runner, rows_per_partition=4, work_dir=work))  # type: ignore[arg-type]
+    assert cluster.arrow.equals(local.arrow)  # type: ignore[attr-defined]
+    assert cluster.manifest_json() == local.manifest_json()  # type: ignore[attr-defined]
+    assert local.manifest.suppressed > 0 or local.manifest.rows > 0  # type: ignore[attr-defined]
+    assert list(work.iterdir()) == []  # the working folder is removed
+
+
+def test_an_extract_through_a_scheduler_address_equals_the_local_one(
+    tmp_path: Path, scheduler: str,
+) -> None:
+    local = _extract(tmp_path / "local")
+    cluster = _extract(tmp_path / "dask", anonymiser=ClusterAnonymiser(scheduler))
+    assert cluster.manifest_json() == local.manifest_json()  # type: ignore[attr-defined]
+
+
+def test_a_plaintext_scheduler_on_another_machine_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="tls://"):
+        ClusterAnonymiser("tcp://10.1.2.3:8786")
+
+
+def test_importing_the_cluster_anonymiser_imports_no_dask() -> None:
+    code = ("import sys, pseudogate.batch.extracts, pseudogate.service.app, "
+            "pseudogate.cli.serve; assert not [m for m in sys.modules if m.split('.')[0] in "
+            "('dask', 'distributed')], 'dask imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

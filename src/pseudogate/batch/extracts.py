@@ -32,8 +32,10 @@ from pseudogate.core.errors import InvalidInput
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import Policy
 
-__all__ = ["ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser"]
+__all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser"]
 
+#: The working folder's name in a gateway's data directory.
+CLUSTER_WORK_DIR = "cluster-work"
 #: Rows of the extract per partition sent to the workers.
 ROWS_PER_PARTITION = 1_000_000
 
@@ -64,6 +66,12 @@ class ClusterAnonymiser:
         self.work_dir = work_dir
         self.rows_per_partition = rows_per_partition
         self._runner = runner
+
+    def clear(self) -> None:
+        """Remove what an interrupted extract left in the working folder."""
+        if self.work_dir is not None and self.work_dir.exists():
+            for entry in self.work_dir.iterdir():
+                shutil.rmtree(entry, ignore_errors=True)
 
     def __call__(self, table: pd.DataFrame, policy: Policy, *, keyring: Keyring | None = None,
                  person_column: str | None = None) -> ClusterAnonymised:

@@ -29,6 +29,17 @@ from tests.store.helpers import (
 from tests.store.test_extract import EXTRACT_POLICY
 
 ROOT = Path(__file__).resolve().parents[2]
+PLAIN_POLICY = """\
+version: 1
+name: plain
+columns:
+  person:                     {action: keep}
+  gp_diagnoses.date_of_birth: {action: generalise, hierarchy: {type: date, levels: [year, 10y]}}
+  gp_diagnoses.sex:           {action: generalise, hierarchy: {type: suppress}}
+  gp_diagnoses.diagnosis:     {action: keep, sensitive: true}
+  service:                    {action: keep}
+privacy: {k: 3, l: 2, suppression_limit: 0.2}
+"""
 
 
 def _extract(data_dir: Path, **options: object) -> object:
@@ -81,3 +92,37 @@ def test_importing_the_cluster_anonymiser_imports_no_dask() -> None:
             "pseudogate.cli.serve; assert not [m for m in sys.modules if m.split('.')[0] in "
             "('dask', 'distributed')], 'dask imported'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_the_shipped_project_key_makes_the_projects_tokens() -> None:
+    import pickle
+
+    keyring = Keyring.from_document(keyring_document())
+    shipped = pickle.loads(pickle.dumps(keyring.project_key_to_ship("p1")))
+    values = ["a_token", "another"]
+    assert shipped.tokeniser().tokens(values) == keyring.project_tokeniser("p1").tokens(values)
+    assert "p1" in repr(shipped) and "derived" not in repr(shipped)
+
+
+def test_the_plain_call_equals_the_local_anonymiser(dask_runner: object) -> None:
+    import pandas as pd
+
+    from pseudogate.anonymity import anonymise
+
+    policy = parse_policy(PLAIN_POLICY, origin="p.yaml")
+    rows = 60
+    frame = pd.DataFrame({
+        "person": [f"t{i % 45}" for i in range(rows)],
+        "gp_diagnoses.date_of_birth": [f"19{50 + i % 40}-0{1 + i % 9}-1{i % 10}"
+                                       for i in range(rows)],
+        "gp_diagnoses.sex": ["F" if i % 3 else "M" for i in range(rows)],
+        "gp_diagnoses.diagnosis": [f"D{i % 4}" for i in range(rows)],
+        "service": [f"S{i % 3}" for i in range(rows)],
+    })
+    local = anonymise(frame, policy, person_column="person")
+    cluster = ClusterAnonymiser(runner=dask_runner, rows_per_partition=7)(  # type: ignore[arg-type]
+        frame, policy, person_column="person")
+    pd.testing.assert_frame_equal(cluster.table.reset_index(drop=True),
+                                  local.table.reset_index(drop=True), check_dtype=False)
+    assert (cluster.report.suppressed, cluster.report.k_achieved) == (
+        local.report.suppressed, local.report.k_achieved)

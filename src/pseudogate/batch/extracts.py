@@ -1,21 +1,29 @@
-"""An extract's k-anonymity step on a Dask cluster (``pseudogate serve --dask-scheduler``).
+"""An extract's re-keying and k-anonymity step on a Dask cluster (``serve --dask-scheduler``).
 
-:class:`ClusterAnonymiser` has the call of ``pseudogate.anonymity.anonymise`` (the gateway's
-``anonymiser=`` seam): the gateway joins, removes opt-outs and re-keys to project tokens as it
-always does, then hands the table here. It is written as Parquet partitions into a private
-working folder, and :func:`pseudogate.batch.anonymise.anonymise_parts` runs on the cluster:
-the workers scan and count the frequency table, the client runs the unchanged exact search,
-the workers write the kept rows. The partitions are read back in order, so the released
-table, and with it the manifest and its content hash, are those of the local path.
+:class:`ClusterAnonymiser` is what the gateway's ``anonymiser=`` seam receives. The gateway
+reads the project's versions, joins them and removes opt-outs as it always does
+(gateway/extract.py), then hands this class the joined table with its linkage tokens
+(:meth:`ClusterAnonymiser.rekey_and_anonymise`). The table is written as Parquet partitions
+into a private working folder, and on the workers:
 
-The workers must see the working folder (the same machine, or a filesystem shared with the
-gateway). Dask is imported only when an extract is built, never by importing this module.
+1. each partition's linkage tokens become project tokens, with the one derived project key
+   the workers receive (``Keyring.project_key_to_ship``; never the keyring);
+2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs as for ``anonymise --engine dask``:
+   the workers count the frequency table, the client runs the unchanged exact search, the
+   workers write the kept rows.
+
+The partitions are read back in order, so the released table, and with it the manifest and
+its content hash, are those of the local path. The workers must see the working folder (the
+same machine, or a filesystem shared with the gateway). Dask is imported only when an extract
+is built, never by importing this module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,12 +33,14 @@ import pyarrow.parquet as pq
 
 from pseudogate.anonymity.report import AnonymisationReport
 from pseudogate.batch.anonymise import anonymise_parts
-from pseudogate.batch.inputs import Inputs, Part
+from pseudogate.batch.inputs import Inputs, Part, read_batches
 from pseudogate.batch.outputs import open_private, part_name
 from pseudogate.batch.runner import Runner, check_scheduler_address, dask_runner
+from pseudogate.core.columns import rekey_tokens
 from pseudogate.core.errors import InvalidInput
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import Policy
+from pseudogate.core.tokens import ShippedKey
 
 __all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser"]
 
@@ -75,6 +85,23 @@ class ClusterAnonymiser:
 
     def __call__(self, table: pd.DataFrame, policy: Policy, *, keyring: Keyring | None = None,
                  person_column: str | None = None) -> ClusterAnonymised:
+        """The call of ``pseudogate.anonymity.anonymise`` (a table already re-keyed)."""
+        arrays = [pa.array(table[c].to_numpy(dtype=object), type=pa.string())
+                  for c in table.columns]
+        text = pa.Table.from_arrays(arrays, names=[str(c) for c in table.columns])
+        return self._run(text, policy, keyring=keyring, person_column=person_column)
+
+    def rekey_and_anonymise(self, table: pa.Table, policy: Policy, *, rekey: tuple[str, ...],
+                            project_key: ShippedKey, person_column: str) -> ClusterAnonymised:
+        """The extract of the joined ``table`` (linkage tokens): the workers replace the
+        tokens of the ``rekey`` columns by project tokens (with ``project_key``, the one key
+        they receive), then anonymise."""
+        return self._run(table, policy, keyring=None, person_column=person_column,
+                         rekey=rekey, project_key=project_key)
+
+    def _run(self, table: pa.Table, policy: Policy, *, keyring: Keyring | None,
+             person_column: str | None, rekey: tuple[str, ...] = (),
+             project_key: ShippedKey | None = None) -> ClusterAnonymised:
         if policy.privacy is None:
             raise InvalidInput(f"policy {policy.name!r} has no privacy section: nothing to "
                                "anonymise against")
@@ -83,37 +110,61 @@ class ClusterAnonymiser:
         folder = Path(tempfile.mkdtemp(prefix="extract-", dir=self.work_dir))  # mode 0700
         try:
             inputs = self._write_parts(table, folder / "in")
-            output = folder / "out"
-            if self._runner is not None:
-                result = anonymise_parts(inputs, output, policy, runner=self._runner,
+            with self._connected() as runner:
+                if rekey:
+                    assert project_key is not None
+                    (folder / "keyed").mkdir(mode=0o700)
+                    parts = runner.map(_rekey_part, list(enumerate(inputs.parts)),
+                                       columns=inputs.columns, rekey=rekey, key=project_key,
+                                       out_dir=str(folder / "keyed"))
+                    inputs = Inputs(parts=tuple(parts), columns=inputs.columns,
+                                    schema=inputs.schema)
+                result = anonymise_parts(inputs, folder / "out", policy, runner=runner,
                                          keyring=keyring, person_column=person_column)
-            else:
-                with dask_runner(scheduler=self.scheduler) as runner:
-                    result = anonymise_parts(inputs, output, policy, runner=runner,
-                                             keyring=keyring, person_column=person_column)
-            released = _read_parts(output, len(inputs.parts))
+            released = _read_parts(folder / "out", len(inputs.parts))
             return ClusterAnonymised(released.to_pandas(), result.report)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
-    def _write_parts(self, frame: pd.DataFrame, folder: Path) -> Inputs:
+    @contextlib.contextmanager
+    def _connected(self) -> Iterator[Runner]:
+        if self._runner is not None:
+            yield self._runner
+        else:
+            with dask_runner(scheduler=self.scheduler) as runner:
+                yield runner
+
+    def _write_parts(self, table: pa.Table, folder: Path) -> Inputs:
         folder.mkdir(mode=0o700)
-        columns = tuple(str(c) for c in frame.columns)
+        columns = tuple(table.column_names)
         schema = pa.schema([(c, pa.string()) for c in columns])
+        table = table.cast(schema)
         parts: list[Part] = []
-        starts = range(0, max(len(frame), 1), self.rows_per_partition)
-        for i, start in enumerate(starts):
-            piece = frame.iloc[start : start + self.rows_per_partition]
-            arrays = [pa.array(piece[c].to_numpy(dtype=object), type=pa.string())
-                      for c in frame.columns]
-            path = folder / part_name(i, csv_out=False)
-            with open(open_private(path), "wb") as sink:
-                pq.write_table(pa.Table.from_arrays(arrays, schema=schema), sink,
-                               row_group_size=max(len(piece), 1))
-            groups = pq.ParquetFile(path).metadata.num_row_groups
-            parts.append(Part(path=str(path), csv=False, row_groups=tuple(range(groups)),
-                              rows=len(piece)))
+        for i, start in enumerate(range(0, max(table.num_rows, 1), self.rows_per_partition)):
+            piece = table.slice(start, self.rows_per_partition)
+            parts.append(_write_part(piece, folder / part_name(i, csv_out=False)))
         return Inputs(parts=tuple(parts), columns=columns, schema=schema)
+
+
+def _write_part(table: pa.Table, path: Path) -> Part:
+    """``table`` as one private Parquet file (one row group) and its partition."""
+    with open(open_private(path), "wb") as sink:
+        pq.write_table(table, sink, row_group_size=max(table.num_rows, 1))
+    groups = pq.ParquetFile(path).metadata.num_row_groups
+    return Part(path=str(path), csv=False, row_groups=tuple(range(groups)), rows=table.num_rows)
+
+
+def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple[str, ...],
+                key: ShippedKey, out_dir: str) -> Part:
+    """On a worker: the partition with the ``rekey`` columns' tokens made project tokens."""
+    index, part = job
+    table = pa.Table.from_batches(list(read_batches(part, columns=columns)),
+                                  schema=pq.ParquetFile(part.path).schema_arrow)
+    tokeniser = key.tokeniser()
+    arrays = [rekey_tokens(table[name].combine_chunks(), tokeniser) if name in rekey
+              else table[name].combine_chunks() for name in columns]
+    keyed = pa.Table.from_arrays(arrays, names=list(columns))
+    return _write_part(keyed, Path(out_dir) / part_name(index, csv_out=False))
 
 
 def _read_parts(output: Path, count: int) -> pa.Table:

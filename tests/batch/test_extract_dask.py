@@ -42,7 +42,7 @@ privacy: {k: 3, l: 2, suppression_limit: 0.2}
 """
 
 
-def _extract(data_dir: Path, **options: object) -> object:
+def _extract(data_dir: Path, *, opted: int = 12, **options: object) -> object:
     policies = {"gp": parse_policy(GP_POLICY, origin="gp.yaml"),
                 "council": parse_policy(COUNCIL_POLICY, origin="council.yaml")}
     clock = Clock(datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC))
@@ -54,7 +54,7 @@ def _extract(data_dir: Path, **options: object) -> object:
         council = folk[10:40]
         submit(store, "gp_diagnoses", "gp", "gp-org", ipc(gp_columns(gp)))
         submit(store, "social_care", "council", "council-org", ipc(council_columns(council)))
-        store.import_optouts([p["nhs_number"] for p in folk[:12]])
+        store.import_optouts([p["nhs_number"] for p in folk[:opted]])
         store.create_project(**STATEMENTS, project_id="p1", researcher="uni",
                              datasets=["gp_diagnoses", "social_care"], policy_text=EXTRACT_POLICY,
                              policy_files={}, expires="2025-12-31")
@@ -126,3 +126,50 @@ def test_the_plain_call_equals_the_local_anonymiser(dask_runner: object) -> None
                                   local.table.reset_index(drop=True), check_dtype=False)
     assert (cluster.report.suppressed, cluster.report.k_achieved) == (
         local.report.suppressed, local.report.k_achieved)
+
+
+def test_an_extract_with_every_person_opted_out_is_empty_on_the_cluster_too(
+    tmp_path: Path, dask_runner: object,
+) -> None:
+    local = _extract(tmp_path / "local", opted=40)
+    cluster = _extract(tmp_path / "dask", opted=40, anonymiser=ClusterAnonymiser(
+        runner=dask_runner))  # type: ignore[arg-type]
+    assert local.manifest.rows == 0  # type: ignore[attr-defined]
+    assert cluster.manifest_json() == local.manifest_json()  # type: ignore[attr-defined]
+
+
+PROBABILISTIC_POLICY = """\
+version: 1
+name: fire-and-gp
+columns:
+  person:              {action: keep}
+  fire.visit:          {action: generalise, hierarchy: {type: suppress}}
+  gp.diagnosis:        {action: keep, sensitive: true}
+privacy:
+  k: 2
+  l: 2
+  suppression_limit: 0.05
+"""
+
+
+def test_a_probabilistic_projects_extract_on_the_cluster_equals_the_local_one(
+    tmp_path: Path, dask_runner: object,
+) -> None:
+    from pseudogate.tools.synthetic import make_people
+    from tests.store import test_probabilistic as prob
+
+    folk = make_people(300, seed=5)
+    keyring = Keyring.from_document(keyring_document())
+    clock = Clock(datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC))
+    manifests = []
+    for name, options in (("local", {}), ("dask", {"anonymiser": ClusterAnonymiser(
+            runner=dask_runner, rows_per_partition=40)})):  # type: ignore[arg-type]
+        with Store.open(tmp_path / name, keyring=keyring, policies={}, clock=clock,
+                        **options) as store:  # type: ignore[arg-type]
+            prob._populate(store, folk)
+            prob._project(store, policy=PROBABILISTIC_POLICY)
+            extract = store.build_extract("p1", organisation="uni")
+            assert extract.manifest.linkage.probabilistic and extract.rows > 40
+            manifests.append((extract.manifest_json(), extract.arrow))
+    assert manifests[0][0] == manifests[1][0]
+    assert manifests[0][1].equals(manifests[1][1])

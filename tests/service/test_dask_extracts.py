@@ -164,3 +164,15 @@ def test_serve_refuses_a_plaintext_scheduler_on_another_machine(
                  "--policies", str(tmp_path / "policies"),
                  "--dask-scheduler", "tcp://192.0.2.1:8786"])
     assert code == 2 and "tls://" in capsys.readouterr().err
+
+
+def test_what_an_interrupted_extract_left_is_removed_at_start(tmp_path: Path) -> None:
+    stale = tmp_path / "data" / "cluster-work" / "extract-old"
+    stale.mkdir(parents=True)
+    (stale / "part-00000.parquet").write_bytes(b"rows of an interrupted extract")
+    gateway = start_gateway(GatewaySettings(port=0, insecure=True, data_dir=tmp_path / "data",
+                                            dask_scheduler="tcp://127.0.0.1:1"))  # not reached
+    try:
+        assert not stale.exists()
+    finally:
+        gateway.stop(grace=None)

@@ -173,3 +173,15 @@ def test_a_probabilistic_projects_extract_on_the_cluster_equals_the_local_one(
             manifests.append((extract.manifest_json(), extract.arrow))
     assert manifests[0][0] == manifests[1][0]
     assert manifests[0][1].equals(manifests[1][1])
+
+
+def test_an_unreachable_scheduler_fails_the_extract_as_unavailable(tmp_path: Path) -> None:
+    import dask
+
+    from pseudogate.core.errors import Unavailable
+
+    anonymiser = ClusterAnonymiser("tcp://127.0.0.1:1", work_dir=tmp_path / "work")
+    with dask.config.set({"distributed.comm.timeouts.connect": "2s"}), \
+            pytest.raises(Unavailable, match="could not be reached"):
+        _extract(tmp_path / "d", anonymiser=anonymiser)
+    assert list((tmp_path / "work").iterdir()) == []

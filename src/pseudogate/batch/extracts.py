@@ -37,7 +37,7 @@ from pseudogate.batch.inputs import Inputs, Part, read_batches
 from pseudogate.batch.outputs import open_private, part_name
 from pseudogate.batch.runner import Runner, check_scheduler_address, dask_runner
 from pseudogate.core.columns import rekey_tokens
-from pseudogate.core.errors import InvalidInput
+from pseudogate.core.errors import InvalidInput, Unavailable
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import Policy
 from pseudogate.core.tokens import ShippedKey
@@ -130,9 +130,16 @@ class ClusterAnonymiser:
     def _connected(self) -> Iterator[Runner]:
         if self._runner is not None:
             yield self._runner
-        else:
-            with dask_runner(scheduler=self.scheduler) as runner:
-                yield runner
+            return
+        with contextlib.ExitStack() as stack:
+            try:
+                runner = stack.enter_context(dask_runner(scheduler=self.scheduler))
+            except OSError:  # Dask's "timed out trying to connect", a refused connection
+                raise Unavailable(
+                    f"the Dask scheduler {self.scheduler} could not be reached; the extract "
+                    "was not built (serve --dask-scheduler, docs/operations.md)"
+                ) from None
+            yield runner
 
     def _write_parts(self, table: pa.Table, folder: Path) -> Inputs:
         folder.mkdir(mode=0o700)

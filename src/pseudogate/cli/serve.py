@@ -58,6 +58,11 @@ def register(sub: Any) -> None:
         "every change: submission, project, extract, opt-out snapshot, audit checkpoint "
         "(docs/register.md)",
     )
+    p.add_argument(
+        "--dask-scheduler", metavar="ADDRESS",
+        help="anonymise extracts on this running Dask scheduler (tls://HOST:PORT, or tcp:// "
+        "on this machine only); its workers must see the data directory (docs/operations.md)",
+    )
     _add_limit_arguments(p)
     p.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(handler=run)
@@ -132,6 +137,7 @@ def settings_from_args(args: argparse.Namespace) -> GatewaySettings:
         rights=RightsSettings(
             expiry_days=args.request_expiry_days, max_tokens=args.reidentify_max_tokens
         ),
+        dask_scheduler=args.dask_scheduler,
     )
 
 

@@ -518,6 +518,16 @@ class Keyring:
             derived_key=derive_key(k.material._b, PROJECT_INFO_PREFIX + project_id),
         )
 
+    def project_key_to_ship(self, project_id: str, *, key_id: str | None = None) -> ShippedKey:
+        """The derived key of :meth:`project_tokeniser` packed for the workers of one extract
+        (``serve --dask-scheduler``): it makes that project's tokens and nothing else."""
+        k = self._usable(key_id or self.primary(Purpose.PROJECT).id, Purpose.PROJECT)
+        return ShippedKey(
+            key_id=k.info.id,
+            label=f"project/{project_id}",
+            derived_key=derive_key(k.material._b, PROJECT_INFO_PREFIX + project_id),
+        )
+
     def public_signing_keys(self) -> list[tuple[KeyInfo, str]]:
         """Every signing key's metadata and public key (PEM), the primary first.
 

@@ -14,28 +14,28 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from pseudogate.core.arrow_ipc import ipc_stream_bytes
-from pseudogate.core.columns import as_text, token_array
+from pseudogate.core.columns import as_text, rekey_tokens
 from pseudogate.core.content_hash import table_content_sha256
 from pseudogate.core.errors import FailedPrecondition, InvalidInput
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.linkage_method import Linkage
 from pseudogate.core.manifest import FEW_OPTOUTS, DatasetVersion, Manifest, ManifestKeyIds
 from pseudogate.core.policy import Policy
-from pseudogate.core.tokens import Tokeniser
+from pseudogate.core.tokens import ShippedKey, Tokeniser
 from pseudogate.gateway.clusters import representative_links
 from pseudogate.gateway.join import PERSON, JoinLayout, join_layout, left_join
 from pseudogate.store.catalog import OptOutSnapshot, VersionRecord
 from pseudogate.store.datasets import DatasetFiles
 
 __all__ = ["Anonymised", "Anonymiser", "Extract", "ExtractInputs", "ManifestFigures",
-           "build_extract", "optouts_shown"]
+           "RekeyingAnonymiser", "build_extract", "optouts_shown"]
 
 class ManifestFigures(Protocol):
     """The report fields an extract's manifest records."""
@@ -70,6 +70,18 @@ class Anonymiser(Protocol):
 
     def __call__(self, table: pd.DataFrame, policy: Policy, *, keyring: Keyring | None = None,
                  person_column: str | None = None) -> Anonymised: ...
+
+
+@runtime_checkable
+class RekeyingAnonymiser(Protocol):
+    """An anonymiser that also re-keys (``pseudogate.batch.extracts.ClusterAnonymiser``, on
+    a Dask cluster): it is given the joined table with linkage tokens, the columns to re-key
+    and the project's derived key only, and returns what the plain call would return for the
+    re-keyed table."""
+
+    def rekey_and_anonymise(self, table: pa.Table, policy: Policy, *, rekey: tuple[str, ...],
+                            project_key: ShippedKey, person_column: str) -> Anonymised: ...
+
 
 DEFAULT_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
 
@@ -156,16 +168,6 @@ def _fitting(table: pa.Table, limit: int) -> Iterator[bytes]:
 def optouts_shown(count: int) -> int | str:
     """Opt-out counts below 10 are shown as ``"<10"`` (small numbers can identify people)."""
     return count if count >= 10 else FEW_OPTOUTS
-
-
-def _rekey(column: pa.Array, tokeniser: Tokeniser) -> pa.Array:
-    """Replace each linkage token by its project token; empty cells stay empty."""
-    encoded = pc.dictionary_encode(column)
-    distinct = encoded.dictionary
-    rekeyed = token_array(tokeniser.tokens(distinct.to_pylist()))
-    if pc.any(pc.equal(distinct, "")).as_py():
-        rekeyed = pc.if_else(pc.equal(distinct, ""), "", rekeyed)
-    return rekeyed.take(encoded.indices)
 
 
 def _stored_links(
@@ -274,16 +276,23 @@ def build_extract(
     links = _stored_links(inputs, layout, files, keyring)
     joined, removed_people = _joined(inputs, layout, files, links)
     del links
-    rekeyed = {
-        name: _rekey(joined.column(name).combine_chunks(), inputs.project_tokeniser)
-        if name == PERSON or name in layout.token_columns
-        else joined.column(name)
-        for name in joined.column_names
-    }
-    table = pa.Table.from_pydict(rekeyed)
-    frame = table.to_pandas()
+    rekey = tuple(name for name in joined.column_names
+                  if name == PERSON or name in layout.token_columns)
     try:
-        result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+        if isinstance(anonymiser, RekeyingAnonymiser):  # on a cluster: re-keyed there
+            project_key = keyring.project_key_to_ship(
+                inputs.project_id, key_id=inputs.project_tokeniser.key_id)
+            result = anonymiser.rekey_and_anonymise(joined, inputs.policy, rekey=rekey,
+                                                    project_key=project_key, person_column=PERSON)
+        else:
+            rekeyed = {
+                name: rekey_tokens(joined.column(name).combine_chunks(), inputs.project_tokeniser)
+                if name in rekey else joined.column(name)
+                for name in joined.column_names
+            }
+            frame = pa.Table.from_pydict(rekeyed).to_pandas()
+            del rekeyed
+            result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
     except InvalidInput as exc:
         # The caller sent only a project id: a data or policy problem is a precondition.
         raise FailedPrecondition(f"the project's extract cannot be produced: {exc}") from None

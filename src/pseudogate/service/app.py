@@ -7,7 +7,7 @@ import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pseudogate.audit import AUDIT_DB_NAME, AuditEvent, AuditLog
 from pseudogate.audit.reconcile import reconcile
@@ -45,6 +45,9 @@ from pseudogate.v1 import (
     tokenisation_pb2_grpc,
 )
 
+if TYPE_CHECKING:
+    from pseudogate.batch.extracts import ClusterAnonymiser
+
 __all__ = ["GatewaySettings", "load_keyring", "start_gateway"]
 
 log = logging.getLogger("pseudogate.server")
@@ -74,6 +77,9 @@ class GatewaySettings:
     storage_quota_per_org: int | None = None  # bytes of stored Parquet; None: no quota
     # People's rights requests: days to approval before expiry, tokens per re-identification.
     rights: RightsSettings = field(default_factory=RightsSettings)
+    # Extracts anonymised on this Dask scheduler (docs/operations.md, "Extracts on a Dask
+    # cluster"); None: in this process, and Dask is never imported.
+    dask_scheduler: str | None = None
 
 
 def _service_name(module: Any, name: str) -> str:
@@ -138,6 +144,15 @@ def _prepare_data_dir(settings: GatewaySettings, data_dir: Path) -> None:
         )
 
 
+def _cluster_anonymiser(settings: GatewaySettings, data_dir: Path) -> ClusterAnonymiser | None:
+    """The anonymiser of ``--dask-scheduler`` (its address checked now), or None."""
+    if settings.dask_scheduler is None:
+        return None
+    from pseudogate.batch.extracts import CLUSTER_WORK_DIR, ClusterAnonymiser  # no Dask yet
+
+    return ClusterAnonymiser(settings.dask_scheduler, work_dir=data_dir / CLUSTER_WORK_DIR)
+
+
 def _private_sqlite(path: Path) -> None:
     """Mode 0600 for a SQLite database and any -wal/-shm/-journal beside it."""
     make_private_file(path)
@@ -168,6 +183,7 @@ def start_gateway(
         load_policy_registry(settings.policies) if settings.policies is not None else {}
     )
     tokenisation = Tokenisation(keyring=keyring, config=load_domain_config(settings.config))
+    anonymiser = _cluster_anonymiser(settings, settings.data_dir)
     _prepare_data_dir(settings, settings.data_dir)
     store = Store.open(
         settings.data_dir,
@@ -176,7 +192,10 @@ def start_gateway(
         clock=settings.clock,
         storage_quota_per_org=settings.storage_quota_per_org,
         rights=settings.rights,
+        anonymiser=anonymiser,
     )
+    if anonymiser is not None:
+        anonymiser.clear()  # the store's lock is held: no other gateway uses the folder
     if store.sweep.quarantined and notice is not None:
         notice(f"WARNING: {store.sweep.describe()}")
     signer = keyring.signer()

@@ -80,22 +80,29 @@ class DaskRunner:
         try:
             with _worker_deaths():
                 return list(self.client.gather(futures))
-        finally:
-            self.client.cancel(futures)
+        except BaseException:
+            self.client.cancel(futures)  # stop the rest; finished futures are simply released
+            raise
 
     def map_reduce(self, fn: Callable[..., R], items: Sequence[T],
                    combine: Callable[[list[R]], R], **kwargs: Any) -> R:
         futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        # Every level stays referenced until the end: cancelling a task whose dependents the
+        # client no longer holds trips an assertion in the scheduler (distributed 2026.8,
+        # Scheduler.stimulus_cancel), which drops the client's connection.
+        created = list(futures)
         level = futures
         try:
             while True:
                 level = [self.client.submit(combine, level[i : i + FAN_IN], pure=False)
                          for i in range(0, max(len(level), 1), FAN_IN)]
+                created.extend(level)
                 if len(level) == 1:
                     with _worker_deaths():
                         return level[0].result()  # type: ignore[no-any-return]
-        finally:
-            self.client.cancel(futures)
+        except BaseException:
+            self.client.cancel(created)
+            raise
 
 
 @contextlib.contextmanager

@@ -60,11 +60,7 @@ def linkage_report(
             people[name] = distinct
             entry["people"] = len(distinct)
         datasets[name] = entry
-    overlap: dict[str, int] = {}
-    for a, b in itertools.combinations(sorted(people), 2):
-        shared = pc.sum(pc.is_in(people[a], value_set=people[b])).as_py() or 0
-        overlap[f"{a}|{b}"] = int(shared)
-    report: dict[str, Any] = {"datasets": datasets, "overlap": overlap}
+    report: dict[str, Any] = {"datasets": datasets, "overlap": _overlaps(people)}
     if keyring is not None and any(v.encoding_column for v in latest):
         report["probabilistic"] = probabilistic_overlap(
             latest, files=files, keyring=keyring, domain=domain
@@ -111,7 +107,15 @@ def probabilistic_overlap(
                                      threshold=threshold)
     people = {v.dataset: pc.unique(reps) for v, reps in zip(taking, clustered.links, strict=True)}
     result["datasets"] = {name: {"people": len(p)} for name, p in sorted(people.items())}
+    result["overlap"] = _overlaps(people)
+    return result
+
+
+def _overlaps(people: dict[str, pa.Array]) -> dict[str, int]:
+    """People shared by each pair of datasets (``"a|b"``, names sorted), from each dataset's
+    distinct person tokens."""
+    overlap: dict[str, int] = {}
     for a, b in itertools.combinations(sorted(people), 2):
         shared = pc.sum(pc.is_in(people[a], value_set=people[b])).as_py() or 0
-        result["overlap"][f"{a}|{b}"] = int(shared)
-    return result
+        overlap[f"{a}|{b}"] = int(shared)
+    return overlap

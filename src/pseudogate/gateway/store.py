@@ -63,7 +63,7 @@ from pseudogate.linkage.engine import DEFAULT_THRESHOLD
 from pseudogate.store.catalog import Catalog, OptOutSnapshot, ProjectRow, VersionRecord
 from pseudogate.store.datasets import DatasetFiles, StartupSweep
 
-__all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store", "project_linkage"]
+__all__ = ["DEFAULT_DOMAIN", "LOCK_FILE", "Store", "project_linkage", "project_policy"]
 
 #: Held (flock) while a store is open: one gateway per data directory, since opening removes
 #: unfinished submissions and quarantines unlisted files, which could be another process's work.
@@ -213,7 +213,7 @@ class Store:
     def project_policy(self, project_id: str, *, organisation: str | None = None) -> Policy:
         """The extract policy a project is bound to (same refusal as extracts for others)."""
         row = self._project_row(project_id, organisation=organisation)
-        return _parse_project_policy(row)
+        return project_policy(row)
 
     # -- submissions ----------------------------------------------------------------------------
 
@@ -449,7 +449,7 @@ class Store:
             project_id=row.id,
             domain=row.domain,
             versions=tuple(versions),
-            policy=_parse_project_policy(row),
+            policy=project_policy(row),
             project_tokeniser=self.keyring.project_tokeniser(row.id, key_id=row.project_key_id),
             linkage_key_id=linkage_keys[0],
             optout_snapshot=snapshot,
@@ -521,5 +521,5 @@ def project_linkage(row: ProjectRow) -> Linkage:
                          default_threshold=DEFAULT_THRESHOLD, encoding=ENCODING_NAME)
 
 
-def _parse_project_policy(row: ProjectRow) -> Policy:
+def project_policy(row: ProjectRow) -> Policy:
     return parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")

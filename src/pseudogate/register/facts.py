@@ -25,9 +25,9 @@ from pseudogate.audit import AUDIT_DB_NAME
 from pseudogate.audit.chain import verify_checkpoint_signature
 from pseudogate.core.errors import FailedPrecondition, VerificationFailed
 from pseudogate.core.manifest import Manifest, load_public_key_pem, verify_manifest_signature
-from pseudogate.core.policy import Policy, parse_policy
+from pseudogate.core.policy import Policy
 from pseudogate.core.statements import STATEMENT_FIELDS
-from pseudogate.gateway.store import project_linkage
+from pseudogate.gateway.store import project_linkage, project_policy
 from pseudogate.register.disclosure import shown_count
 from pseudogate.register.policy_view import PolicyRow, policy_rows
 from pseudogate.store.catalog import Catalog, ProjectRow
@@ -367,7 +367,7 @@ def _project(
     earlier: Sequence[EarlierRelease],
     today: date,
 ) -> ProjectFacts:
-    policy = parse_policy(row.policy_text, files=row.policy_files, origin=f"for project {row.id!r}")
+    policy = project_policy(row)
     own = [r for r in releases if r.project == row.id]
     statements = {name: getattr(row, name) or None for name in PUBLIC_PROJECT_FIELDS}
     return ProjectFacts(

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from pseudogate.anonymity import anonymise
 from pseudogate.batch.anonymise import anonymise_parts
 from pseudogate.batch.inputs import find_inputs
-from pseudogate.batch.runner import DaskRunner
+from pseudogate.batch.runner import DaskRunner, InProcess
 from pseudogate.cli import main
 from pseudogate.core.errors import PseudogateError
 from pseudogate.core.keyring import Keyring
-from pseudogate.core.policy import parse_policy
+from pseudogate.core.policy import load_policy, parse_policy
 from tests.anonymity.conftest import ADULT, adult_policy_text
 
 from .conftest import EXAMPLE_KEYRING
@@ -212,3 +212,77 @@ def test_when_the_local_engine_is_given_parquet_partitions_then_it_releases_what
     batch["search"].pop("seconds")
     assert batch == local and (tmp_path / "p.html").is_file()
     capsys.readouterr()
+
+
+def _report_but_the_work(report: Any) -> dict[str, Any]:
+    got = _report(report)
+    got["search"].pop("evaluated")  # how many nodes each search evaluated: its own work
+    return got
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(rows=st.lists(row_strategy, min_size=1, max_size=80), data=st.data(),
+       privacy=st.sampled_from(["{k: 2, suppression_limit: 0.1}",
+                                "{k: 3, l: 2, suppression_limit: 0.3}",
+                                "{k: 2, suppression_limit: 0, metric: discernibility}",
+                                "{k: 4, suppression_limit: 0.5, metric: discernibility}",
+                                "{k: 3, suppression_limit: 0.2}"]),
+       by_person=st.booleans(), client_classes=st.integers(1, 40))
+def test_when_the_table_is_too_large_for_the_client_then_the_split_search_is_the_local_one(
+    rows: list[tuple[Any, ...]], data: st.DataObject, privacy: str, by_person: bool,
+    client_classes: int, tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """A client that may hold only ``client_classes`` rows: the search starts from a floor and
+    evaluates the lower transformations on the partitions (here in process: the same code)."""
+    tmp = tmp_path_factory.mktemp("f")
+    frame = _frame(rows)
+    text = POLICY.replace("{PRIVACY}", privacy)
+    if "l:" not in privacy and data.draw(st.booleans()):
+        text = text.replace("diagnosis: {action: keep, sensitive: true}", "diagnosis: {action: keep}")
+    policy = parse_policy(text)
+    keyring = Keyring.load(EXAMPLE_KEYRING)
+    person = "person" if by_person else None
+    cuts = data.draw(st.lists(st.integers(0, len(rows)), max_size=3))
+    parts = _parts(frame, tmp / "in", cuts, group=data.draw(st.integers(1, 20)))
+    try:
+        local = anonymise(frame, policy, keyring=keyring, person_column=person)
+    except PseudogateError as exc:
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=InProcess(),
+                            keyring=keyring, person_column=person, client_classes=client_classes)
+        return
+    done = anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=InProcess(),
+                           keyring=keyring, person_column=person, client_classes=client_classes)
+    assert _report_but_the_work(done.report) == _report_but_the_work(local.report)
+    got = pq.read_table(sorted((tmp / "out").glob("*.parquet"))).to_pandas()
+    pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize(("k", "limit", "metric", "client_classes"),
+                         [(5, "0.05", "loss", 2_000), (10, "0.01", "loss", 300),
+                          (2, "0", "discernibility", 5_000)])
+def test_when_adult_is_too_large_for_the_client_then_the_cluster_finds_the_local_answer(
+    k: int, limit: str, metric: str, client_classes: int, tmp_path: Path,
+    dask_runner: DaskRunner,
+) -> None:
+    if not (ADULT / "adult.csv").is_file():
+        pytest.skip("shared Adult data set is absent")
+    for f in ADULT.glob("adult_hierarchy_*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    (tmp_path / "p.yaml").write_text(adult_policy_text(k=k, limit=limit, metric=metric))
+    policy = load_policy(tmp_path / "p.yaml")
+    table = pd.read_csv(ADULT / "adult.csv", sep=";", dtype=str, keep_default_na=False)
+    (tmp_path / "parts").mkdir()
+    for i, start in enumerate(range(0, len(table), 5_000)):
+        pq.write_table(pa.Table.from_pandas(table.iloc[start : start + 5_000],
+                                            preserve_index=False),
+                       tmp_path / "parts" / f"{i:03d}.parquet")
+    local = anonymise(table, policy)
+    done = anonymise_parts(find_inputs(tmp_path / "parts"), tmp_path / "out", policy,
+                           runner=dask_runner, client_classes=client_classes)
+    assert _report_but_the_work(done.report) == _report_but_the_work(local.report)
+    got = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pandas()
+    pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),
+                                  check_dtype=False)

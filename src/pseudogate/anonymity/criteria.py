@@ -26,7 +26,7 @@ from pseudogate.anonymity.grouping import dense_ids
 if TYPE_CHECKING:
     from pseudogate.anonymity.transformation import Problem
 
-__all__ = ["Verdict", "distinct_per_class", "judge_classes", "pair_suppression_bound",
+__all__ = ["Verdict", "distinct_per_class", "judge", "judge_classes", "pair_suppression_bound",
            "small_class_rows"]
 
 #: Pair bounds of base tables with at least this many rows are computed on two threads.
@@ -48,20 +48,29 @@ def judge_classes(problem: Problem, sizes: IntArray, cls: IntArray | None, n_cla
     """Which classes fail k (and l). ``sizes``: rows per class; ``cls``: class id per table
     row and ``extra`` the table's sensitive then person codes (needed only when the problem
     has sensitive or person columns)."""
+    return judge(sizes, cls, n_classes, k=problem.k, l=problem.l,
+                 diversity=[(extra[j], card) for j, (_, card) in enumerate(problem.diversity)],
+                 persons=(extra[len(problem.diversity)], problem.persons[1])
+                 if problem.persons is not None else None)
+
+
+def judge(sizes: IntArray, cls: IntArray | None, n_classes: int, *, k: int, l: int | None,
+          diversity: Sequence[tuple[IntArray, int]],
+          persons: tuple[IntArray, int] | None) -> Verdict:
+    """:func:`judge_classes` from the criteria alone: ``diversity`` and ``persons`` are the
+    codes (and their number) of each table row's sensitive values and person."""
     strength = sizes
-    if problem.persons is not None:
+    if persons is not None:
         assert cls is not None
-        strength = distinct_per_class(cls, n_classes, extra[len(problem.diversity)],
-                                      problem.persons[1])
-    fail = strength < problem.k
+        strength = distinct_per_class(cls, n_classes, persons[0], persons[1])
+    fail = strength < k
     l_min: IntArray | None = None
-    if problem.diversity:
+    if diversity:
         assert cls is not None
-        per = [distinct_per_class(cls, n_classes, extra[j], card)
-               for j, (_, card) in enumerate(problem.diversity)]
+        per = [distinct_per_class(cls, n_classes, codes, card) for codes, card in diversity]
         l_min = np.minimum.reduce(per)
-        if problem.l is not None:
-            fail |= l_min < problem.l
+        if l is not None:
+            fail |= l_min < l
     return Verdict(fail, strength, l_min)
 
 

@@ -12,7 +12,7 @@ common denominator (:func:`loss_terms`), discernibility as an integer (docs/anon
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
@@ -24,8 +24,38 @@ from pseudogate.core.policy import Metric
 if TYPE_CHECKING:
     from pseudogate.anonymity.transformation import NodeResult, Problem
 
-__all__ = ["METRICS", "DiscernibilityMetric", "LossMetric", "LowerBound", "Metric",
-           "MetricRules", "loss_per_column", "loss_terms", "loss_value"]
+__all__ = ["METRICS", "DiscernibilityMetric", "Figures", "LossMetric", "LowerBound", "Metric",
+           "MetricRules", "loss_per_column", "loss_terms", "loss_terms_from", "loss_value"]
+
+
+class Figures(Protocol):
+    """What the metrics' bounds need of a problem: its hierarchies and column totals, not its
+    rows (a :class:`~pseudogate.anonymity.transformation.Problem`, or the marginal figures of a
+    table too large to hold, pseudogate.batch.cluster_search)."""
+
+    @property
+    def heights(self) -> tuple[int, ...]: ...
+
+    @property
+    def leaves(self) -> tuple[int, ...]: ...
+
+    @property
+    def cards(self) -> Sequence[tuple[int, ...]]: ...
+
+    @property
+    def cover(self) -> Sequence[tuple[IntArray, ...]]: ...
+
+    @property
+    def rows(self) -> int: ...
+
+    @property
+    def base_rows(self) -> int:
+        """Distinct rows of the base table (an upper bound on any transformation's classes)."""
+        ...
+
+    def total_cover(self, qi: int, level: int) -> int:
+        """Sum over all rows of the leaves their level-``level`` value covers."""
+        ...
 
 
 def loss_per_column(terms: tuple[tuple[int, int], ...]) -> tuple[float, ...]:
@@ -59,16 +89,28 @@ def loss_terms(
     Also returns the product of (den + num) over the QIs, an exact integer key that orders
     transformations by Loss without floating point.
     """
+    def failed_cover(qi: int, level: int) -> int:
+        if failed_sizes is None:
+            return 0
+        return int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
+
+    return loss_terms_from(problem, levels, failed_cover, suppressed, n)
+
+
+def loss_terms_from(figures: Figures, levels: tuple[int, ...],
+                    failed_cover: Callable[[int, int], int], suppressed: int, n: int
+                    ) -> tuple[list[tuple[int, int]], int]:
+    """:func:`loss_terms` from the leaves covered by the suppressed rows, per QI and level
+    (``failed_cover(qi, level)``): Loss is a sum over classes, so parts of a table can each
+    count their own."""
     terms: list[tuple[int, int]] = []
     key = 1
     for qi, level in enumerate(levels):
-        d = problem.leaves[qi]
+        d = figures.leaves[qi]
         if d <= 1 or n == 0:
             terms.append((0, 0))
             continue
-        covered = problem.total_cover(qi, level)
-        if failed_sizes is not None:
-            covered -= int(failed_sizes @ problem.code_cover(qi, level)[class_codes[qi][fail]])
+        covered = figures.total_cover(qi, level) - failed_cover(qi, level)
         num = max(0, covered + suppressed * d - n)
         den = n * (d - 1)
         terms.append((num, den))
@@ -81,7 +123,7 @@ class LowerBound:
     """Lower bounds on the metric key of every node (on the scale of ``MetricRules.log_key``),
     tightened as the search learns bounds on suppression and evaluates nodes."""
 
-    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
+    def __init__(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> None:
         self.problem = problem
         self.nodes = nodes
         self.n = float(problem.rows)
@@ -103,7 +145,7 @@ class _LossLowerBound(LowerBound):
     A0_i - N + S * (D_i - largest cover at the level), so a bound S_lb on suppressed rows gives
     a bound on the exact key (as a log)."""
 
-    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
+    def __init__(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> None:
         n = problem.rows
         self.terms: list[tuple[int, FloatArray, FloatArray, float]] = []
         for qi in range(len(problem.heights)):
@@ -130,8 +172,8 @@ class _DiscernibilityLowerBound(LowerBound):
     """DM >= (N - S)^2 / C + N * S (increasing in S for C >= 2 classes at most) and DM >= DM
     without suppression of any evaluated finer node."""
 
-    def __init__(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> None:
-        self.classes_ub = np.minimum(_product_cards(problem, nodes), max(len(problem.counts), 1))
+    def __init__(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> None:
+        self.classes_ub = np.minimum(_product_cards(problem, nodes), max(problem.base_rows, 1))
         self.floor = np.zeros(len(nodes), dtype=np.float64)  # evaluated-node bounds
         super().__init__(problem, nodes, supp_lb)
 
@@ -151,7 +193,7 @@ class _DiscernibilityLowerBound(LowerBound):
         self.values[above] = np.maximum(self.values[above], floor[above])
 
 
-def _product_cards(problem: Problem, nodes: LevelArray) -> FloatArray:
+def _product_cards(problem: Figures, nodes: LevelArray) -> FloatArray:
     """Per node, the product of level cardinalities (an upper bound on classes)."""
     out = np.ones(len(nodes), dtype=np.float64)
     for qi in range(len(problem.heights)):
@@ -177,7 +219,7 @@ class MetricRules(Protocol):
         """``key`` on the scale of the lower bounds."""
         ...
 
-    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         """Lower bounds on the key of every node, from bounds on their suppressed rows."""
         ...
 
@@ -194,7 +236,7 @@ class LossMetric:
     def log_key(self, key: int) -> float:
         return math.log(key) if key > 0 else 0.0
 
-    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _LossLowerBound(problem, nodes, supp_lb)
 
 
@@ -210,7 +252,7 @@ class DiscernibilityMetric:
     def log_key(self, key: int) -> float:
         return float(key)
 
-    def lower_bound(self, problem: Problem, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
+    def lower_bound(self, problem: Figures, nodes: LevelArray, supp_lb: Int64Array) -> LowerBound:
         return _DiscernibilityLowerBound(problem, nodes, supp_lb)
 
 

@@ -158,13 +158,17 @@ def build_report(
     outcome: SearchOutcome,
     qi_names: list[str],
     person_column: str | None,
+    sizes: IntArray | None = None,
 ) -> AnonymisationReport:
+    """The report of ``outcome``; ``sizes``: the released classes' sizes when they were
+    counted elsewhere (a cluster), else from the best result's class ids over ``problem``."""
     best = outcome.best
     privacy = policy.privacy
     assert privacy is not None
     rows_in = problem.rows
     rows_out = rows_in - best.suppressed
-    sizes = class_sizes(problem, outcome)
+    if sizes is None:
+        sizes = class_sizes(problem, outcome)
     units = int(sizes.sum())  # records (rows or persons) released
     k = privacy.k
     by_size: dict[int, float] = {}

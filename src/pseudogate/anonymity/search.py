@@ -38,7 +38,8 @@ from pseudogate.anonymity.transformation import ClassTable, NodeResult, Problem,
 from pseudogate.core.errors import FailedPrecondition
 
 __all__ = [
-    "EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "dense_ids", "evaluate", "search",
+    "EXACT_LIMIT", "NodeResult", "Problem", "SearchOutcome", "better", "dense_ids", "evaluate",
+    "search",
 ]
 
 #: Picks whose nearest cached table has at least this many rows are first tested on a
@@ -67,7 +68,7 @@ class SearchOutcome:
     exact: bool
 
 
-def _better(a: NodeResult, b: NodeResult | None) -> bool:
+def better(a: NodeResult, b: NodeResult | None) -> bool:
     """The search's order: lower metric key, then lower level sum, then lexicographic."""
     if b is None:
         return True
@@ -285,7 +286,7 @@ class _State:
             self.prune_below(index)
         else:
             self.status[index] = self.ACCEPTABLE
-            if _better(result, self.best):
+            if better(result, self.best):
                 self.best = result
                 self.best_float = METRICS[problem.metric].log_key(result.metric_key)
             # Finer transformations suppress at least as many rows as this one.
@@ -373,7 +374,7 @@ def _greedy(problem: Problem) -> tuple[NodeResult, int]:
             lower[qi] -= 1
             trial, _ = evaluate(problem, tuple(lower))
             evaluated += 1
-            if trial.acceptable and _better(trial, current):
+            if trial.acceptable and better(trial, current):
                 current = trial
                 improved = True
     return current, evaluated

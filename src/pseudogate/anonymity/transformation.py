@@ -48,6 +48,11 @@ class Problem:
     _rows: int | None = None
 
     @property
+    def base_rows(self) -> int:
+        """Distinct combinations (the base table's rows)."""
+        return len(self.counts)
+
+    @property
     def rows(self) -> int:
         if self._rows is None:
             self._rows = int(self.counts.sum())

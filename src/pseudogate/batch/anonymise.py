@@ -21,7 +21,6 @@ them (rows numbered from 1 across partitions, the first 1,000 per column).
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 from collections.abc import Callable
@@ -38,8 +37,13 @@ from numpy.typing import NDArray
 
 from pseudogate.anonymity.hierarchies import ColumnHierarchy, build_hierarchy
 from pseudogate.anonymity.report import AnonymisationReport, build_report
-from pseudogate.anonymity.search import search
-from pseudogate.anonymity.transformation import Problem
+from pseudogate.batch.cluster_search import (
+    CLIENT_CLASSES,
+    BaseTable,
+    Criteria,
+    group_rows,
+    search_held,
+)
 from pseudogate.batch.inputs import NOT_PLAIN, Inputs, Part, read_batches
 from pseudogate.batch.outputs import join_csv_parts, open_private, part_name, temp_dir
 from pseudogate.batch.runner import Runner
@@ -131,58 +135,16 @@ class _Leaves:
         return leaf
 
 
-_KEY = "key"
-
-
-def _count_part(part: Part, *, columns: tuple[str, ...], delimiter: str,
-                leaves: tuple[tuple[str, _Leaves], ...], extra: tuple[str, ...],
-                radix: tuple[int, ...] | None) -> pd.DataFrame:
-    """The partition's frequency table.
-
-    With ``radix`` (no sensitive or person columns, and a key space within 62 bits): one
-    mixed-radix key of the leaf codes per class (``key``, ``count``), counted by one sort.
-    Otherwise q0.. (leaf codes), e0.. (sensitive/person values), ``count``.
-    """
+def _base_part(part: Part, *, columns: tuple[str, ...], delimiter: str,
+               leaves: tuple[tuple[str, _Leaves], ...], extra: tuple[str, ...]) -> BaseTable:
+    """The partition's frequency table: distinct leaf codes and extra values, with counts
+    (kept on the worker for the search, pseudogate.batch.cluster_search)."""
     table = _read(part, columns, delimiter)
     assert not isinstance(table, str)
     codes = [lv.of(table[name]) for name, lv in leaves]
-    if radix is not None:
-        keys, counts = np.unique(_class_keys(codes, list(radix)), return_counts=True)
-        return pd.DataFrame({_KEY: keys, _COUNT: counts.astype(np.int64)})
-    frame = pd.DataFrame({f"q{i}": c for i, c in enumerate(codes)})
-    for i, name in enumerate(extra):
-        frame[f"e{i}"] = table[name].to_numpy()
-    if frame.columns.empty:
-        return pd.DataFrame({_COUNT: np.array([table.num_rows] if table.num_rows else [],
-                                              dtype=np.int64)})
-    return frame.groupby(list(frame.columns), sort=False).size().rename(_COUNT).reset_index()
-
-
-def _combine(tables: list[pd.DataFrame]) -> pd.DataFrame:
-    """Partial frequency tables summed."""
-    if len(tables) == 1:
-        return tables[0]
-    table = pd.concat(tables, ignore_index=True)
-    keys = [n for n in table.columns if n != _COUNT]
-    if keys == [_KEY]:
-        uniq, inverse = np.unique(table[_KEY].to_numpy(), return_inverse=True)
-        counts = np.bincount(inverse, weights=table[_COUNT].to_numpy(), minlength=len(uniq))
-        return pd.DataFrame({_KEY: uniq, _COUNT: counts.astype(np.int64)})
-    if not keys:
-        total = int(table[_COUNT].sum())
-        return pd.DataFrame({_COUNT: np.array([total] if total else [], dtype=np.int64)})
-    return table.groupby(keys, sort=False)[_COUNT].sum().reset_index()
-
-
-def _decode(freq: pd.DataFrame, radix: tuple[int, ...]) -> pd.DataFrame:
-    """q0.. columns from the mixed-radix keys (the last QI varies fastest)."""
-    rest = freq[_KEY].to_numpy(dtype=np.int64)
-    columns: dict[str, NDArray[np.int64]] = {}
-    for i in range(len(radix) - 1, -1, -1):
-        rest, columns[f"q{i}"] = np.divmod(rest, radix[i])
-    out = pd.DataFrame({f"q{i}": columns[f"q{i}"] for i in range(len(radix))})
-    out[_COUNT] = freq[_COUNT].to_numpy(dtype=np.int64)
-    return out
+    cards = [max(len(lv.values), 1) for _, lv in leaves]
+    values = [table[name].to_numpy(zero_copy_only=False) for name in extra]
+    return group_rows(codes, cards, values, np.ones(table.num_rows, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -195,7 +157,7 @@ class _Release:
     labels: dict[str, pa.Array]  # per QI: released label of each leaf
     level_code: dict[str, NDArray[np.int64]]  # per QI: leaf -> code at the chosen level
     radix: tuple[tuple[str, int], ...]  # QIs and their card at the chosen level
-    kept_keys: NDArray[np.int64] = field(repr=False)  # sorted class keys of kept classes
+    failed_keys: NDArray[np.int64] = field(repr=False)  # sorted keys of suppressed classes
 
 
 def _class_keys(codes: list[NDArray[np.int64]], cards: list[int]) -> NDArray[np.int64]:
@@ -212,15 +174,16 @@ def _write_part(job: tuple[int, Part], *, columns: tuple[str, ...], delimiter: s
     table = _read(part, columns, delimiter)
     assert not isinstance(table, str)
     n = table.num_rows
-    if release.radix:
-        codes = [release.level_code[name][release.leaves[name].of(table[name])]
-                 for name, _ in release.radix]
-        keys = _class_keys(codes, [card for _, card in release.radix])
-        at = np.searchsorted(release.kept_keys, keys)
-        at[at == len(release.kept_keys)] = 0
-        kept = release.kept_keys[at] == keys if len(release.kept_keys) else np.zeros(n, bool)
+    codes = [release.level_code[name][release.leaves[name].of(table[name])]
+             for name, _ in release.radix]
+    keys = _class_keys(codes, [card for _, card in release.radix]) if codes else \
+        np.zeros(n, dtype=np.int64)
+    failed = release.failed_keys
+    if len(failed):
+        at = np.minimum(np.searchsorted(failed, keys), len(failed) - 1)
+        kept = failed[at] != keys
     else:
-        kept = np.full(n, len(release.kept_keys) > 0, dtype=bool)
+        kept = np.ones(n, dtype=bool)
     rows = pa.array(np.flatnonzero(kept))
     out: dict[str, pa.Array] = {}
     for name, how in release.out:
@@ -290,6 +253,7 @@ def anonymise_parts(
     person_column: str | None = None,
     delimiter: str = ",",
     publish: Callable[[BatchResult], None] | None = None,
+    client_classes: int = CLIENT_CLASSES,
 ) -> BatchResult:
     """Anonymise every partition into ``output`` (a folder of Parquet partitions, or one CSV
     file when its name ends ``.csv``); the same levels, suppressed rows and report figures as
@@ -297,6 +261,8 @@ def anonymise_parts(
 
     ``publish`` runs after the output is complete and before it is renamed into place (the
     caller writes its reports there, so that either all appear or none do).
+    ``client_classes``: the most distinct rows of the frequency table the client searches
+    itself; a larger table is searched from a floor, lower transformations on the workers.
     """
     privacy = policy.privacy
     if privacy is None:
@@ -360,36 +326,33 @@ def anonymise_parts(
         errors.sort(key=lambda e: (e.row, e.column))
         raise RowErrors(errors, context="input")
 
-    # 2. count, then search on the client
+    # 2. count on the workers, then search (on the client, or split: cluster_search)
     leaves = {h.column: _Leaves(pa.array(_values_of(h, scans)), h.codes) for h in hierarchies}
     extra = tuple(policy.sensitive_columns) + ((person_column,) if person_column else ())
-    leaf_radix = tuple(max(len(h.up[0]), 1) for h in hierarchies)
-    keyed = bool(hierarchies) and not extra and math.prod(leaf_radix) < _INT64_SAFE
-    freq = runner.map_reduce(_count_part, parts, _combine, **common, extra=extra,
-                             leaves=tuple((h.column, leaves[h.column]) for h in hierarchies),
-                             radix=leaf_radix if keyed else None)
-    if keyed:
-        freq = _decode(freq, leaf_radix)
-    problem = _problem(freq, hierarchies, policy, n=n, extra=extra,
-                       persons=person_column is not None)
-    outcome = search(problem)
-    best = outcome.best
-    report = build_report(policy=policy, problem=problem, outcome=outcome,
-                          qi_names=[h.column for h in hierarchies], person_column=person_column)
+    held = runner.hold(_base_part, parts, **common, extra=extra,
+                       leaves=tuple((h.column, leaves[h.column]) for h in hierarchies))
+    try:
+        chosen = search_held(
+            runner, held, hierarchies, n=n, max_suppressed=privacy.max_suppressed(n),
+            metric=privacy.metric, client_classes=client_classes,
+            workers=getattr(runner, "workers", 1),
+            criteria=Criteria(k=privacy.k, l=privacy.l,
+                              sensitive=len(policy.sensitive_columns),
+                              persons=person_column is not None))
+    finally:
+        runner.release(held)
+    best = chosen.outcome.best
+    report = build_report(policy=policy, problem=chosen.problem, outcome=chosen.outcome,
+                          qi_names=[h.column for h in hierarchies], person_column=person_column,
+                          sizes=chosen.sizes)
 
     # 3. write the kept rows
-    assert best.class_of_row is not None and best.kept_class is not None
     level_code = {h.column: h.up[lv] for h, lv in zip(hierarchies, best.levels, strict=True)}
     radix = tuple((h.column, len(h.labels[lv]))
                   for h, lv in zip(hierarchies, best.levels, strict=True))
     if radix and np.prod([float(c) for _, c in radix]) >= _INT64_SAFE:
         raise InvalidInput("the chosen levels have too many classes to name in 62 bits: "
                            "not supported on a cluster yet (use --engine local)")
-    base_keys = _class_keys([level_code[h.column][problem.leaf_codes[i]]
-                             for i, h in enumerate(hierarchies)], [c for _, c in radix])
-    kept_base = best.kept_class[best.class_of_row]
-    kept_keys = np.unique(base_keys[kept_base]) if radix else (
-        np.zeros(1, np.int64) if kept_base.any() else np.zeros(0, np.int64))
     release = _Release(
         out=tuple((r.name, {Action.TOKENISE: "token", Action.GENERALISE: "label"}.get(
             r.action, "text")) for r in (policy.rule(name) for name in columns)
@@ -398,7 +361,8 @@ def anonymise_parts(
         labels={h.column: pa.array(np.asarray(h.labels[lv], dtype=object)[h.up[lv]],
                                    type=pa.string())
                 for h, lv in zip(hierarchies, best.levels, strict=True)},
-        level_code=level_code, radix=radix, kept_keys=kept_keys,
+        level_code=level_code, radix=radix,
+        failed_keys=chosen.failed_keys([card for _, card in radix]),
     )
     tmp = temp_dir(output)
     try:
@@ -418,40 +382,6 @@ def anonymise_parts(
 def _values_of(h: ColumnHierarchy, scans: list[_Scan]) -> pa.Array:
     arrays = [s.uniques[h.column] for s in scans]
     return pc.unique(pa.concat_arrays(arrays)) if arrays else pa.array([], pa.string())
-
-
-def _problem(freq: pd.DataFrame, hierarchies: list[ColumnHierarchy], policy: Policy, *, n: int,
-             extra: tuple[str, ...], persons: bool) -> Problem:
-    privacy = policy.privacy
-    assert privacy is not None
-    extra_codes: list[tuple[NDArray[np.int64], int]] = []
-    for i in range(len(extra)):
-        codes, uniques = pd.factorize(freq[f"e{i}"], sort=False)
-        extra_codes.append((codes.astype(np.int64), len(uniques)))
-    # Base rows in the order of their codes, as the local engine numbers them when the key
-    # space is small: the search's answer does not depend on it, its speed does (locality).
-    keys = [freq[f"q{i}"].to_numpy(dtype=np.int64) for i in range(len(hierarchies))]
-    keys += [codes for codes, _ in extra_codes]
-    if keys and len(freq) > 1:
-        order = np.lexsort(keys[::-1])
-        freq = freq.iloc[order]
-        extra_codes = [(codes[order], card) for codes, card in extra_codes]
-    diversity = extra_codes[: len(extra_codes) - 1] if persons else extra_codes
-    return Problem(
-        heights=tuple(h.height for h in hierarchies),
-        leaf_codes=[freq[f"q{i}"].to_numpy(dtype=np.int64) for i in range(len(hierarchies))],
-        counts=freq[_COUNT].to_numpy(dtype=np.int64),
-        up=[h.up for h in hierarchies],
-        cards=[tuple(len(lab) for lab in h.labels) for h in hierarchies],
-        cover=[h.cover for h in hierarchies],
-        leaves=tuple(h.leaves for h in hierarchies),
-        k=privacy.k,
-        l=privacy.l,
-        max_suppressed=privacy.max_suppressed(n),
-        metric=privacy.metric,
-        diversity=diversity,
-        persons=extra_codes[-1] if persons else None,
-    )
 
 
 def _publish(tmp: Path, output: Path, *, csv_out: bool, names: list[str], delimiter: str,

@@ -17,6 +17,7 @@ import contextlib
 import functools
 import ipaddress
 import logging
+import operator
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -24,10 +25,12 @@ from urllib.parse import urlsplit
 
 from pseudogate.core.errors import ConfigurationError, ResourceExhausted
 
-__all__ = ["DaskRunner", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
+__all__ = ["DaskRunner", "Held", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
 
 T = TypeVar("T")
 R = TypeVar("R")
+#: A result kept by :meth:`Runner.hold` (the value itself in process, a future on a cluster).
+Held = Any
 
 
 #: Partial results combined at once by :meth:`Runner.map_reduce`.
@@ -45,6 +48,27 @@ class Runner(Protocol):
         item order (on the workers, for a cluster): only the final result reaches here."""
         ...
 
+    def hold(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[Held]:
+        """``fn`` over items, its results kept where they were made (a cluster's workers'
+        memory) for later :meth:`map_held` and :meth:`shuffle` calls, until :meth:`release`."""
+        ...
+
+    def map_held(self, fn: Callable[..., R], held: Sequence[Held], **kwargs: Any) -> list[R]:
+        """``fn`` of each held result, gathered here in order."""
+        ...
+
+    def shuffle(self, split: Callable[..., list[T]], held: Sequence[Held], buckets: int,
+                reduce: Callable[..., R], **kwargs: Any) -> list[Held]:
+        """Each held result cut into ``buckets`` pieces by ``split(item, buckets=…, **kwargs)``;
+        piece ``b`` of every item goes to ``reduce(pieces)`` for bucket ``b`` (so that every
+        row of one key meets in one reduction). The reductions stay held (gather them with
+        :meth:`map_held`)."""
+        ...
+
+    def release(self, held: Sequence[Held]) -> None:
+        """Forget held results (a cluster frees their memory)."""
+        ...
+
 
 class InProcess:
     """Runs every partition here, one after the other."""
@@ -60,6 +84,20 @@ class InProcess:
             if len(pending) == FAN_IN:
                 pending = [combine(pending)]
         return combine(pending)
+
+    def hold(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[Held]:
+        return self.map(fn, items, **kwargs)
+
+    def map_held(self, fn: Callable[..., R], held: Sequence[Held], **kwargs: Any) -> list[R]:
+        return [fn(item, **kwargs) for item in held]
+
+    def shuffle(self, split: Callable[..., list[T]], held: Sequence[Held], buckets: int,
+                reduce: Callable[..., R], **kwargs: Any) -> list[Held]:
+        pieces = [split(item, buckets=buckets, **kwargs) for item in held]
+        return [reduce([p[b] for p in pieces]) for b in range(buckets)]
+
+    def release(self, held: Sequence[Held]) -> None:
+        pass
 
 
 class DaskRunner:
@@ -103,6 +141,41 @@ class DaskRunner:
         except BaseException:
             self.client.cancel(created)
             raise
+
+    def hold(self, fn: Callable[..., R], items: Sequence[T], **kwargs: Any) -> list[Held]:
+        futures = self.client.map(functools.partial(fn, **kwargs), list(items), pure=False)
+        self._wait(futures)
+        return list(futures)
+
+    def map_held(self, fn: Callable[..., R], held: Sequence[Held], **kwargs: Any) -> list[R]:
+        if not held:
+            return []
+        futures = self.client.map(functools.partial(fn, **kwargs), list(held), pure=False)
+        with _worker_deaths():
+            return list(self.client.gather(futures))
+
+    def shuffle(self, split: Callable[..., list[T]], held: Sequence[Held], buckets: int,
+                reduce: Callable[..., R], **kwargs: Any) -> list[Held]:
+        client = self.client
+        pieces = client.map(functools.partial(split, buckets=buckets, **kwargs), list(held),
+                            pure=False)
+        cuts = [[client.submit(operator.getitem, p, b, pure=False) for p in pieces]
+                for b in range(buckets)]
+        reduced = [client.submit(reduce, cut, pure=False)
+                   for cut in cuts]
+        self._wait(reduced)
+        return reduced
+
+    def release(self, held: Sequence[Held]) -> None:
+        for future in held:
+            future.release()
+
+    def _wait(self, futures: list[Any]) -> None:
+        """Until every future is done; a failed one raises here (as gather would)."""
+        with _worker_deaths():
+            for future in futures:
+                if future.exception() is not None:  # waits; no result crosses the network
+                    future.result()
 
 
 @contextlib.contextmanager

@@ -1,21 +1,28 @@
-"""An extract's re-keying and k-anonymity step on a Dask cluster (``serve --dask-scheduler``).
+"""An extract's join, re-keying and k-anonymity step on a Dask cluster (``serve --dask-scheduler``).
 
-:class:`ClusterAnonymiser` is what the gateway's ``anonymiser=`` seam receives. The gateway
-reads the project's versions, joins them and removes opt-outs as it always does
-(gateway/extract.py), then hands this class the joined table with its linkage tokens
-(:meth:`ClusterAnonymiser.rekey_and_anonymise`). The table is written as Parquet partitions
-into a private working folder, and on the workers:
+:class:`ClusterAnonymiser` is what the gateway's ``anonymiser=`` seam receives. For an exact
+project the gateway reads no data: it hands :meth:`ClusterAnonymiser.join_and_anonymise` an
+``ExtractJoin`` (the version files, the columns each needs, the opt-out tokens and the
+gateway's join function). In a private working folder, and on the workers:
 
-1. each partition's linkage tokens become project tokens, with the one derived project key
-   the workers receive (``Keyring.project_key_to_ship``; never the keyring);
-2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs as for ``anonymise --engine dask``:
-   the workers count the frequency table, the client runs the unchanged exact search, the
-   workers write the kept rows.
+1. one task per range of the first dataset's rows (``rows_per_partition`` each) reads its
+   rows, joins them with the matching rows of the further datasets, removes opted-out people
+   and makes the linkage tokens project tokens, with the one derived project key the workers
+   receive (``Keyring.project_key_to_ship``; never the keyring): batch/join.py. Each writes
+   its partition of the extract;
+2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs on those partitions as for
+   ``anonymise --engine dask``: the workers count the frequency table, the client runs the
+   unchanged exact search, the workers write the kept rows.
 
-The partitions are read back in order, so the released table, and with it the manifest and
-its content hash, are those of the local path. The workers must see the working folder (the
-same machine, or a filesystem shared with the gateway). Dask is imported only when an extract
-is built, never by importing this module.
+A probabilistic project's table is joined by the gateway (its representative tokens are
+computed there) and handed to :meth:`ClusterAnonymiser.rekey_and_anonymise`: it is written as
+Parquet partitions, re-keyed on the workers, then step 2 runs.
+
+The released partitions are read back in order, so the released table, and with it the
+manifest and its content hash, are those of the local path. The workers must see the data
+directory and the working folder at the same paths (the same machine, or a filesystem shared
+with the gateway). Dask is imported only when an extract is built, never by importing this
+module.
 """
 
 from __future__ import annotations
@@ -23,30 +30,40 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pseudogate.anonymity.report import AnonymisationReport
 from pseudogate.batch.anonymise import anonymise_parts
 from pseudogate.batch.inputs import Inputs, Part, read_batches
+from pseudogate.batch.join import (
+    OPTOUT_COLUMN,
+    JoinPlan,
+    join_part,
+    rekeyed,
+    row_ranges,
+    write_part,
+)
 from pseudogate.batch.outputs import open_private, part_name
 from pseudogate.batch.runner import Runner, check_scheduler_address, dask_runner
-from pseudogate.core.columns import rekey_tokens
 from pseudogate.core.errors import InvalidInput, Unavailable
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import Policy
 from pseudogate.core.tokens import ShippedKey
 
-__all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser"]
+__all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser",
+           "ClusterExtract"]
 
 #: The working folder's name in a gateway's data directory.
 CLUSTER_WORK_DIR = "cluster-work"
-#: Rows of the extract per partition sent to the workers.
+#: Rows per partition sent to the workers: of the first dataset for a join on the workers
+#: (its one-to-many matches can make a partition larger), of the extract otherwise.
 ROWS_PER_PARTITION = 1_000_000
 
 
@@ -56,6 +73,20 @@ class ClusterAnonymised:
 
     table: pd.DataFrame
     report: AnonymisationReport
+
+
+@dataclass(frozen=True)
+class ClusterExtract:
+    """An extract joined on the workers: the released table, its report, and the distinct
+    people its join removed as opted out (for the manifest)."""
+
+    table: pd.DataFrame
+    report: AnonymisationReport
+    optouts_removed: int
+
+
+#: Writes a job's partitions into a folder with the connected runner; returns them.
+_Prepare = Callable[[Runner, Path], Inputs]
 
 
 class ClusterAnonymiser:
@@ -96,12 +127,53 @@ class ClusterAnonymiser:
         """The extract of the joined ``table`` (linkage tokens): the workers replace the
         tokens of the ``rekey`` columns by project tokens (with ``project_key``, the one key
         they receive), then anonymise."""
-        return self._run(table, policy, keyring=None, person_column=person_column,
-                         rekey=rekey, project_key=project_key)
+
+        def prepare(runner: Runner, folder: Path) -> Inputs:
+            inputs = self._write_parts(table, folder / "in")
+            (folder / "keyed").mkdir(mode=0o700)
+            parts = runner.map(_rekey_part, list(enumerate(inputs.parts)),
+                               columns=inputs.columns, rekey=rekey, key=project_key,
+                               out_dir=str(folder / "keyed"))
+            return Inputs(parts=tuple(parts), columns=inputs.columns, schema=inputs.schema)
+
+        released, report = self._anonymised(prepare, policy, keyring=None,
+                                            person_column=person_column)
+        return ClusterAnonymised(released, report)
+
+    def join_and_anonymise(self, join: JoinPlan, policy: Policy, *, project_key: ShippedKey,
+                           person_column: str) -> ClusterExtract:
+        """The extract of an exact project's ``join``: the workers read the versions, join
+        them, remove the opted-out people and re-key the tokens (with ``project_key``, the one
+        key they receive), then anonymise."""
+        removed: list[pa.Array] = []
+
+        def prepare(runner: Runner, folder: Path) -> Inputs:
+            optouts = _write_optouts(join.optout_tokens, folder)
+            (folder / "in").mkdir(mode=0o700)
+            ranges = row_ranges(join.sources[0].path, self.rows_per_partition)
+            joined = runner.map(join_part, list(enumerate(ranges)), sources=tuple(join.sources),
+                                join=join.join, header=join.header, rekey=join.rekey,
+                                optouts=optouts, key=project_key, out_dir=str(folder / "in"))
+            removed.extend(j.removed for j in joined)
+            return Inputs(parts=tuple(j.part for j in joined), columns=join.header,
+                          schema=pa.schema([(c, pa.string()) for c in join.header]))
+
+        released, report = self._anonymised(prepare, policy, keyring=None,
+                                            person_column=person_column)
+        people = pc.count_distinct(pa.concat_arrays(removed)).as_py() if removed else 0
+        return ClusterExtract(released, report, optouts_removed=int(people))
 
     def _run(self, table: pa.Table, policy: Policy, *, keyring: Keyring | None,
-             person_column: str | None, rekey: tuple[str, ...] = (),
-             project_key: ShippedKey | None = None) -> ClusterAnonymised:
+             person_column: str | None) -> ClusterAnonymised:
+        released, report = self._anonymised(
+            lambda _runner, folder: self._write_parts(table, folder / "in"), policy,
+            keyring=keyring, person_column=person_column)
+        return ClusterAnonymised(released, report)
+
+    def _anonymised(self, prepare: _Prepare, policy: Policy, *, keyring: Keyring | None,
+                    person_column: str | None) -> tuple[pd.DataFrame, AnonymisationReport]:
+        """``prepare``'s partitions anonymised on the cluster, in a private working folder that
+        is always removed; the released rows in order, and the report."""
         if policy.privacy is None:
             raise InvalidInput(f"policy {policy.name!r} has no privacy section: nothing to "
                                "anonymise against")
@@ -109,20 +181,12 @@ class ClusterAnonymiser:
             self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = Path(tempfile.mkdtemp(prefix="extract-", dir=self.work_dir))  # mode 0700
         try:
-            inputs = self._write_parts(table, folder / "in")
             with self._connected() as runner:
-                if rekey:
-                    assert project_key is not None
-                    (folder / "keyed").mkdir(mode=0o700)
-                    parts = runner.map(_rekey_part, list(enumerate(inputs.parts)),
-                                       columns=inputs.columns, rekey=rekey, key=project_key,
-                                       out_dir=str(folder / "keyed"))
-                    inputs = Inputs(parts=tuple(parts), columns=inputs.columns,
-                                    schema=inputs.schema)
+                inputs = prepare(runner, folder)
                 result = anonymise_parts(inputs, folder / "out", policy, runner=runner,
                                          keyring=keyring, person_column=person_column)
             released = _read_parts(folder / "out", len(inputs.parts))
-            return ClusterAnonymised(released.to_pandas(), result.report)
+            return released.to_pandas(), result.report
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -149,16 +213,18 @@ class ClusterAnonymiser:
         parts: list[Part] = []
         for i, start in enumerate(range(0, max(table.num_rows, 1), self.rows_per_partition)):
             piece = table.slice(start, self.rows_per_partition)
-            parts.append(_write_part(piece, folder / part_name(i, csv_out=False)))
+            parts.append(write_part(piece, folder / part_name(i, csv_out=False)))
         return Inputs(parts=tuple(parts), columns=columns, schema=schema)
 
 
-def _write_part(table: pa.Table, path: Path) -> Part:
-    """``table`` as one private Parquet file (one row group) and its partition."""
+def _write_optouts(tokens: pa.Array | None, folder: Path) -> str | None:
+    """The opt-out tokens as a private file the workers read (not sent with every task)."""
+    if tokens is None or not len(tokens):
+        return None
+    path = folder / "optouts.parquet"
     with open(open_private(path), "wb") as sink:
-        pq.write_table(table, sink, row_group_size=max(table.num_rows, 1))
-    groups = pq.ParquetFile(path).metadata.num_row_groups
-    return Part(path=str(path), csv=False, row_groups=tuple(range(groups)), rows=table.num_rows)
+        pq.write_table(pa.table({OPTOUT_COLUMN: tokens}), sink)
+    return str(path)
 
 
 def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple[str, ...],
@@ -167,11 +233,8 @@ def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple
     index, part = job
     table = pa.Table.from_batches(list(read_batches(part, columns=columns)),
                                   schema=pq.ParquetFile(part.path).schema_arrow)
-    tokeniser = key.tokeniser()
-    arrays = [rekey_tokens(table[name].combine_chunks(), tokeniser) if name in rekey
-              else table[name].combine_chunks() for name in columns]
-    keyed = pa.Table.from_arrays(arrays, names=list(columns))
-    return _write_part(keyed, Path(out_dir) / part_name(index, csv_out=False))
+    keyed = rekeyed(table.select(list(columns)), rekey, key.tokeniser())
+    return write_part(keyed, Path(out_dir) / part_name(index, csv_out=False))
 
 
 def _read_parts(output: Path, count: int) -> pa.Table:

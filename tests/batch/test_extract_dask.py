@@ -314,7 +314,6 @@ def test_an_exact_project_is_not_joined_by_the_gateway_the_seam_gets_paths(
 ) -> None:
     import pyarrow as pa
 
-    from pseudogate.batch import join as worker_join
     from pseudogate.gateway import extract as gateway_extract
     from pseudogate.gateway.extract import ExtractJoin
 
@@ -324,8 +323,6 @@ def test_an_exact_project_is_not_joined_by_the_gateway_the_seam_gets_paths(
         raise AssertionError("the gateway joined an exact project's versions")
 
     monkeypatch.setattr(gateway_extract, "_joined", refuse)
-    # in this process: the further datasets are streamed in batches of 4 rows
-    monkeypatch.setattr(worker_join, "BATCH_ROWS", 4)
     recording = _Recording(tmp_path / "work")
     cluster = _care_extract(tmp_path / "seam", opted=12, anonymiser=recording)
     assert recording.tables == [] and len(recording.joins) == 1

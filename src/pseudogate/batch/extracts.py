@@ -36,21 +36,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from pseudogate.anonymity.report import AnonymisationReport
 from pseudogate.batch.anonymise import anonymise_parts
 from pseudogate.batch.inputs import Inputs, Part, read_batches
-from pseudogate.batch.join import (
-    OPTOUT_COLUMN,
-    JoinPlan,
-    join_part,
-    rekeyed,
-    row_ranges,
-    write_part,
-)
-from pseudogate.batch.outputs import open_private, part_name
+from pseudogate.batch.join import JoinPlan, joined_parts, rekeyed, write_part
+from pseudogate.batch.outputs import part_name
 from pseudogate.batch.runner import Runner, check_scheduler_address, dask_runner
 from pseudogate.core.errors import InvalidInput, Unavailable
 from pseudogate.core.keyring import Keyring
@@ -145,23 +137,17 @@ class ClusterAnonymiser:
         """The extract of an exact project's ``join``: the workers read the versions, join
         them, remove the opted-out people and re-key the tokens (with ``project_key``, the one
         key they receive), then anonymise."""
-        removed: list[pa.Array] = []
+        removed: list[int] = []
 
         def prepare(runner: Runner, folder: Path) -> Inputs:
-            optouts = _write_optouts(join.optout_tokens, folder)
-            (folder / "in").mkdir(mode=0o700)
-            ranges = row_ranges(join.sources[0].path, self.rows_per_partition)
-            joined = runner.map(join_part, list(enumerate(ranges)), sources=tuple(join.sources),
-                                join=join.join, header=join.header, rekey=join.rekey,
-                                optouts=optouts, key=project_key, out_dir=str(folder / "in"))
-            removed.extend(j.removed for j in joined)
-            return Inputs(parts=tuple(j.part for j in joined), columns=join.header,
-                          schema=pa.schema([(c, pa.string()) for c in join.header]))
+            joined = joined_parts(join, runner=runner, folder=folder,
+                                  rows_per_range=self.rows_per_partition, key=project_key)
+            removed.append(joined.optouts_removed)
+            return joined.inputs
 
         released, report = self._anonymised(prepare, policy, keyring=None,
                                             person_column=person_column)
-        people = pc.count_distinct(pa.concat_arrays(removed)).as_py() if removed else 0
-        return ClusterExtract(released, report, optouts_removed=int(people))
+        return ClusterExtract(released, report, optouts_removed=removed[0])
 
     def _run(self, table: pa.Table, policy: Policy, *, keyring: Keyring | None,
              person_column: str | None) -> ClusterAnonymised:
@@ -215,16 +201,6 @@ class ClusterAnonymiser:
             piece = table.slice(start, self.rows_per_partition)
             parts.append(write_part(piece, folder / part_name(i, csv_out=False)))
         return Inputs(parts=tuple(parts), columns=columns, schema=schema)
-
-
-def _write_optouts(tokens: pa.Array | None, folder: Path) -> str | None:
-    """The opt-out tokens as a private file the workers read (not sent with every task)."""
-    if tokens is None or not len(tokens):
-        return None
-    path = folder / "optouts.parquet"
-    with open(open_private(path), "wb") as sink:
-        pq.write_table(pa.table({OPTOUT_COLUMN: tokens}), sink)
-    return str(path)
 
 
 def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple[str, ...],

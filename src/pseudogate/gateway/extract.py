@@ -96,7 +96,8 @@ class VersionJoin(Protocol):
     """:func:`join_versions` bound to a project's layout (what the workers call)."""
 
     def __call__(self, left: pa.Table, rights: Iterable[pa.Table], *,
-                 optout_tokens: pa.Array | None) -> tuple[pa.Table, pa.Array]: ...
+                 optout_tokens: pa.Array | None,
+                 carry: str | None = None) -> tuple[pa.Table, pa.Array]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,14 +270,16 @@ def join_versions(
     layout: JoinLayout,
     optout_tokens: pa.Array | None,
     links: Sequence[pa.Array] | None = None,
+    carry: str | None = None,
 ) -> tuple[pa.Table, pa.Array]:
     """The joined table with linkage tokens, opt-outs removed; and the distinct tokens removed.
 
-    ``left``: the first version's needed columns (all its rows, or a range of them); ``rights``:
-    each further version's (read lazily, one at a time), all rows or at least those whose link
-    occurs in ``left``: the join only looks at matching rows, in their order, so a range's
-    result is that range's rows of the whole extract. ``links`` (probabilistic projects)
-    replaces each dataset's stored link column."""
+    ``left``: the first version's needed columns (all its rows, or some of them, in order);
+    ``rights``: each further version's (read lazily, one at a time), all rows or at least those
+    whose link occurs in ``left``: the join only looks at matching rows, in their order, so the
+    result holds exactly those left rows' rows of the whole extract. ``links`` (probabilistic
+    projects) replaces each dataset's stored link column. ``carry``: a further column of
+    ``left`` (a worker's row numbers) kept beside each of its rows, last."""
     first = layout.datasets[0]
     link = _link(left, layout.link_columns[0], links, 0)
     removed = pa.array([], type=pa.string())
@@ -287,6 +290,8 @@ def join_versions(
         left = left.filter(keep)
         link = pc.filter(link, keep)
     columns: dict[str, pa.Array] = {PERSON: link}
+    if carry is not None:
+        columns[carry] = left.column(carry).combine_chunks()
     for _, name in ((d, c) for d, c in layout.columns if d == first):
         columns[f"{first}.{name}"] = as_text(left.column(name))
     for i, right in enumerate(rights, 1):
@@ -300,8 +305,8 @@ def join_versions(
             if owner == dataset:
                 values = as_text(right.column(name)).take(right_idx)
                 columns[f"{owner}.{name}"] = pc.fill_null(values, "")
-    ordered = [columns[name] for name in layout.header]
-    return pa.Table.from_arrays(ordered, names=layout.header), removed
+    names = layout.header if carry is None else [*layout.header, carry]
+    return pa.Table.from_arrays([columns[name] for name in names], names=names), removed
 
 
 def _joined(

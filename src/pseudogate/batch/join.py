@@ -125,11 +125,13 @@ class _FirstSplit:
 
 @dataclass(frozen=True, slots=True)
 class _BucketJob:
-    """A bucket's files: of the first dataset (by range), of each further one (by range)."""
+    """A bucket's files: of the first dataset (by range), of each further one (by range), and
+    of its opt-out tokens (None: no one in the bucket opted out)."""
 
     bucket: int
     first: tuple[str, ...]
     further: tuple[tuple[str, ...], ...]
+    optouts: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,21 +248,22 @@ def _split_further(job: tuple[int, int, RowRange], *, sources: Sequence[Source],
                          Path(work) / f"further-{which}", f"b{{key:05d}}-r{index:05d}.parquet")
 
 
-def read_optouts(path: str | None) -> pa.Array | None:
-    """The opt-out tokens the client wrote for the workers, or None when there are none."""
+def _read_optouts(path: str | None) -> pa.Array | None:
+    """A bucket's opt-out tokens, or None when there are none."""
     if path is None:
         return None
     return pq.read_table(path).column(_OPTOUT_COLUMN).combine_chunks()
 
 
 def _join_bucket(job: _BucketJob, *, sources: Sequence[Source], join: VersionJoin,
-                 optouts: str | None, rows_per_range: int, work: str) -> _JoinedBucket:
+                 rows_per_range: int, work: str) -> _JoinedBucket:
     """On a worker (pass 3): a bucket's people joined, opted-out ones removed, written by
     range of the first dataset."""
     left = _read_all(job.first, sources[0].columns)
     rights: Iterator[pa.Table] = (_read_all(paths, s.columns)
                                   for paths, s in zip(job.further, sources[1:], strict=True))
-    joined, removed = join(left, rights, optout_tokens=read_optouts(optouts), carry=ROW_NUMBER)
+    joined, removed = join(left, rights, optout_tokens=_read_optouts(job.optouts),
+                           carry=ROW_NUMBER)
     del left
     ranges = joined.column(ROW_NUMBER).to_numpy() // rows_per_range
     written = _write_groups(joined, ranges.astype(np.int64), Path(work) / "joined",
@@ -283,14 +286,14 @@ def _assemble_range(job: tuple[int, tuple[str, ...]], *, header: tuple[str, ...]
     return write_part(keyed.cast(schema), Path(out_dir) / part_name(index, csv_out=False))
 
 
-def _write_optouts(tokens: pa.Array | None, folder: Path) -> str | None:
-    """The opt-out tokens as a private file the workers read (not sent with every task)."""
+def _write_optouts(tokens: pa.Array | None, buckets: int, folder: Path) -> dict[int, str]:
+    """The opt-out tokens by bucket, as private files the workers read (a bucket's task reads
+    its own, rather than every task receiving them all)."""
     if tokens is None or not len(tokens):
-        return None
-    path = folder / "optouts.parquet"
-    with open(open_private(path), "wb") as sink:
-        pq.write_table(pa.table({_OPTOUT_COLUMN: tokens}), sink)
-    return str(path)
+        return {}
+    text = as_text(tokens)
+    return _write_groups(pa.table({_OPTOUT_COLUMN: text}), _buckets_of(text, buckets), folder,
+                         "b{key:05d}.parquet")
 
 
 def joined_parts(plan: JoinPlan, *, runner: Runner, folder: Path, rows_per_range: int,
@@ -298,13 +301,14 @@ def joined_parts(plan: JoinPlan, *, runner: Runner, folder: Path, rows_per_range
     """The extract of ``plan``, joined, opt-outs removed and re-keyed on the workers, as
     partitions in ``folder`` (private; the workers must see it), one per range of the first
     dataset; only file footers are read here."""
-    for name in ("first", "joined", "parts",
+    for name in ("first", "joined", "parts", "optouts",
                  *(f"further-{which}" for which in range(1, len(plan.sources)))):
         (folder / name).mkdir(mode=0o700)
     sources = tuple(plan.sources)
     buckets = _bucket_count(sources, rows_per_range)
     common = {"sources": sources, "buckets": buckets, "work": str(folder)}
     ranges = row_ranges(sources[0].path, rows_per_range)
+    optouts = _write_optouts(plan.optout_tokens, buckets, folder / "optouts")
     firsts = runner.map(_split_first, list(enumerate(ranges)), join=plan.join, **common)
     further_jobs = [(which, index, rows) for which in range(1, len(sources))
                     for index, rows in enumerate(row_ranges(sources[which].path, rows_per_range))]
@@ -317,9 +321,8 @@ def joined_parts(plan: JoinPlan, *, runner: Runner, folder: Path, rows_per_range
                 tuple(w[bucket] for (which, _, _), w in zip(further_jobs, furthers, strict=True)
                       if which == i and bucket in w)
                 for i in range(1, len(sources)))
-            jobs.append(_BucketJob(bucket, first, further))
+            jobs.append(_BucketJob(bucket, first, further, optouts.get(bucket)))
     joined = runner.map(_join_bucket, jobs, sources=sources, join=plan.join,
-                        optouts=_write_optouts(plan.optout_tokens, folder),
                         rows_per_range=rows_per_range, work=str(folder))
     pieces = [(*([f.unlinked] if f.unlinked else []),
                *(j.ranges[index] for j in joined if index in j.ranges))

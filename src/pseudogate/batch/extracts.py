@@ -5,11 +5,11 @@ project the gateway reads no data: it hands :meth:`ClusterAnonymiser.join_and_an
 ``ExtractJoin`` (the version files, the columns each needs, the opt-out tokens and the
 gateway's join function). In a private working folder, and on the workers:
 
-1. one task per range of the first dataset's rows (``rows_per_partition`` each) reads its
-   rows, joins them with the matching rows of the further datasets, removes opted-out people
-   and makes the linkage tokens project tokens, with the one derived project key the workers
-   receive (``Keyring.project_key_to_ship``; never the keyring): batch/join.py. Each writes
-   its partition of the extract;
+1. the versions are read, joined by a hash join by person that keeps the local row order,
+   cleared of opted-out people, and their linkage tokens made project tokens with the one
+   derived project key the workers receive (``Keyring.project_key_to_ship``; never the
+   keyring): batch/join.py. The result is one partition per range of the first dataset's
+   rows (``rows_per_partition`` each);
 2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs on those partitions as for
    ``anonymise --engine dask``: the workers count the frequency table, the client runs the
    unchanged exact search, the workers write the kept rows.

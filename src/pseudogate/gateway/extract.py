@@ -11,8 +11,8 @@ representative linkage tokens (gateway/clusters.py); everything after that is th
 
 On a Dask cluster (``serve --dask-scheduler``) an exact project's extract is not joined here:
 the anonymiser (a :class:`JoiningAnonymiser`) is given an :class:`ExtractJoin`, the version
-files to read and :func:`join_versions` itself, and its workers join row ranges of the first
-dataset with it, so both paths share one join. A probabilistic project's representative tokens
+files to read and :func:`join_versions` itself, and its workers run it on buckets of people
+(batch/join.py), so both paths share one join. A probabilistic project's representative tokens
 are computed here, so its joined table is built here and handed to a
 :class:`RekeyingAnonymiser`.
 """
@@ -114,11 +114,11 @@ class VersionSource:
 class ExtractJoin:
     """An exact project's join, for an anonymiser that runs it on a cluster.
 
-    ``join(left, rights, optout_tokens=...)`` joins a row range of the first version (read with
-    ``sources[0].columns``) with, for each further version in order, its rows holding a link
-    token of that range (or all of them), and removes the opted-out people: the range's rows
-    of the extract, in order, and the distinct linkage tokens removed. ``rekey``: the columns
-    whose linkage tokens become project tokens.
+    ``join(left, rights, optout_tokens=..., carry=...)`` (:func:`join_versions`) joins some
+    rows of the first version (in order, read with ``sources[0].columns``) with, for each
+    further version in order, at least its rows holding one of their link tokens, and removes
+    the opted-out people: those rows' rows of the extract, in order, and the distinct linkage
+    tokens removed. ``rekey``: the columns whose linkage tokens become project tokens.
     """
 
     sources: tuple[VersionSource, ...]

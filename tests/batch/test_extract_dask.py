@@ -1,4 +1,5 @@
-"""Extracts anonymised on a Dask cluster: the same rows and manifest as the local path."""
+"""Extracts built on a Dask cluster (joined there for exact projects, re-keyed and anonymised
+there for all): the same rows and manifest as the local path."""
 
 from __future__ import annotations
 

@@ -82,9 +82,11 @@ _Prepare = Callable[[Runner, Path], Inputs]
 
 
 class ClusterAnonymiser:
-    """Anonymises extracts on the Dask scheduler at ``scheduler`` (checked now: ``tls://``, or
+    """Builds extracts on the Dask scheduler at ``scheduler`` (checked now: ``tls://``, or
     ``tcp://`` on this machine only). ``work_dir``: where the partitions are written (None:
-    the system's temporary folder); ``runner``: an already connected runner (tests)."""
+    the system's temporary folder); ``rows_per_partition``: rows of a dataset per task of the
+    join (and about the rows of all datasets per bucket of people), or of a joined table per
+    partition; ``runner``: an already connected runner (tests)."""
 
     def __init__(self, scheduler: str | None = None, *, work_dir: Path | None = None,
                  rows_per_partition: int = ROWS_PER_PARTITION,

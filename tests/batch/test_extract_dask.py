@@ -391,3 +391,16 @@ def test_a_stored_version_that_is_not_utf8_is_refused_on_the_workers_as_locally(
             with pytest.raises(FailedPrecondition, match="not UTF-8.*resubmit it"):
                 store.build_extract("p1", organisation="uni")
     assert list(work.iterdir()) == []
+
+
+def test_a_tokens_bucket_is_the_same_in_every_worker_process() -> None:
+    """Workers started apart (other hash seeds) must put a person's rows in one bucket."""
+    import os
+
+    code = ("import pyarrow as pa; from pseudogate.batch.join import _buckets_of; "
+            "print(_buckets_of(pa.array(['lk1_abc', 'lk1_def', '', 'x' * 50]), 97).tolist())")
+    outputs = {subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
+                              text=True, cwd=ROOT,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3")}
+    assert len(outputs) == 1

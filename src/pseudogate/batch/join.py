@@ -29,6 +29,7 @@ of times.
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -313,15 +314,18 @@ def joined_parts(plan: JoinPlan, *, runner: Runner, folder: Path, rows_per_range
     further_jobs = [(which, index, rows) for which in range(1, len(sources))
                     for index, rows in enumerate(row_ranges(sources[which].path, rows_per_range))]
     furthers = runner.map(_split_further, further_jobs, **common)
-    jobs = []
-    for bucket in range(buckets):
-        first = tuple(f.buckets[bucket] for f in firsts if bucket in f.buckets)
-        if first:  # else no row of the first dataset is in this bucket: nothing to join
-            further = tuple(
-                tuple(w[bucket] for (which, _, _), w in zip(further_jobs, furthers, strict=True)
-                      if which == i and bucket in w)
-                for i in range(1, len(sources)))
-            jobs.append(_BucketJob(bucket, first, further, optouts.get(bucket)))
+    # each bucket's files, in range order (the order of the rows in each dataset)
+    first_files: dict[int, list[str]] = defaultdict(list)
+    for split in firsts:
+        for bucket, path in split.buckets.items():
+            first_files[bucket].append(path)
+    further_files: list[dict[int, list[str]]] = [defaultdict(list) for _ in sources[1:]]
+    for (which, _, _), written in zip(further_jobs, furthers, strict=True):
+        for bucket, path in written.items():
+            further_files[which - 1][bucket].append(path)
+    jobs = [_BucketJob(bucket, tuple(paths), tuple(tuple(f.get(bucket, ())) for f in further_files),
+                       optouts.get(bucket))
+            for bucket, paths in sorted(first_files.items())]  # no first rows: nothing to join
     joined = runner.map(_join_bucket, jobs, sources=sources, join=plan.join,
                         rows_per_range=rows_per_range, work=str(folder))
     pieces = [(*([f.unlinked] if f.unlinked else []),

@@ -1,21 +1,28 @@
-"""An extract's re-keying and k-anonymity step on a Dask cluster (``serve --dask-scheduler``).
+"""An extract's join, re-keying and k-anonymity step on a Dask cluster (``serve --dask-scheduler``).
 
-:class:`ClusterAnonymiser` is what the gateway's ``anonymiser=`` seam receives. The gateway
-reads the project's versions, joins them and removes opt-outs as it always does
-(gateway/extract.py), then hands this class the joined table with its linkage tokens
-(:meth:`ClusterAnonymiser.rekey_and_anonymise`). The table is written as Parquet partitions
-into a private working folder, and on the workers:
+:class:`ClusterAnonymiser` is what the gateway's ``anonymiser=`` seam receives. For an exact
+project the gateway reads no data: it hands :meth:`ClusterAnonymiser.join_and_anonymise` an
+``ExtractJoin`` (the version files, the columns each needs, the opt-out tokens and the
+gateway's join function). In a private working folder, and on the workers:
 
-1. each partition's linkage tokens become project tokens, with the one derived project key
-   the workers receive (``Keyring.project_key_to_ship``; never the keyring);
-2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs as for ``anonymise --engine dask``:
-   the workers count the frequency table, the client runs the unchanged exact search, the
-   workers write the kept rows.
+1. the versions are read, joined by a hash join by person that keeps the local row order,
+   cleared of opted-out people, and their linkage tokens made project tokens with the one
+   derived project key the workers receive (``Keyring.project_key_to_ship``; never the
+   keyring): batch/join.py. The result is one partition per range of the first dataset's
+   rows (``rows_per_partition`` each);
+2. :func:`pseudogate.batch.anonymise.anonymise_parts` runs on those partitions as for
+   ``anonymise --engine dask``: the workers count the frequency table, the client runs the
+   unchanged exact search, the workers write the kept rows.
 
-The partitions are read back in order, so the released table, and with it the manifest and
-its content hash, are those of the local path. The workers must see the working folder (the
-same machine, or a filesystem shared with the gateway). Dask is imported only when an extract
-is built, never by importing this module.
+A probabilistic project's table is joined by the gateway (its representative tokens are
+computed there) and handed to :meth:`ClusterAnonymiser.rekey_and_anonymise`: it is written as
+Parquet partitions, re-keyed on the workers, then step 2 runs.
+
+The released partitions are read back in order, so the released table, and with it the
+manifest and its content hash, are those of the local path. The workers must see the data
+directory and the working folder at the same paths (the same machine, or a filesystem shared
+with the gateway). Dask is imported only when an extract is built, never by importing this
+module.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,19 +41,21 @@ import pyarrow.parquet as pq
 from pseudogate.anonymity.report import AnonymisationReport
 from pseudogate.batch.anonymise import anonymise_parts
 from pseudogate.batch.inputs import Inputs, Part, read_batches
-from pseudogate.batch.outputs import open_private, part_name
+from pseudogate.batch.join import JoinPlan, joined_parts, rekeyed, write_part
+from pseudogate.batch.outputs import part_name
 from pseudogate.batch.runner import Runner, check_scheduler_address, dask_runner
-from pseudogate.core.columns import rekey_tokens
 from pseudogate.core.errors import InvalidInput, Unavailable
 from pseudogate.core.keyring import Keyring
 from pseudogate.core.policy import Policy
 from pseudogate.core.tokens import ShippedKey
 
-__all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser"]
+__all__ = ["CLUSTER_WORK_DIR", "ROWS_PER_PARTITION", "ClusterAnonymised", "ClusterAnonymiser",
+           "ClusterExtract"]
 
 #: The working folder's name in a gateway's data directory.
 CLUSTER_WORK_DIR = "cluster-work"
-#: Rows of the extract per partition sent to the workers.
+#: Rows per partition sent to the workers: of the first dataset for a join on the workers
+#: (its one-to-many matches can make a partition larger), of the extract otherwise.
 ROWS_PER_PARTITION = 1_000_000
 
 
@@ -58,10 +67,26 @@ class ClusterAnonymised:
     report: AnonymisationReport
 
 
+@dataclass(frozen=True)
+class ClusterExtract:
+    """An extract joined on the workers: the released table, its report, and the distinct
+    people its join removed as opted out (for the manifest)."""
+
+    table: pd.DataFrame
+    report: AnonymisationReport
+    optouts_removed: int
+
+
+#: Writes a job's partitions into a folder with the connected runner; returns them.
+_Prepare = Callable[[Runner, Path], Inputs]
+
+
 class ClusterAnonymiser:
-    """Anonymises extracts on the Dask scheduler at ``scheduler`` (checked now: ``tls://``, or
+    """Builds extracts on the Dask scheduler at ``scheduler`` (checked now: ``tls://``, or
     ``tcp://`` on this machine only). ``work_dir``: where the partitions are written (None:
-    the system's temporary folder); ``runner``: an already connected runner (tests)."""
+    the system's temporary folder); ``rows_per_partition``: rows of a dataset per task of the
+    join (and about the rows of all datasets per bucket of people), or of a joined table per
+    partition; ``runner``: an already connected runner (tests)."""
 
     def __init__(self, scheduler: str | None = None, *, work_dir: Path | None = None,
                  rows_per_partition: int = ROWS_PER_PARTITION,
@@ -96,12 +121,47 @@ class ClusterAnonymiser:
         """The extract of the joined ``table`` (linkage tokens): the workers replace the
         tokens of the ``rekey`` columns by project tokens (with ``project_key``, the one key
         they receive), then anonymise."""
-        return self._run(table, policy, keyring=None, person_column=person_column,
-                         rekey=rekey, project_key=project_key)
+
+        def prepare(runner: Runner, folder: Path) -> Inputs:
+            inputs = self._write_parts(table, folder / "in")
+            (folder / "keyed").mkdir(mode=0o700)
+            parts = runner.map(_rekey_part, list(enumerate(inputs.parts)),
+                               columns=inputs.columns, rekey=rekey, key=project_key,
+                               out_dir=str(folder / "keyed"))
+            return Inputs(parts=tuple(parts), columns=inputs.columns, schema=inputs.schema)
+
+        released, report = self._anonymised(prepare, policy, keyring=None,
+                                            person_column=person_column)
+        return ClusterAnonymised(released, report)
+
+    def join_and_anonymise(self, join: JoinPlan, policy: Policy, *, project_key: ShippedKey,
+                           person_column: str) -> ClusterExtract:
+        """The extract of an exact project's ``join``: the workers read the versions, join
+        them, remove the opted-out people and re-key the tokens (with ``project_key``, the one
+        key they receive), then anonymise."""
+        removed: list[int] = []
+
+        def prepare(runner: Runner, folder: Path) -> Inputs:
+            joined = joined_parts(join, runner=runner, folder=folder,
+                                  rows_per_range=self.rows_per_partition, key=project_key)
+            removed.append(joined.optouts_removed)
+            return joined.inputs
+
+        released, report = self._anonymised(prepare, policy, keyring=None,
+                                            person_column=person_column)
+        return ClusterExtract(released, report, optouts_removed=removed[0])
 
     def _run(self, table: pa.Table, policy: Policy, *, keyring: Keyring | None,
-             person_column: str | None, rekey: tuple[str, ...] = (),
-             project_key: ShippedKey | None = None) -> ClusterAnonymised:
+             person_column: str | None) -> ClusterAnonymised:
+        released, report = self._anonymised(
+            lambda _runner, folder: self._write_parts(table, folder / "in"), policy,
+            keyring=keyring, person_column=person_column)
+        return ClusterAnonymised(released, report)
+
+    def _anonymised(self, prepare: _Prepare, policy: Policy, *, keyring: Keyring | None,
+                    person_column: str | None) -> tuple[pd.DataFrame, AnonymisationReport]:
+        """``prepare``'s partitions anonymised on the cluster, in a private working folder that
+        is always removed; the released rows in order, and the report."""
         if policy.privacy is None:
             raise InvalidInput(f"policy {policy.name!r} has no privacy section: nothing to "
                                "anonymise against")
@@ -109,20 +169,12 @@ class ClusterAnonymiser:
             self.work_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder = Path(tempfile.mkdtemp(prefix="extract-", dir=self.work_dir))  # mode 0700
         try:
-            inputs = self._write_parts(table, folder / "in")
             with self._connected() as runner:
-                if rekey:
-                    assert project_key is not None
-                    (folder / "keyed").mkdir(mode=0o700)
-                    parts = runner.map(_rekey_part, list(enumerate(inputs.parts)),
-                                       columns=inputs.columns, rekey=rekey, key=project_key,
-                                       out_dir=str(folder / "keyed"))
-                    inputs = Inputs(parts=tuple(parts), columns=inputs.columns,
-                                    schema=inputs.schema)
+                inputs = prepare(runner, folder)
                 result = anonymise_parts(inputs, folder / "out", policy, runner=runner,
                                          keyring=keyring, person_column=person_column)
             released = _read_parts(folder / "out", len(inputs.parts))
-            return ClusterAnonymised(released.to_pandas(), result.report)
+            return released.to_pandas(), result.report
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -149,16 +201,8 @@ class ClusterAnonymiser:
         parts: list[Part] = []
         for i, start in enumerate(range(0, max(table.num_rows, 1), self.rows_per_partition)):
             piece = table.slice(start, self.rows_per_partition)
-            parts.append(_write_part(piece, folder / part_name(i, csv_out=False)))
+            parts.append(write_part(piece, folder / part_name(i, csv_out=False)))
         return Inputs(parts=tuple(parts), columns=columns, schema=schema)
-
-
-def _write_part(table: pa.Table, path: Path) -> Part:
-    """``table`` as one private Parquet file (one row group) and its partition."""
-    with open(open_private(path), "wb") as sink:
-        pq.write_table(table, sink, row_group_size=max(table.num_rows, 1))
-    groups = pq.ParquetFile(path).metadata.num_row_groups
-    return Part(path=str(path), csv=False, row_groups=tuple(range(groups)), rows=table.num_rows)
 
 
 def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple[str, ...],
@@ -167,11 +211,8 @@ def _rekey_part(job: tuple[int, Part], *, columns: tuple[str, ...], rekey: tuple
     index, part = job
     table = pa.Table.from_batches(list(read_batches(part, columns=columns)),
                                   schema=pq.ParquetFile(part.path).schema_arrow)
-    tokeniser = key.tokeniser()
-    arrays = [rekey_tokens(table[name].combine_chunks(), tokeniser) if name in rekey
-              else table[name].combine_chunks() for name in columns]
-    keyed = pa.Table.from_arrays(arrays, names=list(columns))
-    return _write_part(keyed, Path(out_dir) / part_name(index, csv_out=False))
+    keyed = rekeyed(table.select(list(columns)), rekey, key.tokeniser())
+    return write_part(keyed, Path(out_dir) / part_name(index, csv_out=False))
 
 
 def _read_parts(output: Path, count: int) -> pa.Table:

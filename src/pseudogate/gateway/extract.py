@@ -8,11 +8,19 @@ projects' extracts cannot be joined.
 
 In a probabilistic project each dataset's link is first replaced by its records' clusters'
 representative linkage tokens (gateway/clusters.py); everything after that is the same code.
+
+On a Dask cluster (``serve --dask-scheduler``) an exact project's extract is not joined here:
+the anonymiser (a :class:`JoiningAnonymiser`) is given an :class:`ExtractJoin`, the version
+files to read and :func:`join_versions` itself, and its workers run it on buckets of people
+(batch/join.py), so both paths share one join. A probabilistic project's representative tokens
+are computed here, so its joined table is built here and handed to a
+:class:`RekeyingAnonymiser`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -34,8 +42,9 @@ from pseudogate.gateway.join import PERSON, JoinLayout, join_layout, left_join
 from pseudogate.store.catalog import OptOutSnapshot, VersionRecord
 from pseudogate.store.datasets import DatasetFiles
 
-__all__ = ["Anonymised", "Anonymiser", "Extract", "ExtractInputs", "ManifestFigures",
-           "RekeyingAnonymiser", "build_extract", "optouts_shown"]
+__all__ = ["Anonymised", "Anonymiser", "Extract", "ExtractInputs", "ExtractJoin",
+           "JoinedAnonymised", "JoiningAnonymiser", "ManifestFigures", "RekeyingAnonymiser",
+           "VersionJoin", "VersionSource", "build_extract", "join_versions", "optouts_shown"]
 
 class ManifestFigures(Protocol):
     """The report fields an extract's manifest records."""
@@ -81,6 +90,60 @@ class RekeyingAnonymiser(Protocol):
 
     def rekey_and_anonymise(self, table: pa.Table, policy: Policy, *, rekey: tuple[str, ...],
                             project_key: ShippedKey, person_column: str) -> Anonymised: ...
+
+
+class VersionJoin(Protocol):
+    """:func:`join_versions` bound to a project's layout (what the workers call)."""
+
+    def __call__(self, left: pa.Table, rights: Iterable[pa.Table], *,
+                 optout_tokens: pa.Array | None,
+                 carry: str | None = None) -> tuple[pa.Table, pa.Array]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSource:
+    """One dataset version as a worker reads it: its file (an absolute path in the data
+    directory, which the workers share) and the stored columns the join needs, link first."""
+
+    path: str
+    link_column: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ExtractJoin:
+    """An exact project's join, for an anonymiser that runs it on a cluster.
+
+    ``join(left, rights, optout_tokens=..., carry=...)`` (:func:`join_versions`) joins some
+    rows of the first version (in order, read with ``sources[0].columns``) with, for each
+    further version in order, at least its rows holding one of their link tokens, and removes
+    the opted-out people: those rows' rows of the extract, in order, and the distinct linkage
+    tokens removed. ``rekey``: the columns whose linkage tokens become project tokens.
+    """
+
+    sources: tuple[VersionSource, ...]
+    optout_tokens: pa.Array | None
+    join: VersionJoin
+    header: tuple[str, ...]
+    rekey: tuple[str, ...]
+
+
+class JoinedAnonymised(Anonymised, Protocol):
+    """A joining anonymiser's result: also the distinct people its join removed as opted out."""
+
+    @property
+    def optouts_removed(self) -> int: ...
+
+
+@runtime_checkable
+class JoiningAnonymiser(Protocol):
+    """An anonymiser that also joins and re-keys (``pseudogate.batch.extracts.ClusterAnonymiser``,
+    on a Dask cluster): given where the versions are, the opt-out tokens and the project's
+    derived key only, it returns what the plain call would return for the joined, re-keyed
+    table, and the people removed as opted out."""
+
+    def join_and_anonymise(self, join: ExtractJoin, policy: Policy, *, project_key: ShippedKey,
+                           person_column: str) -> JoinedAnonymised: ...
 
 
 DEFAULT_MAX_MESSAGE_BYTES = 3 * 1024 * 1024
@@ -185,7 +248,8 @@ def _stored_links(
     return list(clustered.links)
 
 
-def _link(table: pa.Table, column: str | None, links: list[pa.Array] | None, i: int) -> pa.Array:
+def _link(table: pa.Table, column: str | None, links: Sequence[pa.Array] | None,
+          i: int) -> pa.Array:
     if links is not None:
         return links[i]
     assert column is not None
@@ -199,42 +263,85 @@ def _needed(dataset: str, layout: JoinLayout, i: int, links: list[pa.Array] | No
     return names if links is not None or link is None else [link, *names]
 
 
+def join_versions(
+    left: pa.Table,
+    rights: Iterable[pa.Table],
+    *,
+    layout: JoinLayout,
+    optout_tokens: pa.Array | None,
+    links: Sequence[pa.Array] | None = None,
+    carry: str | None = None,
+) -> tuple[pa.Table, pa.Array]:
+    """The joined table with linkage tokens, opt-outs removed; and the distinct tokens removed.
+
+    ``left``: the first version's needed columns (all its rows, or some of them, in order);
+    ``rights``: each further version's (read lazily, one at a time), all rows or at least those
+    whose link occurs in ``left``: the join only looks at matching rows, in their order, so the
+    result holds exactly those left rows' rows of the whole extract. ``links`` (probabilistic
+    projects) replaces each dataset's stored link column. ``carry``: a further column of
+    ``left`` (a worker's row numbers) kept beside each of its rows, last."""
+    first = layout.datasets[0]
+    link = _link(left, layout.link_columns[0], links, 0)
+    removed = pa.array([], type=pa.string())
+    if optout_tokens is not None and len(optout_tokens):
+        opted = pc.is_in(link, value_set=optout_tokens)
+        removed = pc.unique(pc.filter(link, opted))
+        keep = pc.invert(opted)
+        left = left.filter(keep)
+        link = pc.filter(link, keep)
+    columns: dict[str, pa.Array] = {PERSON: link}
+    if carry is not None:
+        columns[carry] = left.column(carry).combine_chunks()
+    for _, name in ((d, c) for d, c in layout.columns if d == first):
+        columns[f"{first}.{name}"] = as_text(left.column(name))
+    for i, right in enumerate(rights, 1):
+        dataset = layout.datasets[i]
+        left_idx, right_idx = left_join(
+            columns[PERSON], _link(right, layout.link_columns[i], links, i))
+        if len(left_idx) != len(columns[PERSON]):  # else each left row appears once, in order
+            left_take = pa.array(left_idx, type=pa.int64())
+            columns = {name: arr.take(left_take) for name, arr in columns.items()}
+        for owner, name in layout.columns:
+            if owner == dataset:
+                values = as_text(right.column(name)).take(right_idx)
+                columns[f"{owner}.{name}"] = pc.fill_null(values, "")
+    names = layout.header if carry is None else [*layout.header, carry]
+    return pa.Table.from_arrays([columns[name] for name in names], names=names), removed
+
+
 def _joined(
     inputs: ExtractInputs,
     layout: JoinLayout,
     files: DatasetFiles,
     links: list[pa.Array] | None = None,
 ) -> tuple[pa.Table, int]:
-    """The joined table with linkage tokens, opt-outs removed; and people removed.
-
-    ``links`` (probabilistic projects) replaces each dataset's stored link column."""
+    """The whole joined table, read and joined here; and the people removed as opted out."""
     first = inputs.versions[0]
     left = files.read(first.file, columns=_needed(first.dataset, layout, 0, links))
-    link = _link(left, layout.link_columns[0], links, 0)
-    removed_people = 0
-    if inputs.optout_tokens is not None and len(inputs.optout_tokens):
-        opted = pc.is_in(link, value_set=inputs.optout_tokens)
-        removed_people = int(pc.count_distinct(pc.filter(link, opted)).as_py())
-        keep = pc.invert(opted)
-        left = left.filter(keep)
-        link = pc.filter(link, keep)
-    columns: dict[str, pa.Array] = {PERSON: link}
-    for _, name in ((d, c) for d, c in layout.columns if d == first.dataset):
-        columns[f"{first.dataset}.{name}"] = as_text(left.column(name))
-    for i, (version, link_column) in enumerate(
-        zip(inputs.versions[1:], layout.link_columns[1:], strict=True), 1
-    ):
-        right = files.read(version.file, columns=_needed(version.dataset, layout, i, links))
-        left_idx, right_idx = left_join(columns[PERSON], _link(right, link_column, links, i))
-        if len(left_idx) != len(columns[PERSON]):  # else each left row appears once, in order
-            left_take = pa.array(left_idx, type=pa.int64())
-            columns = {name: arr.take(left_take) for name, arr in columns.items()}
-        for dataset, name in layout.columns:
-            if dataset == version.dataset:
-                values = as_text(right.column(name)).take(right_idx)
-                columns[f"{dataset}.{name}"] = pc.fill_null(values, "")
-    ordered = [columns[name] for name in layout.header]
-    return pa.Table.from_arrays(ordered, names=layout.header), removed_people
+    rights = (files.read(v.file, columns=_needed(v.dataset, layout, i, links))
+              for i, v in enumerate(inputs.versions[1:], 1))
+    joined, removed = join_versions(left, rights, layout=layout,
+                                    optout_tokens=inputs.optout_tokens, links=links)
+    return joined, len(removed)
+
+
+def _extract_join(inputs: ExtractInputs, layout: JoinLayout, files: DatasetFiles,
+                  rekey: tuple[str, ...]) -> ExtractJoin:
+    """What a joining anonymiser needs for an exact project (no data read here)."""
+    sources = []
+    for i, version in enumerate(inputs.versions):
+        link = layout.link_columns[i]
+        assert link is not None  # exact projects: every dataset has its link column
+        sources.append(VersionSource(
+            path=str(files.path(version.file).absolute()), link_column=link,
+            columns=tuple(_needed(version.dataset, layout, i, None))))
+    return ExtractJoin(
+        sources=tuple(sources),
+        optout_tokens=inputs.optout_tokens,
+        join=functools.partial(join_versions, layout=layout),
+        header=tuple(layout.header),
+        rekey=rekey,
+    )
 
 
 def _report_value(report: Any, name: str) -> Any:
@@ -256,6 +363,31 @@ def _to_arrow_text(frame: pd.DataFrame) -> pa.Table:
     return pa.Table.from_arrays(arrays, names=[str(c) for c in frame.columns])
 
 
+def _project_key(inputs: ExtractInputs, keyring: Keyring) -> ShippedKey:
+    """The one key workers receive: the project's, derived (never the keyring)."""
+    return keyring.project_key_to_ship(inputs.project_id, key_id=inputs.project_tokeniser.key_id)
+
+
+def _rekeyed_and_anonymised(
+    joined: pa.Table, inputs: ExtractInputs, keyring: Keyring, anonymiser: Anonymiser,
+    rekey: tuple[str, ...],
+) -> Anonymised:
+    """A table joined here, re-keyed here (or on a cluster) and anonymised."""
+    if isinstance(anonymiser, RekeyingAnonymiser):  # on a cluster: re-keyed there
+        return anonymiser.rekey_and_anonymise(
+            joined, inputs.policy, rekey=rekey, project_key=_project_key(inputs, keyring),
+            person_column=PERSON)
+    rekeyed = {
+        name: rekey_tokens(joined.column(name).combine_chunks(), inputs.project_tokeniser)
+        if name in rekey else joined.column(name)
+        for name in joined.column_names
+    }
+    del joined
+    frame = pa.Table.from_pydict(rekeyed).to_pandas()
+    del rekeyed
+    return anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+
+
 def build_extract(
     inputs: ExtractInputs,
     *,
@@ -273,26 +405,25 @@ def build_extract(
         raise FailedPrecondition(
             f"the project's policy no longer fits its datasets' latest versions: {exc}"
         ) from None
-    links = _stored_links(inputs, layout, files, keyring)
-    joined, removed_people = _joined(inputs, layout, files, links)
-    del links
-    rekey = tuple(name for name in joined.column_names
+    rekey = tuple(name for name in layout.header
                   if name == PERSON or name in layout.token_columns)
+    joins_there = isinstance(anonymiser, JoiningAnonymiser) and not inputs.linkage.probabilistic
+    joined: pa.Table | None = None
+    if not joins_there:
+        links = _stored_links(inputs, layout, files, keyring)
+        joined, removed_people = _joined(inputs, layout, files, links)
+        del links
     try:
-        if isinstance(anonymiser, RekeyingAnonymiser):  # on a cluster: re-keyed there
-            project_key = keyring.project_key_to_ship(
-                inputs.project_id, key_id=inputs.project_tokeniser.key_id)
-            result = anonymiser.rekey_and_anonymise(joined, inputs.policy, rekey=rekey,
-                                                    project_key=project_key, person_column=PERSON)
+        if joined is None:  # on a cluster: read, joined, opt-outs removed and re-keyed there
+            assert isinstance(anonymiser, JoiningAnonymiser)
+            joined_there = anonymiser.join_and_anonymise(
+                _extract_join(inputs, layout, files, rekey), inputs.policy,
+                project_key=_project_key(inputs, keyring), person_column=PERSON)
+            removed_people = joined_there.optouts_removed
+            result: Anonymised = joined_there
         else:
-            rekeyed = {
-                name: rekey_tokens(joined.column(name).combine_chunks(), inputs.project_tokeniser)
-                if name in rekey else joined.column(name)
-                for name in joined.column_names
-            }
-            frame = pa.Table.from_pydict(rekeyed).to_pandas()
-            del rekeyed
-            result = anonymiser(frame, inputs.policy, keyring=None, person_column=PERSON)
+            result = _rekeyed_and_anonymised(joined, inputs, keyring, anonymiser, rekey)
+            del joined
     except InvalidInput as exc:
         # The caller sent only a project id: a data or policy problem is a precondition.
         raise FailedPrecondition(f"the project's extract cannot be produced: {exc}") from None

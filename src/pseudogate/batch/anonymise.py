@@ -254,6 +254,7 @@ def anonymise_parts(
     delimiter: str = ",",
     publish: Callable[[BatchResult], None] | None = None,
     client_classes: int = CLIENT_CLASSES,
+    progress: Callable[[str], None] | None = None,
 ) -> BatchResult:
     """Anonymise every partition into ``output`` (a folder of Parquet partitions, or one CSV
     file when its name ends ``.csv``); the same levels, suppressed rows and report figures as
@@ -262,7 +263,8 @@ def anonymise_parts(
     ``publish`` runs after the output is complete and before it is renamed into place (the
     caller writes its reports there, so that either all appear or none do).
     ``client_classes``: the most distinct rows of the frequency table the client searches
-    itself; a larger table is searched from a floor, lower transformations on the workers.
+    itself; a larger table is searched from a floor, lower transformations on the workers
+    (``progress`` hears how that goes).
     """
     privacy = policy.privacy
     if privacy is None:
@@ -335,7 +337,7 @@ def anonymise_parts(
         chosen = search_held(
             runner, held, hierarchies, n=n, max_suppressed=privacy.max_suppressed(n),
             metric=privacy.metric, client_classes=client_classes,
-            workers=getattr(runner, "workers", 1),
+            workers=getattr(runner, "workers", 1), progress=progress,
             criteria=Criteria(k=privacy.k, l=privacy.l,
                               sensitive=len(policy.sensitive_columns),
                               persons=person_column is not None))

@@ -443,6 +443,8 @@ def search_held(runner: Runner, held: Sequence[Held], hierarchies: Sequence[Colu
         cards = tuple(h.cardinality(0) for h in hierarchies)
         table = group_rows(table.codes, cards, table.extra, table.counts)
         return _search_client(make(table, floor=bottom), bottom, start)
+    say(f"frequency table: up to {sum(parts):,} distinct rows in the partitions, more than "
+        f"this process searches itself ({client_classes:,}): counting classes on the workers")
     work = _HeldSearch(runner, held, sum(parts), hierarchies, criteria,
                        buckets=max(2, BUCKETS_PER_WORKER * workers))
     try:
@@ -476,7 +478,7 @@ def _search_from_floor(work: _HeldSearch, hierarchies: Sequence[ColumnHierarchy]
         cards=[tuple(len(lab) for lab in h.labels) for h in hierarchies],
         cover=[h.cover for h in hierarchies], rows=n, base_rows=n, leaf_counts=leaf_counts)
     return _search_split(work, problem, floor, totals, n=n, max_suppressed=max_suppressed,
-                         metric=metric, start=start)
+                         metric=metric, start=start, say=say)
 
 
 def _search_client(problem: Problem, floor: tuple[int, ...], start: float) -> Chosen:
@@ -536,7 +538,7 @@ def _floor(work: _HeldSearch, hierarchies: Sequence[ColumnHierarchy], client_cla
 
 def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
                   totals: _ColumnTotals, *, n: int, max_suppressed: int, metric: Metric,
-                  start: float) -> Chosen:
+                  start: float, say: Callable[[str], None]) -> Chosen:
     """The search above the floor on the client, then below it with the workers' help."""
     above = search(problem)
     heights = totals.heights
@@ -548,6 +550,8 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
         return tuple(int(f) + int(lv) for f, lv in zip(floor, rebased, strict=True))
 
     best = replace(above.best, levels=full(above.best.levels))
+    say(f"best at or above the floor: {best.levels} ({above.evaluated:,} transformations "
+        f"evaluated here); now the transformations below the floor")
     from_floor = True
     rules = METRICS[metric]
     alive = ~np.all(nodes >= floor_arr, axis=1)
@@ -574,6 +578,9 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
             got, _ = work.evaluate(levels, n=n, max_suppressed=max_suppressed, totals=totals,
                                    metric=metric)
             known[levels] = got
+            if work.evaluated % 10 == 0:
+                say(f"{work.evaluated:,} transformations evaluated on the workers "
+                    f"({time.perf_counter() - start:,.0f} s)")
         return got
 
     def unacceptable(levels: tuple[int, ...]) -> bool:

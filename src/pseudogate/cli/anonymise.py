@@ -65,6 +65,11 @@ def register(sub: Any) -> None:
     p.add_argument("--delimiter", default=",",
                    help="field delimiter of the input (and output); default ','")
     add_engine_arguments(p)
+    p.add_argument("--client-classes", type=int, metavar="N",
+                   help="partitioned runs (--engine dask or a Parquet input): the most distinct "
+                   "rows of the frequency table this process searches itself (default "
+                   "8,000,000, about 600 bytes each); beyond it the search starts from a coarser "
+                   "floor and evaluates the transformations below it on the workers")
     p.set_defaults(handler=run)
 
 
@@ -234,17 +239,27 @@ def _run_batch(args: argparse.Namespace, policy: Any) -> int:
                 stack.enter_context(atomic_output(args.html)).write_text(
                     render_html(result.report), encoding="utf-8")
 
+    limit = {} if args.client_classes is None else {"client_classes": args.client_classes}
     with runner_for(args) as runner:
         result = anonymise_parts(inputs, args.output, policy, runner=runner, keyring=keyring,
-                                 delimiter=args.delimiter, publish=publish)
+                                 delimiter=args.delimiter, publish=publish,
+                                 progress=lambda message: print(message, file=sys.stderr),
+                                 **limit)
     print(_summary(result.report.to_json(), args), file=sys.stdout)
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
     check_engine_arguments(args)
+    batch = Engine(args.engine) is Engine.DASK or is_parquet_input(args.input)
+    if args.client_classes is not None:
+        if not batch:
+            fail("--client-classes applies to partitioned runs (--engine dask, or a Parquet "
+                 "input)")
+        if args.client_classes < 1:
+            fail(f"--client-classes must be at least 1 (got {args.client_classes})")
     policy = load_policy(args.policy)
-    if Engine(args.engine) is Engine.DASK or is_parquet_input(args.input):
+    if batch:
         return _run_batch(args, policy)
     table = read_table(
         args.input, delimiter=args.delimiter, known={rule.name for rule in policy.columns}

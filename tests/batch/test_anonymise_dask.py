@@ -220,7 +220,7 @@ def _report_but_the_work(report: Any) -> dict[str, Any]:
     return got
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=60, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(rows=st.lists(row_strategy, min_size=1, max_size=80), data=st.data(),
        privacy=st.sampled_from(["{k: 2, suppression_limit: 0.1}",
@@ -286,3 +286,35 @@ def test_when_adult_is_too_large_for_the_client_then_the_cluster_finds_the_local
     got = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pandas()
     pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),
                                   check_dtype=False)
+
+
+def test_when_the_cli_is_given_a_client_limit_then_it_splits_the_search_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [(i % 23, ["1958-11-02", "1961-03-01", "1970-01-31"][i % 3], POSTCODES[i % 5],
+             i % 12 + 1, "FM"[i % 2], "flu") for i in range(120)]
+    frame = _frame(rows)
+    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", "{k: 2, suppression_limit: 0.1}"))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    parts = _parts(frame, tmp_path / "parts", [40, 80], group=16)
+    common = ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring", str(EXAMPLE_KEYRING)]
+    assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",
+                str(tmp_path / "l.csv"), "--report", str(tmp_path / "l.json")) == 0
+    assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",
+                str(tmp_path / "x.csv"), "--report", str(tmp_path / "x.json"),
+                "--client-classes", "5") == 2
+    assert "--client-classes applies to partitioned runs" in capsys.readouterr().err
+    assert _cli(*common, "--input", str(parts), "--output", str(tmp_path / "x.csv"),
+                "--report", str(tmp_path / "x.json"), "--client-classes", "0") == 2
+    assert "--client-classes must be at least 1" in capsys.readouterr().err
+    assert _cli(*common, "--input", str(parts), "--output", str(tmp_path / "p.csv"),
+                "--report", str(tmp_path / "p.json"), "--client-classes", "4") == 0
+    err = capsys.readouterr().err
+    assert "more than this process searches itself (4)" in err and "below the floor" in err
+    assert (tmp_path / "p.csv").read_bytes() == (tmp_path / "l.csv").read_bytes()
+    local, split = (json.loads((tmp_path / n).read_text()) for n in ("l.json", "p.json"))
+    for report in (local, split):
+        report["search"].pop("seconds")
+        report["search"].pop("evaluated")
+    assert split == local
+    assert not (tmp_path / "x.csv").exists()

@@ -358,6 +358,7 @@ class _HeldTable:
     levels: tuple[int, ...]
     tables: list[Held]
     rows: int
+    bucketed: bool = True  # False: the partitions' tables (a class may be in several)
 
 
 class _HeldSearch:
@@ -376,7 +377,7 @@ class _HeldSearch:
         self.buckets = buckets
         self.evaluated = 0
         self.probed = 0
-        base = _HeldTable(tuple(0 for _ in hierarchies), list(held), rows)
+        base = _HeldTable(tuple(0 for _ in hierarchies), list(held), rows, bucketed=False)
         self.cache: list[_HeldTable] = [base]
         self.budget = rows
         self.used = 0
@@ -428,7 +429,7 @@ class _HeldSearch:
     def table_at(self, levels: tuple[int, ...]) -> tuple[_HeldTable, bool]:
         """The table at ``levels`` and whether it stays held (else release it after use)."""
         source, maps, cards = self._source(levels)
-        if source.levels == levels:
+        if source.levels == levels and source.bucketed:
             return source, True
         tables = self.runner.shuffle(_split_at, source.tables, self.buckets,
                                      functools.partial(_merge, cards=cards), maps=maps,

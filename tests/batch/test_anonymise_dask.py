@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 from pseudogate.anonymity import anonymise
 from pseudogate.batch.anonymise import anonymise_parts
 from pseudogate.batch.inputs import find_inputs
-from pseudogate.batch.runner import DaskRunner, InProcess
+from pseudogate.batch.runner import DaskRunner, InProcess, Runner
 from pseudogate.cli import main
 from pseudogate.core.errors import PseudogateError
 from pseudogate.core.keyring import Keyring
@@ -98,7 +99,15 @@ def test_when_a_table_is_anonymised_on_a_cluster_then_everything_but_the_seconds
     rows: list[tuple[Any, ...]], data: st.DataObject, privacy: str, by_person: bool,
     dask_runner: DaskRunner, tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    tmp = tmp_path_factory.mktemp("a")
+    _compare_engines(rows, data, privacy, by_person, tmp_path_factory.mktemp("a"),
+                     runner=dask_runner, report=_report)
+
+
+def _compare_engines(rows: list[tuple[Any, ...]], data: st.DataObject, privacy: str,
+                     by_person: bool, tmp: Path, *, runner: Runner,
+                     report: Callable[[Any], dict[str, Any]], **options: Any) -> None:
+    """The local engine on the table, and ``anonymise_parts`` on it cut into partitions:
+    the same refusal, or the same released table and ``report`` figures."""
     frame = _frame(rows)
     text = POLICY.replace("{PRIVACY}", privacy)
     if "l:" not in privacy and data.draw(st.booleans()):  # no sensitive column: keyed counting
@@ -112,13 +121,13 @@ def test_when_a_table_is_anonymised_on_a_cluster_then_everything_but_the_seconds
         local = anonymise(frame, policy, keyring=keyring, person_column=person)
     except PseudogateError as exc:  # no acceptable transformation: the same refusal
         with pytest.raises(type(exc), match=re.escape(str(exc))):
-            anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=dask_runner,
-                            keyring=keyring, person_column=person)
+            anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=runner,
+                            keyring=keyring, person_column=person, **options)
         assert not (tmp / "out").exists()
         return
-    done = anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=dask_runner,
-                           keyring=keyring, person_column=person)
-    assert _report(done.report) == _report(local.report)
+    done = anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=runner,
+                           keyring=keyring, person_column=person, **options)
+    assert report(done.report) == report(local.report)
     got = pq.read_table(sorted((tmp / "out").glob("*.parquet"))).to_pandas()
     pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),
                                   check_dtype=False)
@@ -235,29 +244,9 @@ def test_when_the_table_is_too_large_for_the_client_then_the_split_search_is_the
 ) -> None:
     """A client that may hold only ``client_classes`` rows: the search starts from a floor and
     evaluates the lower transformations on the partitions (here in process: the same code)."""
-    tmp = tmp_path_factory.mktemp("f")
-    frame = _frame(rows)
-    text = POLICY.replace("{PRIVACY}", privacy)
-    if "l:" not in privacy and data.draw(st.booleans()):
-        text = text.replace("diagnosis: {action: keep, sensitive: true}", "diagnosis: {action: keep}")
-    policy = parse_policy(text)
-    keyring = Keyring.load(EXAMPLE_KEYRING)
-    person = "person" if by_person else None
-    cuts = data.draw(st.lists(st.integers(0, len(rows)), max_size=3))
-    parts = _parts(frame, tmp / "in", cuts, group=data.draw(st.integers(1, 20)))
-    try:
-        local = anonymise(frame, policy, keyring=keyring, person_column=person)
-    except PseudogateError as exc:
-        with pytest.raises(type(exc), match=re.escape(str(exc))):
-            anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=InProcess(),
-                            keyring=keyring, person_column=person, client_classes=client_classes)
-        return
-    done = anonymise_parts(find_inputs(parts), tmp / "out", policy, runner=InProcess(),
-                           keyring=keyring, person_column=person, client_classes=client_classes)
-    assert _report_but_the_work(done.report) == _report_but_the_work(local.report)
-    got = pq.read_table(sorted((tmp / "out").glob("*.parquet"))).to_pandas()
-    pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),
-                                  check_dtype=False)
+    _compare_engines(rows, data, privacy, by_person, tmp_path_factory.mktemp("f"),
+                     runner=InProcess(), report=_report_but_the_work,
+                     client_classes=client_classes)
 
 
 @pytest.mark.parametrize(("k", "limit", "metric", "client_classes"),

@@ -181,9 +181,15 @@ def test_tokenise_on_a_tls_cluster_equals_the_local_engine(
     parts = write_parts(tmp_path / "parts", rows, [15, 0, 25], group=6)
     local = cli(*TOKENISE, "--input", str(src), "--output", str(tmp_path / "local.csv"), env=ENV)
     assert local.returncode == 0, local.stderr
-    for out in ("dask.csv", "dask"):
+    config = tmp_path / "dask-config"  # the YAML of docs/keys.md, in the folder DASK_CONFIG names
+    config.mkdir()
+    (config / "distributed.yaml").write_text(
+        "distributed:\n  comm:\n    require-encryption: true\n    tls:\n"
+        f"      ca-file: {certs.ca}\n      client:\n        cert: {certs.client[0]}\n"
+        f"        key: {certs.client[1]}\n", encoding="utf-8")
+    for out, env in (("dask.csv", client_env(certs)), ("dask", {**ENV, "DASK_CONFIG": str(config)})):
         done = cli(*TOKENISE, "--input", str(parts), "--output", str(tmp_path / out),
-                   "--engine", "dask", "--scheduler", tls_scheduler, env=client_env(certs))
+                   "--engine", "dask", "--scheduler", tls_scheduler, env=env)
         assert done.returncode == 0, done.stderr
         assert "40 rows tokenised" in done.stdout
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()

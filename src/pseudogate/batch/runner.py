@@ -24,8 +24,7 @@ from urllib.parse import urlsplit
 
 from pseudogate.core.errors import ConfigurationError, ResourceExhausted, Unavailable
 
-__all__ = ["DaskRunner", "InProcess", "Runner", "SchedulerUnreachable", "check_scheduler_address",
-           "dask_runner"]
+__all__ = ["DaskRunner", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -163,6 +163,31 @@ def bench_anonymise(work: Path, rows: int, cluster: Cluster) -> None:
           f"{rep['classes']:,}, loss {rep['loss']:.4f} ({_load()})")
 
 
+def _one_partition(parts: Path, work: Path, *, repeats: int = 5) -> float:
+    """CPU seconds per row of ``tokenise_part`` on the first partition, in this process (best
+    of ``repeats``): the per-row cost without start-up or Dask, steadier than whole runs."""
+    from pseudogate.batch.inputs import find_inputs
+    from pseudogate.batch.tokenise import tokenise_part
+    from pseudogate.core.keyring import Keyring
+    from pseudogate.core.normalise import Kind
+
+    inputs = find_inputs(min(parts.glob("*.parquet")))
+    key = Keyring.load(EXAMPLE_KEYRING).linkage_key_to_ship("person")
+    rows = sum(p.rows or 0 for p in inputs.parts)
+    best = float("inf")
+    for _ in range(repeats):
+        out = work / "one-partition"
+        out.mkdir()
+        start = time.process_time()
+        for i, part in enumerate(inputs.parts):
+            tokenise_part((i, part), out_dir=str(out), columns=inputs.columns,
+                          col=inputs.columns.index("nhs_number"), kind=Kind.NHS_NUMBER, key=key,
+                          csv_out=False)
+        best = min(best, time.process_time() - start)
+        shutil.rmtree(out)
+    return best / rows
+
+
 def bench_tokenise(work: Path, rows: int, cluster: Cluster) -> None:
     people = max(int(rows * PEOPLE_PER_ROW), 1)
     nhs = np.array(mixed_nhs_numbers(people), dtype=object)
@@ -195,6 +220,10 @@ def bench_tokenise(work: Path, rows: int, cluster: Cluster) -> None:
         shutil.rmtree(work / "t-warm", ignore_errors=True)
         label = f"dask, running cluster, run {i + 1}"
         per_cpu[label] = rows / _show(label, rows, cluster.run(warm_argv), WORKERS)
+    per_row = _one_partition(parts, work)
+    print(f"\n- one partition ({min(rows, PART_ROWS):,} rows) in this process, tokenise_part: "
+          f"{per_row * 1e6:.3f} CPU-us per row, {1 / per_row:,.0f} rows per CPU-second "
+          f"(best of 5; {_load()})")
     labels = list(per_cpu)
     same = pq.read_table(work / "t-local").equals(pq.read_table(work / "t-dask")) and \
         pq.read_table(work / "t-local").equals(pq.read_table(work / "t-warm"))

@@ -20,13 +20,18 @@ import pyarrow.parquet as pq
 from pseudogate.core import csv_io
 from pseudogate.core.errors import InvalidInput
 
-__all__ = ["BATCH_ROWS", "NOT_PLAIN", "PARTITION_ROWS", "Inputs", "Part", "find_inputs",
+__all__ = ["BATCH_BYTES", "BATCH_ROWS", "MAX_BATCH_ROWS", "NOT_PLAIN", "PARTITION_ROWS", "Inputs", "Part", "find_inputs",
            "read_batches"]
 
 #: Row groups of one Parquet file are gathered into partitions of about this many rows.
 PARTITION_ROWS = 1 << 20
 #: Rows per record batch read from Parquet (memory per worker is a few batches).
 BATCH_ROWS = 1 << 17
+#: With ``whole=True``, a batch holds up to this many bytes of the row groups (as encoded,
+#: uncompressed: the footer's figure) and at most ``MAX_BATCH_ROWS`` rows: a partition of a
+#: narrow table comes as one batch.
+BATCH_BYTES = 64 << 20
+MAX_BATCH_ROWS = 1 << 20
 #: A CSV partition Arrow cannot vouch for (wrong field counts, a carriage return in a value,
 #: a blank line, bad UTF-8): only the local engine reads it, row by row.
 NOT_PLAIN = "not_plain"
@@ -122,8 +127,12 @@ def find_inputs(spec: str | Path, *, delimiter: str = ",",
 
 
 def read_batches(part: Part, *, columns: tuple[str, ...], delimiter: str = ",",
-                 batch_rows: int = BATCH_ROWS) -> Iterator[pa.RecordBatch]:
-    """The record batches of one partition (CSV cells as text; raises ``csv_io.NotPlain``)."""
+                 batch_rows: int = BATCH_ROWS, whole: bool = False) -> Iterator[pa.RecordBatch]:
+    """The record batches of one partition (CSV cells as text; raises ``csv_io.NotPlain``).
+
+    ``whole``: Parquet batches as large as ``BATCH_BYTES`` allows (the whole partition of a
+    narrow table), for work that pays per batch (tokenising finds repeats within a batch).
+    """
     if part.csv:
         for batch in csv_io.text_batches(Path(part.path), columns=columns, delimiter=delimiter):
             if csv_io.has_blank_row(batch):
@@ -132,6 +141,11 @@ def read_batches(part: Part, *, columns: tuple[str, ...], delimiter: str = ",",
         return
     if not part.row_groups:
         return
-    yield from pq.ParquetFile(part.path).iter_batches(
+    file = pq.ParquetFile(part.path)
+    if whole and part.rows:
+        size = sum(file.metadata.row_group(i).total_byte_size for i in part.row_groups)
+        fit = part.rows * BATCH_BYTES // max(size, 1)
+        batch_rows = max(batch_rows, min(fit, part.rows, MAX_BATCH_ROWS))
+    yield from file.iter_batches(
         batch_size=batch_rows, row_groups=list(part.row_groups), use_threads=False
     )

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from pseudogate.core.errors import ConfigurationError, ResourceExhausted
+from pseudogate.core.errors import ConfigurationError, ResourceExhausted, Unavailable
 
 __all__ = ["DaskRunner", "Held", "InProcess", "Runner", "check_scheduler_address", "dask_runner"]
 
@@ -222,6 +222,28 @@ def check_scheduler_address(address: str) -> None:
         )
 
 
+class SchedulerUnreachable(Unavailable, OSError):
+    """A scheduler that could not be connected to. Also an ``OSError``: what Dask raises for
+    it, and what callers that wrap the failure in their own message catch."""
+
+
+def _client_security(scheduler: str) -> Any:
+    """Dask's ``Security`` from its config (files under DASK_CONFIG, ``DASK_...`` variables);
+    for ``tls://``, refused unless it holds the client's CA file, certificate and key (without
+    them Dask fails later with a ``TypeError`` about an ``ssl_context``)."""
+    from distributed.security import Security
+
+    security = Security()
+    if urlsplit(scheduler).scheme == "tls" and \
+            security.get_connection_args("client")["ssl_context"] is None:
+        raise ConfigurationError(
+            f"scheduler {scheduler!r} needs Dask's TLS client settings: "
+            "distributed.comm.tls.ca-file, .client.cert and .client.key (or "
+            "DASK_DISTRIBUTED__COMM__TLS__CA_FILE, ..._CLIENT__CERT, ..._CLIENT__KEY): "
+            "docs/keys.md, 'Keys on a Dask cluster'")
+    return security
+
+
 @contextlib.contextmanager
 def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = None,
                 workers: int | None = None, quiet: bool = True) -> Iterator[DaskRunner]:
@@ -237,7 +259,15 @@ def dask_runner(*, scheduler: str | None = None, worker_memory: str | None = Non
 
     if scheduler is not None:
         check_scheduler_address(scheduler)
-        with Client(scheduler, set_as_default=False) as client:
+        security = _client_security(scheduler)
+        try:
+            client = Client(scheduler, security=security, set_as_default=False)
+        except OSError as exc:  # refused, timed out, or a TLS handshake that failed
+            raise SchedulerUnreachable(
+                f"the Dask scheduler {scheduler} could not be reached ({exc}); check the "
+                "address and, for tls://, Dask's TLS client settings (docs/keys.md, "
+                "'Keys on a Dask cluster')") from None
+        with client:
             yield DaskRunner(client)
         return
     n = workers or os.cpu_count() or 1

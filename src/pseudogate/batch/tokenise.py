@@ -76,7 +76,7 @@ def tokenise_part(job: tuple[int, Part], *, out_dir: str, columns: tuple[str, ..
     name = columns[col]
     with open(open_private(target), "wb") as sink:
         try:
-            for batch in read_batches(part, columns=columns):
+            for batch in read_batches(part, columns=columns, whole=True):
                 text = _text_column(batch, col)
                 if text is None:
                     return PartDone(rows, (), 0, problem=f"type:{batch.schema.field(col).type}")
@@ -105,11 +105,14 @@ def tokenise_part(job: tuple[int, Part], *, out_dir: str, columns: tuple[str, ..
 
 
 def _parquet_writer(sink: Any, schema: pa.Schema, *, token_column: str) -> pq.ParquetWriter:
-    """Tokens are random text: no dictionary and no compression for them (both cost CPU and
-    save nothing); no dictionary elsewhere either (identifier-like columns defeat it, at a
-    high cost), snappy for the rest."""
+    """Tokens are random text: no dictionary, no compression and no min/max statistics for
+    them (all cost CPU and save nothing: no reader prunes on a random token's range); no
+    dictionary elsewhere either (identifier-like columns defeat it, at a high cost), snappy
+    and statistics for the rest."""
+    others = [n for n in schema.names if n != token_column]
     compression = {n: ("none" if n == token_column else "snappy") for n in schema.names}
-    return pq.ParquetWriter(sink, schema, use_dictionary=False, compression=compression)
+    return pq.ParquetWriter(sink, schema, use_dictionary=False, compression=compression,
+                            write_statistics=others or False)
 
 
 def _out_schema(part: Part, columns: tuple[str, ...], col: int) -> pa.Schema:

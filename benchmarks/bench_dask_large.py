@@ -1,7 +1,8 @@
 """A table many times the workers' memory, anonymised exactly on Dask (issue 12's 50M target).
 
 ``python -m benchmarks dask_large`` (rows: ``BENCH_LARGE_ROWS``, default 50,000,000; the
-client's limit: ``BENCH_LARGE_CLIENT_CLASSES``, default the CLI's): the synthetic table of
+client's limit: ``BENCH_LARGE_CLIENT_CLASSES``, default the CLI's; ``BENCH_LARGE_PARTS``: a
+folder to keep the generated partitions in and reuse): the synthetic table of
 ``bench_anonymity`` (8 QIs, practically every row unique at level 0; k=5, 2% suppression,
 Loss) generated as Parquet partitions of 500,000 rows, then one CLI run of ``pseudogate
 anonymise --engine dask`` with a LocalCluster of 2 single-threaded workers limited to 4 GiB
@@ -29,6 +30,9 @@ import pyarrow.parquet as pq
 from benchmarks.bench_anonymity import ETHNICITY, SYNTH_POLICY, synthetic_table
 
 ROWS = int(os.environ.get("BENCH_LARGE_ROWS", "50000000"))
+#: A folder of partitions this benchmark generated before (kept there: generating 50M rows
+#: takes about ten minutes); written there first when it does not exist.
+PARTS = os.environ.get("BENCH_LARGE_PARTS")
 CLIENT_CLASSES = os.environ.get("BENCH_LARGE_CLIENT_CLASSES")
 PART_ROWS = 500_000
 WORKERS = 2
@@ -88,7 +92,8 @@ def _label(pid: int, root: int) -> str:
 def _measure(argv: list[str]) -> tuple[float, float, dict[int, tuple[str, int]], str]:
     """Wall s, CPU s of the tree, per process (label, peak KiB), and the run's stdout."""
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The run's progress lines (stderr) go straight to this benchmark's stderr.
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     peaks: dict[int, tuple[str, int]] = {}
     cpu: dict[int, float] = {}
     while proc.poll() is None:
@@ -99,10 +104,10 @@ def _measure(argv: list[str]) -> tuple[float, float, dict[int, tuple[str, int]],
                 peaks[pid] = (label, max(status["VmHWM"], peaks.get(pid, ("", 0))[1]))
                 cpu[pid] = max(cpu.get(pid, 0.0), _cpu_seconds(pid))
         time.sleep(0.2)
-    out, err = proc.communicate()
+    out, _ = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
-        raise RuntimeError(f"anonymise failed ({proc.returncode}): {err[-2000:]}")
+        raise RuntimeError(f"anonymise failed ({proc.returncode}), see its messages above")
     return wall, sum(cpu.values()), peaks, out
 
 
@@ -112,16 +117,21 @@ def main() -> None:
           + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
     with tempfile.TemporaryDirectory(prefix="bench-dask-large-") as tmp:
         work = Path(tmp)
+        parts = Path(PARTS) if PARTS else work / "parts"
         t = time.perf_counter()
-        _write_parts(work / "parts", ROWS)
-        size = sum(p.stat().st_size for p in (work / "parts").iterdir())
-        print(f"generated {ROWS:,} rows x 8 QIs as {ROWS // PART_ROWS} Parquet partitions "
-              f"({size / 2**30:.2f} GiB) in {time.perf_counter() - t:.0f} s")
+        if not parts.exists():
+            _write_parts(parts, ROWS)
+            print(f"generated {ROWS:,} rows in {time.perf_counter() - t:.0f} s")
+        files = sorted(parts.glob("*.parquet"))
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+        size = sum(f.stat().st_size for f in files)
+        print(f"input: {rows:,} rows x 8 QIs in {len(files)} Parquet partitions "
+              f"({size / 2**30:.2f} GiB)")
         (work / "ethnicity.csv").write_text(
             "".join(f"{leaf};{group};*\n" for leaf, group in ETHNICITY.items()))
         (work / "synthetic.yaml").write_text(SYNTH_POLICY)
         argv = [sys.executable, "-m", "pseudogate", "anonymise", "--policy",
-                str(work / "synthetic.yaml"), "--input", str(work / "parts"), "--output",
+                str(work / "synthetic.yaml"), "--input", str(parts), "--output",
                 str(work / "out"), "--report", str(work / "report.json"), "--engine", "dask",
                 "--worker-memory", WORKER_MEMORY]
         if CLIENT_CLASSES:

@@ -656,12 +656,6 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
         hits = sum(probes.values())
         return len(probes) < PROBE_TRIAL or 3 * hits >= len(probes)
 
-    def unacceptable(levels: tuple[int, ...]) -> bool:
-        if proven_unacceptable(levels):
-            return True
-        if all(lv >= f for lv, f in zip(levels, floor, strict=True)):
-            return False
-        return not on_workers(levels).acceptable
 
     def raise_bound(index: int, suppressed: int) -> None:
         grow = np.flatnonzero(lattice.below(index) & alive & (supp_lb < suppressed))
@@ -693,12 +687,15 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
                 continue
         alive[pick] = False
         if proven_unacceptable(levels):
-            top = climb(levels, lattice.tops, unacceptable)
+            # Climbing rules out the down-set of a higher unacceptable node; it only steps
+            # where a bound proves it (never a full evaluation: most steps would be
+            # acceptable, and each costs a pass over a held table).
+            top = climb(levels, lattice.tops, proven_unacceptable)
             alive &= ~lattice.below(lattice.index_of(top))
             continue
         result = on_workers(levels)
         if not result.acceptable:
-            top = climb(levels, lattice.tops, unacceptable)
+            top = climb(levels, lattice.tops, proven_unacceptable)
             alive &= ~lattice.below(lattice.index_of(top))
         else:
             if better(result, best):

@@ -249,13 +249,15 @@ def test_when_the_table_is_too_large_for_the_client_then_the_split_search_is_the
                      client_classes=client_classes)
 
 
-@pytest.mark.parametrize(("k", "limit", "metric", "client_classes"),
-                         [(5, "0.05", "loss", 2_000), (10, "0.01", "loss", 300),
-                          (2, "0", "discernibility", 5_000)])
+@pytest.mark.parametrize(("on_cluster", "k", "limit", "metric", "client_classes"),
+                         [(False, 5, "0.05", "loss", 2_000), (False, 10, "0.01", "loss", 300),
+                          (True, 2, "0", "discernibility", 5_000)])
 def test_when_adult_is_too_large_for_the_client_then_the_cluster_finds_the_local_answer(
-    k: int, limit: str, metric: str, client_classes: int, tmp_path: Path,
-    dask_runner: DaskRunner,
+    on_cluster: bool, k: int, limit: str, metric: str, client_classes: int, tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
+    """One case on the shared LocalCluster (the shuffles as Dask tasks), the others in
+    process (the same functions, a few seconds instead of a minute)."""
     if not (ADULT / "adult.csv").is_file():
         pytest.skip("shared Adult data set is absent")
     for f in ADULT.glob("adult_hierarchy_*.csv"):
@@ -269,8 +271,9 @@ def test_when_adult_is_too_large_for_the_client_then_the_cluster_finds_the_local
                                             preserve_index=False),
                        tmp_path / "parts" / f"{i:03d}.parquet")
     local = anonymise(table, policy)
+    runner = request.getfixturevalue("dask_runner") if on_cluster else InProcess()
     done = anonymise_parts(find_inputs(tmp_path / "parts"), tmp_path / "out", policy,
-                           runner=dask_runner, client_classes=client_classes)
+                           runner=runner, client_classes=client_classes)
     assert _report_but_the_work(done.report) == _report_but_the_work(local.report)
     got = pq.read_table(sorted((tmp_path / "out").glob("*.parquet"))).to_pandas()
     pd.testing.assert_frame_equal(got.astype(object), local.table.reset_index(drop=True),

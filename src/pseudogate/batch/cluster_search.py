@@ -556,7 +556,8 @@ def _chain(hierarchies: Sequence[ColumnHierarchy]) -> list[tuple[int, ...]]:
 def _floor(work: _HeldSearch, hierarchies: Sequence[ColumnHierarchy], client_classes: int,
            say: Callable[[str], None]) -> tuple[tuple[int, ...], BaseTable]:
     """The lowest node of the chain whose table has at most ``client_classes`` rows (the top
-    when none has), and that table. Classes are counted exactly (by bucket) on the workers."""
+    when none has), lowered QI by QI while its table still fits, and that table. Classes are
+    counted exactly (by bucket) on the workers."""
     chain = _chain(hierarchies)
     runner = work.runner
     lo, hi = 0, len(chain) - 1
@@ -578,12 +579,31 @@ def _floor(work: _HeldSearch, hierarchies: Sequence[ColumnHierarchy], client_cla
                     runner.release(probe.tables)
                 lo = mid
         lo = hi
+    floor = chain[lo]
+    # Then lower the floor one QI at a time while its table still fits: the chain moves in
+    # big steps (one level of the QI with the most codes), and every transformation the floor
+    # leaves below it costs the workers a pass.
+    lowered = True
+    while lowered and found.rows <= client_classes:
+        lowered = False
+        for qi in range(len(floor)):
+            if floor[qi] == 0:
+                continue
+            trial = tuple(lv - (i == qi) for i, lv in enumerate(floor))
+            probe, probe_held = work.table_at(trial)
+            if probe.rows <= client_classes:
+                say(f"floor lowered to {trial}: {probe.rows:,} classes")
+                if not held:
+                    runner.release(found.tables)
+                floor, found, held, lowered = trial, probe, probe_held, True
+            elif not probe_held:
+                runner.release(probe.tables)
     try:
         table = _concat(runner.map_held(_itself, found.tables))
     finally:
         if not held:
             runner.release(found.tables)
-    return chain[lo], table
+    return floor, table
 
 
 def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],

@@ -674,6 +674,10 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
             if not probing_pays():
                 return False
             got = probes[levels] = work.suppressed_at_least(levels) > max_suppressed
+            if work.probed % 10 == 0:
+                say(f"{work.probed:,} transformations probed on the workers, "
+                    f"{sum(probes.values()):,} proven unacceptable "
+                    f"({time.perf_counter() - start:,.0f} s)")
         return got
 
     def probing_pays() -> bool:

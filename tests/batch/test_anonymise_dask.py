@@ -81,6 +81,18 @@ def _parts(frame: pd.DataFrame, folder: Path, cuts: list[int], group: int) -> Pa
     return folder
 
 
+def small_job(tmp_path: Path, rows: list[tuple[Any, ...]], *, privacy: str, cuts: list[int],
+              group: int) -> tuple[Path, list[str]]:
+    """``rows`` as in.csv and as Parquet partitions, a policy with ``privacy``: the
+    partitions' folder and the common ``anonymise`` arguments."""
+    frame = _frame(rows)
+    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", privacy))
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    parts = _parts(frame, tmp_path / "parts", cuts, group=group)
+    return parts, ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring",
+                   str(EXAMPLE_KEYRING)]
+
+
 def _report(report: Any) -> dict[str, Any]:
     got: dict[str, Any] = report.to_json()
     got["search"].pop("seconds")
@@ -206,11 +218,8 @@ def test_when_the_local_engine_is_given_parquet_partitions_then_it_releases_what
 ) -> None:
     rows = [(i % 9, ["1958-11-02", "1961-03-01"][i % 2], POSTCODES[i % 5], i % 12 + 1,
              "FM"[i % 2], "flu") for i in range(50)]
-    frame = _frame(rows)
-    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", "{k: 2, suppression_limit: 0.2}"))
-    frame.to_csv(tmp_path / "in.csv", index=False)
-    parts = _parts(frame, tmp_path / "parts", [7, 31], group=5)
-    common = ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring", str(EXAMPLE_KEYRING)]
+    parts, common = small_job(tmp_path, rows, privacy="{k: 2, suppression_limit: 0.2}",
+                              cuts=[7, 31], group=5)
     assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",
                 str(tmp_path / "l.csv"), "--report", str(tmp_path / "l.json")) == 0
     assert _cli(*common, "--input", str(parts), "--output", str(tmp_path / "p.csv"),
@@ -285,11 +294,8 @@ def test_when_the_cli_is_given_a_client_limit_then_it_splits_the_search_and_says
 ) -> None:
     rows = [(i % 23, ["1958-11-02", "1961-03-01", "1970-01-31"][i % 3], POSTCODES[i % 5],
              i % 12 + 1, "FM"[i % 2], "flu") for i in range(120)]
-    frame = _frame(rows)
-    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", "{k: 2, suppression_limit: 0.1}"))
-    frame.to_csv(tmp_path / "in.csv", index=False)
-    parts = _parts(frame, tmp_path / "parts", [40, 80], group=16)
-    common = ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring", str(EXAMPLE_KEYRING)]
+    parts, common = small_job(tmp_path, rows, privacy="{k: 2, suppression_limit: 0.1}",
+                              cuts=[40, 80], group=16)
     assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",
                 str(tmp_path / "l.csv"), "--report", str(tmp_path / "l.json")) == 0
     assert _cli(*common, "--input", str(tmp_path / "in.csv"), "--output",

@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from .conftest import EXAMPLE_KEYRING, ROOT
-from .test_anonymise_dask import POLICY, POSTCODES, _frame, _parts
+from .test_anonymise_dask import POSTCODES, small_job
 from .test_tokenise_dask import read_rows, valid_nhs, write_csv, write_parts
 
 #: The CLI and the cluster's processes import pseudogate from this checkout.
@@ -201,11 +201,8 @@ def test_anonymise_on_a_tls_cluster_equals_the_local_engine(
 ) -> None:
     rows = [(i % 9, ["1958-11-02", "1961-03-01"][i % 2], POSTCODES[i % 5], i % 12 + 1,
              "FM"[i % 2], "flu") for i in range(50)]
-    frame = _frame(rows)
-    (tmp_path / "p.yaml").write_text(POLICY.replace("{PRIVACY}", "{k: 2, suppression_limit: 0.2}"))
-    frame.to_csv(tmp_path / "in.csv", index=False)
-    parts = _parts(frame, tmp_path / "parts", [7, 31], group=5)
-    common = ["anonymise", "--policy", str(tmp_path / "p.yaml"), "--keyring", str(EXAMPLE_KEYRING)]
+    parts, common = small_job(tmp_path, rows, privacy="{k: 2, suppression_limit: 0.2}",
+                              cuts=[7, 31], group=5)
     local = cli(*common, "--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "l.csv"),
                 "--report", str(tmp_path / "l.json"), env=ENV)
     assert local.returncode == 0, local.stderr

@@ -28,6 +28,7 @@ from tests.store.helpers import (
     submit,
 )
 from tests.store.test_extract import EXTRACT_POLICY
+from tests.store.test_identity_join import CARE
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAIN_POLICY = """\
@@ -190,15 +191,7 @@ def test_an_unreachable_scheduler_fails_the_extract_as_unavailable(tmp_path: Pat
 
 # -- the join on the workers (exact projects) -------------------------------------------------
 
-CARE_POLICY = """\
-version: 1
-name: care
-columns:
-  nhs:      {action: tokenise, kind: nhs_number, domain: person}
-  forename: {action: identify, field: given_name}
-  dob:      {action: identify, field: date_of_birth}
-  service:  {action: keep}
-"""
+CARE_POLICY = CARE  # the care providers' ingestion policy of the identity-join tests
 
 CARE_EXTRACT = """\
 version: 1

@@ -47,6 +47,18 @@ class ColumnHierarchy:
     def cardinality(self, level: int) -> int:
         return len(self.labels[level])
 
+    def level_map(self, source: int, target: int) -> Int64Array:
+        """Level-``source`` code -> level-``target`` code (each code has one parent)."""
+        to = np.empty(self.cardinality(source), dtype=np.int64)
+        to[self.up[source]] = self.up[target]
+        return to
+
+    def code_cover(self, level: int) -> Int64Array:
+        """Leaves covered by each level-``level`` code."""
+        per_code = np.zeros(self.cardinality(level), dtype=np.int64)
+        per_code[self.up[level]] = self.cover[level]
+        return per_code
+
 
 def level_labels(spec: HierarchySpec, value: str) -> list[str]:
     """The labels of one (already normalised) value at every level of a built-in hierarchy."""

@@ -41,6 +41,7 @@ from pseudogate.batch.cluster_search import (
     CLIENT_CLASSES,
     BaseTable,
     Criteria,
+    class_keys,
     group_rows,
     search_held,
 )
@@ -160,14 +161,6 @@ class _Release:
     failed_keys: NDArray[np.int64] = field(repr=False)  # sorted keys of suppressed classes
 
 
-def _class_keys(codes: list[NDArray[np.int64]], cards: list[int]) -> NDArray[np.int64]:
-    key = np.zeros(len(codes[0]) if codes else 0, dtype=np.int64)
-    for c, card in zip(codes, cards, strict=True):
-        key *= card
-        key += c
-    return key
-
-
 def _write_part(job: tuple[int, Part], *, columns: tuple[str, ...], delimiter: str,
                 out_dir: str, csv_out: bool, release: _Release) -> int:
     index, part = job
@@ -176,8 +169,7 @@ def _write_part(job: tuple[int, Part], *, columns: tuple[str, ...], delimiter: s
     n = table.num_rows
     codes = [release.level_code[name][release.leaves[name].of(table[name])]
              for name, _ in release.radix]
-    keys = _class_keys(codes, [card for _, card in release.radix]) if codes else \
-        np.zeros(n, dtype=np.int64)
+    keys = class_keys(codes, [card for _, card in release.radix], n)
     failed = release.failed_keys
     if len(failed):
         at = np.minimum(np.searchsorted(failed, keys), len(failed) - 1)

@@ -53,8 +53,8 @@ from pseudogate.anonymity.transformation import NodeResult, Problem
 from pseudogate.batch.runner import Held, Runner
 from pseudogate.core.policy import Metric
 
-__all__ = ["CLIENT_CLASSES", "BaseTable", "Chosen", "Criteria", "group_rows", "problem_of",
-           "search_held"]
+__all__ = ["CLIENT_CLASSES", "BaseTable", "Chosen", "Criteria", "class_keys", "group_rows",
+           "problem_of", "search_held"]
 
 #: Distinct rows of a frequency table the client holds and searches (about 600 bytes each
 #: during the search): beyond it, the search is split at a floor.
@@ -140,10 +140,14 @@ def _split_at(table: BaseTable, *, buckets: int, maps: tuple[IntArray, ...],
     """One partition's table at other levels (``maps``: leaf -> code), cut into buckets."""
     grouped = group_rows([m[c] for m, c in zip(maps, table.codes, strict=True)], cards,
                          table.extra, table.counts)
-    bucket = _bucket_of(grouped.codes, len(grouped), buckets)
+    return _cut(grouped, _bucket_of(grouped.codes, len(grouped), buckets), buckets)
+
+
+def _cut(table: BaseTable, bucket: IntArray, buckets: int) -> list[BaseTable]:
+    """``table``'s rows by bucket (``bucket`` < ``buckets`` per row), in row order within each."""
     order = np.argsort(bucket, kind="stable")
     edges = np.searchsorted(bucket[order], np.arange(buckets + 1))
-    return [grouped.take(order[edges[b]:edges[b + 1]]) for b in range(buckets)]
+    return [table.take(order[edges[b]:edges[b + 1]]) for b in range(buckets)]
 
 
 def _probe_split(table: BaseTable, *, buckets: int, maps: tuple[IntArray, ...],
@@ -156,10 +160,7 @@ def _probe_split(table: BaseTable, *, buckets: int, maps: tuple[IntArray, ...],
     rows = np.flatnonzero(bucket < buckets)
     sample = group_rows([c[rows] for c in codes], cards, [e[rows] for e in table.extra],
                         table.counts[rows])
-    of = _bucket_of(sample.codes, len(sample), share * buckets)
-    order = np.argsort(of, kind="stable")
-    edges = np.searchsorted(of[order], np.arange(buckets + 1))
-    return [sample.take(order[edges[b]:edges[b + 1]]) for b in range(buckets)]
+    return _cut(sample, _bucket_of(sample.codes, len(sample), share * buckets), buckets)
 
 
 def _merge(pieces: list[BaseTable], *, cards: tuple[int, ...]) -> BaseTable:
@@ -294,12 +295,18 @@ class Chosen:
             problem = self.problem
             codes = [problem.level_map(qi, 0, level - self.floor[qi])[problem.leaf_codes[qi][rows]]
                      for qi, level in enumerate(best.levels)]
-        key = np.zeros(len(codes[0]) if codes else int(self.outcome.best.suppressed > 0),
-                       dtype=np.int64)
-        for c, card in zip(codes, cards, strict=True):
-            key *= card
-            key += c.astype(np.int64)
-        return np.unique(key)
+        count = len(codes[0]) if codes else int(self.outcome.best.suppressed > 0)
+        return np.unique(class_keys(codes, cards, count))
+
+
+def class_keys(codes: Sequence[IntArray], cards: Sequence[int], rows: int) -> Int64Array:
+    """The mixed-radix key of each row's codes (the last QI varies fastest; zeros without
+    QIs): how the client names suppressed classes and the workers find their rows."""
+    key = np.zeros(rows, dtype=np.int64)
+    for c, card in zip(codes, cards, strict=True):
+        key *= card
+        key += c.astype(np.int64)
+    return key
 
 
 def _rebased(h: ColumnHierarchy, floor: int) -> tuple[tuple[Int64Array, ...], tuple[int, ...],
@@ -309,16 +316,9 @@ def _rebased(h: ColumnHierarchy, floor: int) -> tuple[tuple[Int64Array, ...], tu
     cards = tuple(len(labels) for labels in h.labels)
     if floor == 0:
         return h.up, cards, h.cover
-    base = h.up[floor]
-    up: list[Int64Array] = []
-    cover: list[IntArray] = []
-    for level in range(floor, h.height):
-        to = np.empty(cards[floor], dtype=np.int64)
-        to[base] = h.up[level]
-        up.append(to)
-        cov = np.zeros(cards[floor], dtype=h.cover[level].dtype)
-        cov[base] = h.cover[level]
-        cover.append(cov)
+    up = [h.level_map(floor, level) for level in range(floor, h.height)]
+    cover = [h.code_cover(level)[to] for level, to in zip(range(floor, h.height), up,
+                                                          strict=True)]
     return tuple(up), cards[floor:], tuple(cover)
 
 
@@ -399,22 +399,14 @@ class _HeldSearch:
         below = [e for e in self.cache if all(s <= lv for s, lv in zip(e.levels, levels,
                                                                           strict=True))]
         source = min(below, key=lambda e: e.rows)
-        maps: list[IntArray] = []
-        for h, s, lv in zip(self.hierarchies, source.levels, levels, strict=True):
-            to = np.empty(h.cardinality(s), dtype=np.int64)
-            to[h.up[s]] = h.up[lv]
-            maps.append(to)
+        maps = tuple(h.level_map(s, lv)
+                     for h, s, lv in zip(self.hierarchies, source.levels, levels, strict=True))
         cards = tuple(h.cardinality(lv) for h, lv in zip(self.hierarchies, levels, strict=True))
-        return source, tuple(maps), cards
+        return source, maps, cards
 
     def _covers(self, levels: tuple[int, ...]) -> tuple[Int64Array, ...]:
         """Per QI, the leaves each code at ``levels`` covers."""
-        covers = []
-        for h, lv in zip(self.hierarchies, levels, strict=True):
-            per_code = np.zeros(h.cardinality(lv), dtype=np.int64)
-            per_code[h.up[lv]] = h.cover[lv]
-            covers.append(per_code)
-        return tuple(covers)
+        return tuple(h.code_cover(lv) for h, lv in zip(self.hierarchies, levels, strict=True))
 
     def suppressed_at_least(self, levels: tuple[int, ...]) -> int:
         """Rows ``levels`` suppresses among about one in ``PROBE_SHARE`` of its classes (whole
@@ -638,9 +630,16 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
     known: dict[tuple[int, ...], NodeResult] = {}
     joined: dict[tuple[int, ...], int] = {}
 
+    def with_floor(levels: tuple[int, ...]) -> tuple[int, ...]:
+        """``levels`` joined with the floor: each QI at the higher of the two levels."""
+        return tuple(max(lv, f) for lv, f in zip(levels, floor, strict=True))
+
+    def above_floor(levels: tuple[int, ...]) -> bool:
+        return all(lv >= f for lv, f in zip(levels, floor, strict=True))
+
     def floor_suppressed(levels: tuple[int, ...]) -> int:
         """Rows suppressed by ``levels`` joined with the floor (a bound for ``levels``)."""
-        up = tuple(max(lv, f) for lv, f in zip(levels, floor, strict=True))
+        up = with_floor(levels)
         got = joined.get(up)
         if got is None:
             result, _ = evaluate(problem, tuple(u - f for u, f in zip(up, floor, strict=True)),
@@ -665,7 +664,7 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
         """Unacceptable by a bound: the join with the floor, or a probe on the workers."""
         if floor_suppressed(levels) > max_suppressed:
             return True
-        if all(lv >= f for lv, f in zip(levels, floor, strict=True)):
+        if above_floor(levels):
             return False  # at or above the floor, that bound is its exact suppression
         if levels in known:
             return not known[levels].acceptable
@@ -707,12 +706,10 @@ def _search_split(work: _HeldSearch, problem: Problem, floor: tuple[int, ...],
         levels = lattice.levels_of(pick)
         bound = floor_suppressed(levels)
         if bound > max_suppressed:  # so is everything below the join with the floor
-            up = tuple(max(lv, f) for lv, f in zip(levels, floor, strict=True))
-            alive &= ~lattice.below(lattice.index_of(up))
+            alive &= ~lattice.below(lattice.index_of(with_floor(levels)))
             continue
         if supp_lb[pick] < bound:
-            raise_bound(lattice.index_of(tuple(max(lv, f) for lv, f in
-                                               zip(levels, floor, strict=True))), bound)
+            raise_bound(lattice.index_of(with_floor(levels)), bound)
             if bounds.values[pick] > best_float + tol:
                 alive[pick] = False
                 continue

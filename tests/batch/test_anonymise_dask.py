@@ -316,3 +316,39 @@ def test_when_the_cli_is_given_a_client_limit_then_it_splits_the_search_and_says
         report["search"].pop("evaluated")
     assert split == local
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_when_the_split_search_runs_then_no_raw_value_reaches_its_messages_or_outputs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The floor search's progress lines, its report and its released rows hold no NHS number
+    and no dropped name, even with a row error on the way (the error names rows only)."""
+    rows = [(i % 23, ["1958-11-02", "1961-03-01", "1970-01-31"][i % 3], POSTCODES[i % 5],
+             i % 12 + 1, "FM"[i % 2], "flu") for i in range(120)]
+    frame = _frame(rows)
+    frame["name"] = [f"Forename{i:04d} Surname" for i in range(len(frame))]
+    raw = set(frame["nhs"]) | set(frame["name"])
+    _, common = small_job(tmp_path, rows, privacy="{k: 2, suppression_limit: 0.1}",
+                          cuts=[40, 80], group=16)
+    parts = _parts(frame, tmp_path / "named", [40, 80], group=16)
+    assert _cli(*common, "--input", str(parts), "--output", str(tmp_path / "out"),
+                "--report", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"),
+                "--client-classes", "4") == 0
+    said = capsys.readouterr()
+    assert "below the floor" in said.err
+    bad = frame.copy()
+    bad.loc[57, "nhs"] = "9434765918"  # a wrong check digit: a row error
+    raw.add("9434765918")
+    (tmp_path / "bad").mkdir()
+    bad_parts = _parts(bad, tmp_path / "bad" / "parts", [40, 80], group=16)
+    assert _cli(*common, "--input", str(bad_parts), "--output", str(tmp_path / "bad" / "out"),
+                "--report", str(tmp_path / "bad" / "r.json"), "--client-classes", "4") == 2
+    failed = capsys.readouterr()
+    assert "row 58" in failed.err
+    texts = [said.out, said.err, failed.out, failed.err]
+    for path in [tmp_path / "out", tmp_path / "r.json", tmp_path / "r.html"]:
+        files = sorted(path.rglob("*")) if path.is_dir() else [path]
+        texts += [f.read_bytes().decode("utf-8", "replace") for f in files if f.is_file()]
+    texts += [pq.read_table(f).to_pandas().to_csv()
+              for f in (tmp_path / "out").glob("*.parquet")]
+    assert texts and not [v for v in raw for text in texts if v in text]
